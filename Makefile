@@ -1,0 +1,118 @@
+# MBCAS — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MBCAS := $(VENV)/bin/mbcas
+PYTEST_ARGS ?=
+IMAGE_REPO ?= ghcr.io/mbcas
+IMAGE_TAG ?= dev
+KIND_CLUSTER ?= mbcas
+KIND_NODE_IMAGE ?= kindest/node:v1.35.0
+SCENARIO ?= contention
+
+##@ General
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install MBCAS with its dev tools
+
+.PHONY: lint
+lint: install ## ruff, mypy (strict on src/), import-linter layer contracts
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+.PHONY: test
+test: install cluster-build ## Run all tests: unit, real-kernel and integration (on the local control plane)
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+.PHONY: test-unit
+test-unit: install ## Run only the tests that need no control plane
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: install ## Run the benchmarks; JSON lands in benchmarks/results/
+	$(PY) benchmarks/run.py
+
+##@ Local control plane (no Docker needed)
+
+.PHONY: cluster-build
+cluster-build: install ## Build (once) and cache etcd, kube-apiserver, kube-controller-manager, kubectl
+	$(PY) -m mbcas.local.build
+
+.PHONY: cluster
+cluster: cluster-build ## Start the local control plane + node emulator in the background; prints `export KUBECONFIG=...`
+	$(MBCAS) cluster up
+
+.PHONY: cluster-down
+cluster-down: install ## Stop the local control plane started by `make cluster` and remove its files
+	$(MBCAS) cluster down
+
+.PHONY: demo
+demo: cluster-build ## Run the whole system on one machine (control plane, emulator, agent, controller) until Ctrl-C
+	$(MBCAS) demo
+
+.PHONY: evaluate
+evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spike and contention scenarios
+	$(PY) -m mbcas.sim.experiment --out report/experiment
+
+.PHONY: simulate
+simulate: install ## Run the simulator on SCENARIO (default contention) into report/
+	$(MBCAS) simulate --scenario $(SCENARIO) --out report/$(SCENARIO)
+
+##@ Delivery
+
+.PHONY: manifests
+manifests: install ## Render the Helm chart into deploy/rendered.yaml (helm built from its Go module if missing)
+	$(PY) -m mbcas.local.helm template > deploy/rendered.yaml
+
+.PHONY: helm-lint
+helm-lint: install ## Lint the Helm chart
+	$(PY) -m mbcas.local.helm lint
+
+.PHONY: docker-build
+docker-build: ## Build the agent and controller images (needs a Docker engine)
+	docker build -f Dockerfile.agent -t $(IMAGE_REPO)/mbcas-agent:$(IMAGE_TAG) .
+	docker build -f Dockerfile.controller -t $(IMAGE_REPO)/mbcas-controller:$(IMAGE_TAG) .
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster (Kubernetes >= 1.35) for MBCAS (needs Docker and kind)
+	kind create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE)
+
+.PHONY: kind-deploy
+kind-deploy: docker-build ## Load the images into kind and install the chart
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/mbcas-agent:$(IMAGE_TAG) $(IMAGE_REPO)/mbcas-controller:$(IMAGE_TAG)
+	helm upgrade --install mbcas deploy/helm/mbcas --namespace mbcas-system --create-namespace \
+	  --set image.tag=$(IMAGE_TAG) --set image.repository=$(IMAGE_REPO)
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: clean
+clean: ## Remove caches and build output (not the cached Go binaries in ~/.cache/mbcas)
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/results src/*.egg-info
