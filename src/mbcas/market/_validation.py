@@ -76,7 +76,7 @@ def check_finite(name: str, arr: FloatArray) -> None:
     """Raise if any element is NaN or infinite, naming the first one."""
     if arr.size and not np.isfinite(arr).all():
         i = _first(~np.isfinite(arr))
-        raise ValueError(f"{name}[{i}] = {arr[i]!r} is not finite")
+        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not finite")
 
 
 def check_nonnegative(name: str, arr: FloatArray) -> None:
@@ -84,7 +84,7 @@ def check_nonnegative(name: str, arr: FloatArray) -> None:
     if arr.size and not (arr.min() >= 0.0 and arr.max() < math.inf):
         check_finite(name, arr)
         i = _first(arr < 0.0)
-        raise ValueError(f"{name}[{i}] = {arr[i]!r} must be >= 0")
+        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} must be >= 0")
 
 
 def check_positive(name: str, arr: FloatArray) -> None:
@@ -92,7 +92,7 @@ def check_positive(name: str, arr: FloatArray) -> None:
     if arr.size and not (arr.min() > 0.0 and arr.max() < math.inf):
         check_finite(name, arr)
         i = _first(arr <= 0.0)
-        raise ValueError(f"{name}[{i}] = {arr[i]!r} must be > 0")
+        raise ValueError(f"{name}[{i}] = {float(arr[i])!r} must be > 0")
 
 
 def check_lower_le_upper(lower_name: str, lower: FloatArray, upper_name: str, upper: FloatArray) -> None:
@@ -100,6 +100,6 @@ def check_lower_le_upper(lower_name: str, lower: FloatArray, upper_name: str, up
     if lower.size and not (upper - lower).min() >= 0.0:
         i = _first(lower > upper)
         raise ValueError(
-            f"{lower_name}[{i}] = {lower[i]!r} > {upper_name}[{i}] = {upper[i]!r}; "
+            f"{lower_name}[{i}] = {float(lower[i])!r} > {upper_name}[{i}] = {float(upper[i])!r}; "
             f"need {lower_name} <= {upper_name}"
         )

@@ -50,7 +50,7 @@ def to_millicores(cores: ArrayLike, capacity_millicores: int) -> NDArray[np.int6
     exact = c * MILLICORES_PER_CORE
     if not exact.max() < 2.0**62:
         i = int(np.argmax(exact))
-        raise ValueError(f"cores[{i}] = {c[i]!r} is too large to express in int64 millicores")
+        raise ValueError(f"cores[{i}] = {float(c[i])!r} is too large to express in int64 millicores")
     base = np.floor(exact + _SNAP)
     if base.sum() > cap:
         base = np.floor(exact)
