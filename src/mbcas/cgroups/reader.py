@@ -1,0 +1,238 @@
+"""Reading one cgroup's CPU counters into a :class:`CpuSnapshot`, on any layout.
+
+:class:`CgroupReader` is the single seam between MBCAS and the cgroup filesystem. Given a path
+relative to the cgroup root it reads, depending on the :class:`~mbcas.cgroups.layout.Layout`:
+
+=====================  ================================  ======================================
+signal                 cgroup v2 (and the hybrid          cgroup v1 (and the hybrid fallback)
+                       ``unified`` hierarchy)
+=====================  ================================  ======================================
+usage                  ``cpu.stat`` ``usage_usec``        ``cpuacct.usage`` (ns)
+throttling             ``cpu.stat`` ``nr_periods``,       ``cpu`` controller ``cpu.stat``
+                       ``nr_throttled``,                  (``throttled_time`` in ns)
+                       ``throttled_usec``
+limit                  ``cpu.max``                        ``cpu.cfs_quota_us``/``cfs_period_us``
+stall                  ``cpu.pressure`` totals            none (PSI is a cgroup2 feature)
+=====================  ================================  ======================================
+
+On a hybrid layout the v2 files are preferred and the v1 ``cpu`` controller supplies throttling and
+the limit whenever the cgroup2 hierarchy has no ``cpu`` controller, which is the normal case.
+
+Failure rules: usage is required, so a missing or malformed usage file raises
+:class:`~mbcas.cgroups.errors.CgroupError`. PSI that is absent (no ``cpu.pressure``) or refused
+(``EOPNOTSUPP``, kernel booted without ``psi=1``) is unknown (``None``, never 0) and logged once.
+Missing v1 ``cpu`` directories make throttling and the limit unknown (logged once). Any file that
+exists but is malformed, or vanishes mid-read (``ENODEV``), raises: the caller skips that pod for
+this round. Files are read with ``os.open``/``os.read`` (one syscall each, no buffering); a custom
+``read_file`` can be injected for tests.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from mbcas.cgroups.errors import CgroupError, CgroupParseError, ErrorKind
+from mbcas.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout
+from mbcas.cgroups.parse import (
+    parse_cfs_quota,
+    parse_counter,
+    parse_cpu_max,
+    parse_cpu_stat_v1,
+    parse_cpu_stat_v2,
+    parse_pressure,
+)
+
+__all__ = ["CgroupReader", "CpuSnapshot", "ReadFile", "check_relpath", "read_file_raw"]
+
+log = logging.getLogger(__name__)
+
+ReadFile = Callable[[str], bytes]
+"""Reads a whole file's bytes; raises ``OSError`` like :func:`read_file_raw`."""
+
+_READ_SIZE = 8192
+_T = TypeVar("_T")
+
+
+def read_file_raw(path: str) -> bytes:
+    """Read a small kernel file in one ``read`` (cgroup files are generated whole on read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, _READ_SIZE)
+    finally:
+        os.close(fd)
+
+
+def check_relpath(relpath: str) -> str:
+    """Normalise a cgroup path relative to the root (``/a/b/`` -> ``a/b``); reject ``..``."""
+    parts = [p for p in relpath.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise CgroupError(ErrorKind.BAD_PATH, "cgroup path must not contain '..'", relpath)
+    return "/".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    """Cumulative CPU counters of one cgroup at one instant (``None`` = not available)."""
+
+    mono_ns: int
+    """``time.monotonic_ns()`` taken right after the counters were read."""
+    usage_usec: int
+    nr_periods: int | None
+    nr_throttled: int | None
+    throttled_usec: int | None
+    psi_some_usec: int | None
+    psi_full_usec: int | None
+    limit_cores: float | None
+    """The CFS limit in cores; ``None`` when unlimited or not readable."""
+    period_usec: int | None
+
+
+class CgroupReader:
+    """Reads :class:`CpuSnapshot` for cgroups under ``root`` (default ``/sys/fs/cgroup``)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = DEFAULT_ROOT,
+        layout: Layout | None = None,
+        *,
+        read_file: ReadFile | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.layout = layout if layout is not None else detect_layout(root)
+        self._read_file = read_file or read_file_raw
+        self._clock_ns = clock_ns
+        self._warned: set[str] = set()
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
+
+    def _read(self, path: str) -> bytes | None:
+        """Bytes of ``path``; ``None`` if it does not exist; raises ``CgroupError`` otherwise."""
+        try:
+            return self._read_file(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ESTALE):
+                raise CgroupError(ErrorKind.VANISHED, "cgroup removed while reading", path) from None
+            if exc.errno == errno.ENOTDIR:
+                return None
+            raise CgroupError(ErrorKind.IO, f"read failed: {exc.strerror or exc}", path) from None
+
+    @staticmethod
+    def _parse(parser: Callable[[bytes], _T], data: bytes, path: str) -> _T:
+        try:
+            return parser(data)
+        except CgroupParseError as exc:
+            raise CgroupParseError(exc.detail, path) from None
+
+    def exists(self, relpath: str) -> bool:
+        """Whether the cgroup exists in any of the layout's CPU hierarchies."""
+        rel = check_relpath(relpath)
+        dirs = (self.layout.v2_dir, self.layout.cpuacct_dir, self.layout.cpu_dir)
+        return any(d is not None and os.path.isdir(os.path.join(d, rel)) for d in dirs)
+
+    def _pressure(self, v2: str) -> tuple[int | None, int | None]:
+        path = f"{v2}/cpu.pressure"
+        try:
+            data = self._read_file(path)
+        except FileNotFoundError:
+            self._warn_once("psi-absent", f"{path} absent (kernel without PSI?): CPU stall is unknown")
+            return None, None
+        except OSError as exc:
+            if exc.errno == errno.EOPNOTSUPP:
+                self._warn_once("psi-off", f"{path}: PSI is disabled (boot with psi=1): CPU stall is unknown")
+                return None, None
+            if exc.errno in (errno.ENODEV, errno.ESTALE):
+                raise CgroupError(ErrorKind.VANISHED, "cgroup removed while reading", path) from None
+            raise CgroupError(ErrorKind.IO, f"read failed: {exc.strerror or exc}", path) from None
+        pressure = self._parse(parse_pressure, data, path)
+        if pressure.full_total_usec is None:
+            self._warn_once("psi-nofull", f"{path} has no 'full' line (Linux < 5.13): full stall unknown")
+        return pressure.some_total_usec, pressure.full_total_usec
+
+    def read(self, relpath: str) -> CpuSnapshot:
+        """Read the counters of the cgroup at ``relpath`` (relative to the root)."""
+        rel = check_relpath(relpath)
+        layout = self.layout
+        usage: int | None = None
+        periods = throttled = throttled_usec = None
+        some = full = None
+        limit: float | None = None
+        period: int | None = None
+        have_bandwidth = False
+
+        if layout.v2_dir is not None:
+            v2 = f"{layout.v2_dir}/{rel}" if rel else layout.v2_dir
+            path = f"{v2}/cpu.stat"
+            data = self._read(path)
+            if data is not None:
+                stat = self._parse(parse_cpu_stat_v2, data, path)
+                usage = stat.usage_usec
+                if stat.nr_periods is not None:
+                    have_bandwidth = True
+                    periods, throttled, throttled_usec = (
+                        stat.nr_periods,
+                        stat.nr_throttled,
+                        stat.throttled_usec,
+                    )
+                    path = f"{v2}/cpu.max"
+                    data = self._read(path)
+                    if data is not None:
+                        cpu_max = self._parse(parse_cpu_max, data, path)
+                        limit, period = cpu_max.cores, cpu_max.period_usec
+                some, full = self._pressure(v2)
+
+        if usage is None and layout.cpuacct_dir is not None:
+            path = (
+                f"{layout.cpuacct_dir}/{rel}/cpuacct.usage" if rel else f"{layout.cpuacct_dir}/cpuacct.usage"
+            )
+            data = self._read(path)
+            if data is not None:
+                usage = self._parse(lambda d: parse_counter(d, "cpuacct.usage"), data, path) // 1000
+
+        if not have_bandwidth and layout.cpu_dir is not None:
+            cpu = f"{layout.cpu_dir}/{rel}" if rel else layout.cpu_dir
+            path = f"{cpu}/cpu.stat"
+            data = self._read(path)
+            if data is None:
+                self._warn_once(
+                    "v1-cpu-absent", f"{cpu} missing in the v1 cpu controller: throttling and limit unknown"
+                )
+            else:
+                v1 = self._parse(parse_cpu_stat_v1, data, path)
+                periods, throttled = v1.nr_periods, v1.nr_throttled
+                throttled_usec = v1.throttled_time_ns // 1000
+                qpath, ppath = f"{cpu}/cpu.cfs_quota_us", f"{cpu}/cpu.cfs_period_us"
+                qdata, pdata = self._read(qpath), self._read(ppath)
+                if qdata is None or pdata is None:
+                    raise CgroupError(ErrorKind.VANISHED, "quota files disappeared", cpu)
+                quota = self._parse(parse_cfs_quota, qdata, qpath)
+                period = self._parse(lambda d: parse_counter(d, "cpu.cfs_period_us"), pdata, ppath)
+                if period <= 0:
+                    raise CgroupParseError("period must be positive", ppath)
+                limit = None if quota is None else quota / period
+
+        if usage is None:
+            raise CgroupError(
+                ErrorKind.NOT_FOUND, "no such cgroup (no cpu.stat or cpuacct.usage)", rel or "/"
+            )
+        return CpuSnapshot(
+            mono_ns=self._clock_ns(),
+            usage_usec=usage,
+            nr_periods=periods,
+            nr_throttled=throttled,
+            throttled_usec=throttled_usec,
+            psi_some_usec=some,
+            psi_full_usec=full,
+            limit_cores=limit,
+            period_usec=period,
+        )
