@@ -1,1 +1,14 @@
-"""TODO"""
+"""The only package that talks to the Kubernetes API.
+
+- :mod:`mbcas.kube.client` — build the API client once (kubeconfig/context or in-cluster).
+- :mod:`mbcas.kube.errors` — typed errors for every API failure MBCAS reacts to differently.
+- :mod:`mbcas.kube.actuator` — in-place CPU-limit resizes through the pod ``resize`` subresource,
+  with the QoS safety checks.
+- :mod:`mbcas.kube.discovery` — does the server support ``pods/resize``; is the CRD installed.
+- :mod:`mbcas.kube.store` and :mod:`mbcas.kube.pods` — PodAllocation store and pod listing.
+
+Import from the submodules; this package re-exports nothing so that importing one part never
+drags in the others.
+"""
+
+__all__: list[str] = []

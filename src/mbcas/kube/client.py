@@ -1,0 +1,169 @@
+"""Build the Kubernetes API client once, from a kubeconfig (and context) or in-cluster credentials.
+
+Everything in MBCAS that talks to the API receives a :class:`Kube` built here at start-up — the
+agent, the controller's handlers and the CLI — instead of loading global configuration on its
+own. Nothing touches the kubernetes package's global default ``Configuration``, so several
+clients (for several test clusters, say) live side by side in one process.
+
+Resolution order, as kubectl does it: an explicit ``kubeconfig`` path, else ``$KUBECONFIG`` (first
+existing file of the list), else ``~/.kube/config``, else the in-cluster service account.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbcas.kube.errors import KubeError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, Configuration
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ClientConfigError",
+    "Kube",
+    "build_api_client",
+    "build_kube",
+    "kubeconfig_namespace",
+    "resolve_kubeconfig",
+]
+
+#: (connect, read) timeout in seconds for every single request MBCAS makes.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+_SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class ClientConfigError(KubeError):
+    """No usable kubeconfig or in-cluster credentials (or the named context does not exist)."""
+
+    code = "ClientConfig"
+    exit_code = 2
+    retryable = False
+
+
+def _config_module() -> Any:
+    """``kubernetes.config`` (untyped; returned as ``Any`` so strict mypy accepts its calls)."""
+    from kubernetes import config
+
+    return config
+
+
+def resolve_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> Path | None:
+    """The kubeconfig file to use, or ``None`` for in-cluster credentials.
+
+    An explicit path must exist; otherwise ``$KUBECONFIG`` (first existing entry) and
+    ``~/.kube/config`` are tried.
+    """
+    if kubeconfig:
+        path = Path(kubeconfig).expanduser()
+        if not path.is_file():
+            raise ClientConfigError(f"kubeconfig {str(path)!r} does not exist")
+        return path
+    for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        if entry and Path(entry).expanduser().is_file():
+            return Path(entry).expanduser()
+    home = Path("~/.kube/config").expanduser()
+    if home.is_file():
+        return home
+    return None
+
+
+def build_api_client(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    *,
+    in_cluster: bool | None = None,
+) -> ApiClient:
+    """A fresh ``ApiClient`` with its own ``Configuration``.
+
+    ``in_cluster=True`` forces the service-account credentials, ``False`` forbids them, ``None``
+    uses them only when no kubeconfig is found.
+    """
+    from kubernetes import client as k8s
+
+    k8s_config = _config_module()
+
+    cfg: Configuration = k8s.Configuration()
+    path = None if in_cluster else resolve_kubeconfig(kubeconfig)
+    try:
+        if path is not None:
+            k8s_config.load_kube_config(config_file=str(path), context=context, client_configuration=cfg)
+        elif in_cluster is False:
+            raise ClientConfigError("no kubeconfig found (pass --kubeconfig or set KUBECONFIG)")
+        else:
+            k8s_config.load_incluster_config(client_configuration=cfg)
+    except k8s_config.ConfigException as exc:
+        where = f"kubeconfig {str(path)!r}" if path is not None else "in-cluster configuration"
+        hint = "" if path is not None else " (pass --kubeconfig or set KUBECONFIG)"
+        raise ClientConfigError(f"cannot load {where}: {exc}{hint}") from exc
+    # Fail fast on a dead apiserver; callers decide about retries with typed errors.
+    cfg.retries = 1
+    return k8s.ApiClient(configuration=cfg)
+
+
+def kubeconfig_namespace(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> str:
+    """The namespace of the (current or named) context, as kubectl uses it; ``default`` if unset.
+
+    In-cluster it is the pod's own namespace.
+    """
+    k8s_config = _config_module()
+    path = resolve_kubeconfig(kubeconfig)
+    if path is None:
+        ns_file = _SA_DIR / "namespace"
+        return ns_file.read_text().strip() if ns_file.is_file() else "default"
+    try:
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=str(path))
+    except k8s_config.ConfigException:
+        return "default"
+    chosen: dict[str, Any] | None = current
+    if context is not None:
+        chosen = next((c for c in contexts if c.get("name") == context), None)
+        if chosen is None:
+            raise ClientConfigError(f"context {context!r} not found in {str(path)!r}")
+    ns = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(ns) if ns else "default"
+
+
+@dataclass(frozen=True)
+class Kube:
+    """The API client and the typed API groups MBCAS uses, built once and passed around."""
+
+    api_client: ApiClient
+
+    @property
+    def core(self) -> Any:
+        """``CoreV1Api`` on the shared client."""
+        from kubernetes.client import CoreV1Api
+
+        return CoreV1Api(self.api_client)
+
+    @property
+    def custom(self) -> Any:
+        """``CustomObjectsApi`` on the shared client."""
+        from kubernetes.client import CustomObjectsApi
+
+        return CustomObjectsApi(self.api_client)
+
+    @property
+    def host(self) -> str:
+        """The apiserver URL."""
+        return str(self.api_client.configuration.host)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        client: Any = self.api_client
+        client.close()
+
+
+def build_kube(
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    *,
+    in_cluster: bool | None = None,
+) -> Kube:
+    """:func:`build_api_client` wrapped in a :class:`Kube`."""
+    return Kube(build_api_client(kubeconfig, context, in_cluster=in_cluster))
