@@ -1,0 +1,101 @@
+"""The capacity model: how much CPU the managed pods of a node share.
+
+::
+
+    capacity = allocatable − reserve − Σ_{pods not managed} consumption(pod)
+
+    consumption(pod) = limit                              Guaranteed (limit = request)
+                     = 0                                  BestEffort
+                     = min(limit, max(request, usage))    Burstable, not managed (opted out,
+                                                          system namespace); no limit = no cap
+
+``allocatable`` is the Node's ``status.allocatable.cpu``; ``reserve`` is the agent's own margin
+(default 200m) for the system and for the kubelet's quota rounding. The result is clamped at 0.
+
+Why these choices:
+
+* A **Guaranteed** pod may use its whole limit at any moment and nobody may touch it, so it is
+  counted at its limit.
+* A **BestEffort** pod has the smallest ``cpu.weight`` the kubelet gives (2 shares), so under
+  contention the kernel hands its CPU to every pod with a request; it runs in the gaps the limits
+  leave idle. Counting its usage would let scavengers shrink the limits of the pods that pay with
+  requests, so it counts 0. (Its usage still shows in the metrics.)
+* A **Burstable pod the agent does not manage** is guaranteed its request by ``cpu.weight`` and
+  may use more up to its limit. It is counted at what it uses now (the smoothed usage/demand the
+  caller passes), never below its request and never above its limit. Counting its limit instead
+  would reserve idle CPU; counting only its request would hand out CPU it is using.
+
+Managed pods that cannot be re-decided this tick (warming up, signals unreadable) are not part of
+this model: the planner holds them at their current allocation and subtracts that itself.
+
+Quantities are cores (float64) with ``NaN`` meaning "not set". Pure and vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "QOS_BESTEFFORT",
+    "QOS_BURSTABLE",
+    "QOS_GUARANTEED",
+    "QOS_NAMES",
+    "node_capacity",
+    "qos_code",
+    "unmanaged_consumption",
+]
+
+QOS_GUARANTEED = 0
+QOS_BURSTABLE = 1
+QOS_BESTEFFORT = 2
+QOS_NAMES: tuple[str, str, str] = ("Guaranteed", "Burstable", "BestEffort")
+"""Kubernetes' names of the QoS classes, indexed by the codes above."""
+
+
+def qos_code(name: str) -> int:
+    """The code of a Kubernetes QoS class name (``"Burstable"`` -> 1).
+
+    Raises:
+        ValueError: for a name that is not a QoS class.
+    """
+    try:
+        return QOS_NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown QoS class {name!r} (expected one of {', '.join(QOS_NAMES)})") from None
+
+
+def unmanaged_consumption(
+    qos: NDArray[np.int8],
+    request: NDArray[np.float64],
+    limit: NDArray[np.float64],
+    usage: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Per-pod CPU (cores) a pod the agent leaves alone is counted at (see the module text)."""
+    req = np.nan_to_num(request, nan=0.0)
+    use = np.nan_to_num(usage, nan=0.0)
+    has_limit = np.isfinite(limit)
+    lim = np.where(has_limit, limit, np.inf)
+    burstable = np.minimum(lim, np.maximum(req, use))
+    guaranteed = np.where(has_limit, limit, req)
+    out: NDArray[np.float64] = np.select(
+        [qos == QOS_GUARANTEED, qos == QOS_BESTEFFORT], [guaranteed, 0.0], default=burstable
+    )
+    return out
+
+
+def node_capacity(
+    allocatable: float,
+    reserve: float,
+    *,
+    unmanaged: NDArray[np.bool_],
+    qos: NDArray[np.int8],
+    request: NDArray[np.float64],
+    limit: NDArray[np.float64],
+    usage: NDArray[np.float64],
+) -> float:
+    """``allocatable − reserve − Σ consumption`` over the ``unmanaged`` pods, clamped at 0 (cores)."""
+    if not unmanaged.any():
+        return max(0.0, allocatable - reserve)
+    used = unmanaged_consumption(qos[unmanaged], request[unmanaged], limit[unmanaged], usage[unmanaged])
+    return max(0.0, allocatable - reserve - float(used.sum()))

@@ -1,0 +1,573 @@
+"""The node plan: from one tick of per-pod signals to the CPU limit of every managed pod.
+
+This is the agent's whole decision, pure and vectorised (no I/O, no clock: time is passed in), so
+the agent, ``mbcas plan`` (replay of a snapshot) and the simulator run the same code::
+
+    planner = NodePlanner(NodePolicy(), DemandConfig())
+    plan = planner.plan(now, allocatable_cpu, reserve_cpu, inputs)   # one tick, stateful
+    plan = replay(NodePolicy(), allocatable_cpu, reserve_cpu, inputs) # one snapshot, no history
+
+Per tick, in order (all arrays aligned to ``inputs.uids``):
+
+1. **Demand.** :func:`mbcas.demand.estimate_demand` turns usage, throttling and PSI into a raw
+   demand in cores; :class:`mbcas.demand.DemandTracker` smooths it per UID (fast up, slow down) and
+   says which pods are warm. A replay uses the raw demand as the smoothed one and treats every pod
+   as warm.
+2. **Who is managed.** ``managed = eligible & Burstable``: Guaranteed pods cannot change (their
+   QoS would), BestEffort pods cannot gain a limit, and ``eligible`` carries the agent's opt-in and
+   opt-out selectors. Managed pods that are warming up or had no sample this tick are *held* at
+   their current allocation.
+3. **Capacity.** :func:`mbcas.policy.capacity.node_capacity` (allocatable − reserve − CPU of the
+   pods not managed), rounded down to millicores, minus what the held pods hold.
+4. **Market.** Weights are CPU requests (``min_cpu`` for a pod without one, so equal when all are
+   absent); floors ``max(request, min_cpu)``; caps ``demand·(1 + headroom_ratio) + headroom_min``
+   clipped to ``[floor, hard_max]``; ``hard_max = min(max_cpu, allocatable − reserve)``.
+   :func:`mbcas.market.solve_nsw` gives the demand-limited share ``need``, and
+   :func:`mbcas.market.share_headroom` hands the rest out by weight up to ``hard_max`` (the
+   ``target``). If the floors exceed the capacity the plan is *infeasible*: every pod keeps its
+   allocation, :attr:`NodePlan.infeasible` says why, and the next feasible tick recovers.
+5. **Stability** (skipped by a replay). Against the pod's current allocation ``cur`` (the last
+   decision, else its current limit) with ``band = max(deadband_min, deadband_ratio·cur)``:
+
+   - *short*: ``need > cur + band`` (the pod's demand outgrew its allocation), or ``cur`` is
+     outside ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up).
+   - *grow*: ``target > cur + band`` and ``min_interval_s`` since its last decision: ``target``.
+   - *shrink*: ``target < cur − band`` and ``down_interval_s`` since its last decision: down by at
+     most ``down_step_ratio·cur`` (slow down).
+   - otherwise keep ``cur`` (deadband, no write).
+
+   Growth must be paid for: if the decisions add up to more than the capacity, pods held above
+   their target give the excess back at once, in proportion to how far above it they are (their
+   target sum fits, so this always suffices).
+6. **Rounding.** Decisions become whole millicores (largest remainder) within what the unchanged
+   pods leave, so ``Σ allocation <= capacity`` in every feasible tick.
+
+:class:`NodePlan` carries the decision arrays, why each pod changed (:attr:`NodePlan.cause`,
+:meth:`NodePlan.reason`) and the NSW potential ``Σ w·log x`` of the managed allocations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from mbcas.demand import DemandConfig, DemandTracker, estimate_demand
+from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_millicores
+from mbcas.policy.capacity import QOS_BESTEFFORT, QOS_BURSTABLE, QOS_GUARANTEED, node_capacity
+from mbcas.policy.node_config import NodePolicy
+
+__all__ = ["Cause", "NodeInputs", "NodePlan", "NodePlanner", "replay"]
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+_NONE = -1
+
+
+class Cause(IntEnum):
+    """Why a pod's allocation is what it is this tick (``NodePlan.cause``)."""
+
+    UNMANAGED_GUARANTEED = 0
+    UNMANAGED_BESTEFFORT = 1
+    UNMANAGED_EXCLUDED = 2
+    KEEP = 3
+    """Within the deadband or the decision intervals: no change."""
+    FIRST = 4
+    """First decision for a pod that had neither a decision nor a limit."""
+    SHORT = 5
+    """Demand outgrew the allocation (or it left its bounds): raised at once."""
+    GROW = 6
+    """More spare capacity for it: raised after the minimum interval."""
+    SHRINK = 7
+    """Target fell: lowered slowly."""
+    RECLAIM = 8
+    """Lowered at once to pay for another pod's growth."""
+    HOLD_WARMUP = 9
+    HOLD_NO_SIGNAL = 10
+    HOLD_INFEASIBLE = 11
+    REPLAY = 12
+    """A replay's allocation (the target, no history)."""
+
+
+_CAUSE_TEXT: dict[int, str] = {
+    Cause.UNMANAGED_GUARANTEED: "not managed: Guaranteed",
+    Cause.UNMANAGED_BESTEFFORT: "not managed: BestEffort",
+    Cause.UNMANAGED_EXCLUDED: "not managed: excluded by config",
+    Cause.KEEP: "kept",
+    Cause.FIRST: "first decision",
+    Cause.SHORT: "short of CPU",
+    Cause.GROW: "spare capacity",
+    Cause.SHRINK: "demand fell",
+    Cause.RECLAIM: "reclaimed for others",
+    Cause.HOLD_WARMUP: "held: warming up",
+    Cause.HOLD_NO_SIGNAL: "held: no signal this tick",
+    Cause.HOLD_INFEASIBLE: "held: floors exceed capacity",
+    Cause.REPLAY: "replay",
+}
+
+
+def _vec(name: str, values: ArrayLike | None, n: int, fill: float) -> FloatArray:
+    if values is None:
+        return np.full(n, fill)
+    out = np.asarray(values, dtype=np.float64)
+    if out.ndim == 0:
+        return np.full(n, float(out))
+    if out.shape != (n,):
+        raise ValueError(f"{name} has shape {out.shape}, expected ({n},) like uids")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInputs:
+    """One tick of a node: per-pod facts and signals as arrays aligned to ``uids``.
+
+    CPU quantities are cores (float64), ``NaN`` meaning "not set" (request, limit) or "unknown"
+    (signals). ``qos`` holds :mod:`mbcas.policy.capacity` codes. ``eligible`` is the agent's
+    selector verdict (namespace, labels); ``usage`` NaN means no sample this tick. Build it with
+    :meth:`build`, which checks shapes and fills omitted arrays.
+    """
+
+    uids: tuple[str, ...]
+    qos: NDArray[np.int8]
+    eligible: BoolArray
+    request: FloatArray
+    limit: FloatArray
+    usage: FloatArray
+    throttled_ratio: FloatArray
+    throttled_cores: FloatArray
+    psi_some: FloatArray
+    psi_full: FloatArray
+
+    @classmethod
+    def build(
+        cls,
+        uids: Sequence[str],
+        qos: ArrayLike,
+        *,
+        eligible: ArrayLike | None = None,
+        request: ArrayLike | None = None,
+        limit: ArrayLike | None = None,
+        usage: ArrayLike | None = None,
+        throttled_ratio: ArrayLike | None = None,
+        throttled_cores: ArrayLike | None = None,
+        psi_some: ArrayLike | None = None,
+        psi_full: ArrayLike | None = None,
+    ) -> NodeInputs:
+        """Validate and normalise (omitted arrays are all-NaN, ``eligible`` all-True).
+
+        Raises:
+            ValueError: arrays of the wrong length, duplicate UIDs, unknown QoS codes, negative
+                requests/limits/usage (the message names the array and index).
+        """
+        uid_t = tuple(uids)
+        n = len(uid_t)
+        if len(set(uid_t)) != n:
+            raise ValueError("duplicate pod UIDs")
+        q = np.asarray(qos, dtype=np.int8).reshape(-1)
+        if q.shape != (n,):
+            raise ValueError(f"qos has shape {q.shape}, expected ({n},) like uids")
+        if n and not ((q >= QOS_GUARANTEED) & (q <= QOS_BESTEFFORT)).all():
+            i = int(np.argmax((q < QOS_GUARANTEED) | (q > QOS_BESTEFFORT)))
+            raise ValueError(f"qos[{i}] = {int(q[i])} is not a QoS code (0, 1 or 2)")
+        elig = np.ones(n, dtype=np.bool_) if eligible is None else np.asarray(eligible, dtype=np.bool_)
+        if elig.shape != (n,):
+            raise ValueError(f"eligible has shape {elig.shape}, expected ({n},) like uids")
+        arrays = {
+            "request": _vec("request", request, n, np.nan),
+            "limit": _vec("limit", limit, n, np.nan),
+            "usage": _vec("usage", usage, n, np.nan),
+            "throttled_ratio": _vec("throttled_ratio", throttled_ratio, n, np.nan),
+            "throttled_cores": _vec("throttled_cores", throttled_cores, n, np.nan),
+            "psi_some": _vec("psi_some", psi_some, n, np.nan),
+            "psi_full": _vec("psi_full", psi_full, n, np.nan),
+        }
+        for name, arr in arrays.items():
+            bad = (arr < 0) | np.isinf(arr)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"{name}[{i}] = {float(arr[i])!r} must be finite and >= 0 (or NaN)")
+        return cls(uids=uid_t, qos=q, eligible=elig, **arrays)
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """One tick's decision. Arrays are aligned to ``inputs.uids``; CPU in cores unless ``_mcpu``."""
+
+    now: float
+    inputs: NodeInputs
+    capacity: float
+    """CPU for the managed pods (allocatable − reserve − unmanaged), cores."""
+    capacity_mcpu: int
+    """``capacity`` rounded down to millicores: ``Σ allocation_mcpu[managed] <= capacity_mcpu``."""
+    managed: BoolArray
+    raw_demand: FloatArray
+    demand: FloatArray
+    """Smoothed demand (cores); NaN when unknown."""
+    warm: BoolArray
+    need: FloatArray
+    """The demand-limited NSW share (NaN where not decided this tick)."""
+    target: FloatArray
+    """``need`` plus its share of spare capacity (NaN where not decided this tick)."""
+    allocation_mcpu: NDArray[np.int64]
+    """The pod's allocation after this tick; -1 when it has none (unmanaged, or no limit yet)."""
+    changed: BoolArray
+    """A new decision this tick (the agent writes these)."""
+    cause: NDArray[np.int8]
+    infeasible: bool
+    infeasible_message: str
+    objective: float
+    """NSW potential ``Σ w·log x`` over managed pods with an allocation (x in cores)."""
+    weights: FloatArray = field(repr=False)
+
+    @property
+    def uids(self) -> tuple[str, ...]:
+        return self.inputs.uids
+
+    def reason(self, i: int) -> str:
+        """Short human-readable reason for pod ``i``, e.g. ``"short of CPU: throttled 34%, ..."``."""
+        cause = int(self.cause[i])
+        head = _CAUSE_TEXT.get(cause, "unknown")
+        if not self.managed[i]:
+            return head
+        parts = [head]
+        inp = self.inputs
+        thr = float(inp.throttled_ratio[i])
+        if math.isfinite(thr):
+            parts.append(f"throttled {thr:.0%}")
+        psi = float(inp.psi_full[i])
+        if math.isfinite(psi):
+            parts.append(f"psi full {psi:.0%}")
+        dem = float(self.demand[i])
+        if math.isfinite(dem):
+            parts.append(f"demand {dem:.2f} cores")
+        tgt = float(self.target[i])
+        if math.isfinite(tgt):
+            parts.append(f"share {tgt:.2f}")
+        if cause == Cause.HOLD_INFEASIBLE and self.infeasible_message:
+            parts.append(self.infeasible_message)
+        text = ", ".join(parts[1:])
+        return f"{head}: {text}"[:256] if text else head
+
+    def changed_indices(self) -> NDArray[np.intp]:
+        """Indices of the pods with a new decision this tick."""
+        return np.flatnonzero(self.changed)
+
+
+@dataclass(slots=True)
+class _State:
+    """Per-pod memory of the planner, aligned to ``uids``."""
+
+    uids: tuple[str, ...] = ()
+    alloc_mcpu: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    decided_at: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def aligned(self, uids: tuple[str, ...]) -> tuple[NDArray[np.int64], FloatArray]:
+        """The state for ``uids`` (``-1`` / ``-inf`` for unknown pods)."""
+        if uids is self.uids or uids == self.uids:
+            return self.alloc_mcpu.copy(), self.decided_at.copy()
+        index = {u: i for i, u in enumerate(self.uids)}
+        idx = np.fromiter((index.get(u, -1) for u in uids), dtype=np.intp, count=len(uids))
+        known = idx >= 0
+        safe = np.where(known, idx, 0)
+        if self.alloc_mcpu.size:
+            alloc = np.where(known, self.alloc_mcpu[safe], _NONE)
+            at = np.where(known, self.decided_at[safe], -np.inf)
+        else:
+            alloc = np.full(len(uids), _NONE, dtype=np.int64)
+            at = np.full(len(uids), -np.inf)
+        return alloc.astype(np.int64), at
+
+
+class NodePlanner:
+    """The stateful node planner: demand smoothing, decision memory, stability rules.
+
+    Not thread-safe; one per node. ``policy`` may be replaced between ticks (live config).
+    """
+
+    def __init__(self, policy: NodePolicy | None = None, demand_config: DemandConfig | None = None) -> None:
+        self.policy = policy or NodePolicy()
+        self.tracker = DemandTracker(demand_config)
+        self._state = _State()
+        self._seeds: dict[str, tuple[int, float]] = {}
+
+    @property
+    def demand_config(self) -> DemandConfig:
+        return self.tracker.config
+
+    def seed(self, uid: str, allocation_mcpu: int, decided_at: float) -> None:
+        """Remember a decision made before this planner existed (e.g. read back from the API after
+        a restart), so the first ticks hold it instead of starting over."""
+        if allocation_mcpu <= 0:
+            raise ValueError(f"allocation_mcpu = {allocation_mcpu} must be > 0")
+        self._seeds[uid] = (int(allocation_mcpu), float(decided_at))
+
+    def allocation_of(self, uid: str) -> int | None:
+        """The planner's current allocation of ``uid`` in millicores (None if it has none)."""
+        try:
+            i = self._state.uids.index(uid)
+        except ValueError:
+            seed = self._seeds.get(uid)
+            return seed[0] if seed else None
+        value = int(self._state.alloc_mcpu[i])
+        return value if value > 0 else None
+
+    def plan(self, now: float, allocatable: float, reserve: float, inputs: NodeInputs) -> NodePlan:
+        """Run one tick at time ``now`` (seconds, any monotonic clock the caller keeps using)."""
+        raw = _raw_demand(inputs, self.tracker.config)
+        smoothed, warm = self.tracker.update(inputs.uids, raw, now)
+        alloc, decided_at = self._state.aligned(inputs.uids)
+        if self._seeds:
+            for i, uid in enumerate(inputs.uids):
+                seed = self._seeds.pop(uid, None)
+                if seed is not None and alloc[i] == _NONE:
+                    alloc[i], decided_at[i] = seed
+        plan = _decide(
+            self.policy,
+            now,
+            allocatable,
+            reserve,
+            inputs,
+            raw=raw,
+            smoothed=smoothed,
+            warm=warm,
+            prev_mcpu=alloc,
+            decided_at=decided_at,
+            stateless=False,
+        )
+        new_at = np.where(plan.changed, now, decided_at)
+        self._state = _State(inputs.uids, plan.allocation_mcpu.copy(), new_at)
+        return plan
+
+
+def replay(
+    policy: NodePolicy,
+    allocatable: float,
+    reserve: float,
+    inputs: NodeInputs,
+    demand_config: DemandConfig | None = None,
+) -> NodePlan:
+    """Plan one snapshot without history: signals count as smoothed, every pod as warm, and no
+    deadband or interval applies (the allocation is the target)."""
+    raw = _raw_demand(inputs, demand_config or DemandConfig())
+    n = len(inputs)
+    return _decide(
+        policy,
+        0.0,
+        allocatable,
+        reserve,
+        inputs,
+        raw=raw,
+        smoothed=raw,
+        warm=np.isfinite(raw),
+        prev_mcpu=np.full(n, _NONE, dtype=np.int64),
+        decided_at=np.full(n, -np.inf),
+        stateless=True,
+    )
+
+
+def _raw_demand(inputs: NodeInputs, config: DemandConfig) -> FloatArray:
+    est = estimate_demand(
+        inputs.usage,
+        inputs.throttled_ratio,
+        inputs.psi_full,
+        inputs.psi_some,
+        inputs.limit,
+        throttled_cores=inputs.throttled_cores,
+        config=config,
+    )
+    return est.cores
+
+
+def _decide(
+    policy: NodePolicy,
+    now: float,
+    allocatable: float,
+    reserve: float,
+    inputs: NodeInputs,
+    *,
+    raw: FloatArray,
+    smoothed: FloatArray,
+    warm: BoolArray,
+    prev_mcpu: NDArray[np.int64],
+    decided_at: FloatArray,
+    stateless: bool,
+) -> NodePlan:
+    n = len(inputs)
+    qos = inputs.qos
+    burstable = qos == QOS_BURSTABLE
+    managed = inputs.eligible & burstable
+    cause = np.where(
+        qos == QOS_GUARANTEED,
+        Cause.UNMANAGED_GUARANTEED,
+        np.where(qos == QOS_BESTEFFORT, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED),
+    ).astype(np.int8)
+
+    total = max(0.0, float(allocatable) - float(reserve))
+    capacity = node_capacity(
+        allocatable,
+        reserve,
+        unmanaged=~managed,
+        qos=qos,
+        request=inputs.request,
+        limit=inputs.limit,
+        usage=smoothed,
+    )
+    capacity_mcpu = math.floor(capacity * 1000.0 + 1e-6)
+
+    request = np.nan_to_num(inputs.request, nan=0.0)
+    weights = np.where(request > 0, request, policy.min_cpu)
+    floor = np.maximum(request, policy.min_cpu)
+    hard_max = np.full(n, total if policy.max_cpu is None else min(policy.max_cpu, total))
+    hard_max = np.maximum(hard_max, floor)
+    with np.errstate(invalid="ignore"):
+        cap = np.clip(
+            np.nan_to_num(smoothed * (1.0 + policy.headroom_ratio) + policy.headroom_min, nan=0.0),
+            floor,
+            hard_max,
+        )
+
+    # Current allocation: the last decision, else the pod's current limit.
+    limit_mcpu = np.where(np.isfinite(inputs.limit), np.ceil(inputs.limit * 1000.0 - 1e-6), _NONE)
+    cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, limit_mcpu).astype(np.int64)
+    cur_mcpu = np.where(managed, cur_mcpu, _NONE)
+
+    active = managed & warm & np.isfinite(inputs.usage)
+    held = managed & ~active
+    cause[held] = np.where(warm[held], Cause.HOLD_NO_SIGNAL, Cause.HOLD_WARMUP)
+    # A held pod without any allocation still uses CPU: count it at max(floor, demand).
+    hold_mcpu = np.where(
+        cur_mcpu > 0, cur_mcpu, np.ceil(np.fmax(floor, np.nan_to_num(smoothed, nan=0.0)) * 1000.0)
+    )
+    active_cap_mcpu = capacity_mcpu - int(hold_mcpu[held].sum())
+
+    need = np.full(n, np.nan)
+    target = np.full(n, np.nan)
+    alloc_mcpu = cur_mcpu.copy()
+    changed = np.zeros(n, dtype=np.bool_)
+    infeasible = False
+    message = ""
+
+    idx = np.flatnonzero(active)
+    if idx.size:
+        w, lo, up, hm = weights[idx], floor[idx], cap[idx], hard_max[idx]
+        c_active = max(0.0, active_cap_mcpu / 1000.0)
+        try:
+            if active_cap_mcpu < 0:
+                raise InfeasibleError(active_cap_mcpu / 1000.0, float(lo.sum()))
+            x = solve_nsw(c_active, w, lo, up)
+            y = share_headroom(c_active, x, w, hm) if policy.share_spare else x
+        except InfeasibleError as exc:
+            infeasible = True
+            message = f"floors need {exc.total_lower:.3f} cores, capacity is {max(exc.capacity, 0.0):.3f}"
+            cause[idx] = Cause.HOLD_INFEASIBLE
+        else:
+            need[idx], target[idx] = x, y
+            if stateless:
+                d = y
+                chg = np.ones(idx.size, dtype=np.bool_)
+                why = np.full(idx.size, Cause.REPLAY, dtype=np.int8)
+            else:
+                d, chg, why = _stabilise(
+                    policy,
+                    now,
+                    need=x,
+                    target=y,
+                    floor=lo,
+                    hard_max=hm,
+                    cur_mcpu=cur_mcpu[idx],
+                    decided_at=decided_at[idx],
+                    capacity=c_active,
+                )
+            fixed = int(cur_mcpu[idx][~chg].sum())
+            new = cur_mcpu[idx].copy()
+            if chg.any():
+                room = active_cap_mcpu - fixed
+                new[chg] = _round(d[chg], room)
+            really = chg & (new != cur_mcpu[idx])
+            alloc_mcpu[idx] = new
+            changed[idx] = really
+            cause[idx] = np.where(really, why, Cause.KEEP)
+
+    has = managed & (alloc_mcpu > 0)
+    objective = nsw_objective(alloc_mcpu[has] / 1000.0, weights[has]) if has.any() else 0.0
+    return NodePlan(
+        now=now,
+        inputs=inputs,
+        capacity=capacity,
+        capacity_mcpu=capacity_mcpu,
+        managed=managed,
+        raw_demand=raw,
+        demand=smoothed,
+        warm=warm,
+        need=need,
+        target=target,
+        allocation_mcpu=np.where(managed, alloc_mcpu, _NONE).astype(np.int64),
+        changed=changed,
+        cause=cause,
+        infeasible=infeasible,
+        infeasible_message=message,
+        objective=objective,
+        weights=weights,
+    )
+
+
+def _stabilise(
+    policy: NodePolicy,
+    now: float,
+    *,
+    need: FloatArray,
+    target: FloatArray,
+    floor: FloatArray,
+    hard_max: FloatArray,
+    cur_mcpu: NDArray[np.int64],
+    decided_at: FloatArray,
+    capacity: float,
+) -> tuple[FloatArray, BoolArray, NDArray[np.int8]]:
+    """Apply the deadband, the intervals, the slow-down step and reclaiming (see module text)."""
+    known = cur_mcpu > 0
+    cur = np.where(known, cur_mcpu / 1000.0, 0.0)
+    band = np.maximum(policy.deadband_min, policy.deadband_ratio * cur)
+    since = now - decided_at
+    out_of_bounds = known & ((cur < floor - 1e-9) | (cur > hard_max + 1e-9))
+    short = known & ((need > cur + band) | out_of_bounds)
+    grow = known & ~short & (target > cur + band) & (since >= policy.min_interval_s)
+    shrink = known & ~short & (target < cur - band) & (since >= policy.down_interval_s)
+    first = ~known
+
+    d = cur.copy()
+    d[first | short | grow] = target[first | short | grow]
+    d[shrink] = np.maximum(target[shrink], cur[shrink] * (1.0 - policy.down_step_ratio))
+    why = np.full(need.shape[0], Cause.KEEP, dtype=np.int8)
+    why[first] = Cause.FIRST
+    why[short] = Cause.SHORT
+    why[grow] = Cause.GROW
+    why[shrink] = Cause.SHRINK
+    chg = first | short | grow | shrink
+
+    excess = float(d.sum()) - capacity
+    if excess > 1e-12:
+        above = np.maximum(d - target, 0.0)
+        total_above = float(above.sum())
+        cut = above * min(1.0, excess / total_above) if total_above > 0 else above
+        reclaimed = cut > 1e-12
+        d = d - cut
+        why[reclaimed & ~(first | short | grow)] = Cause.RECLAIM
+        chg = chg | reclaimed
+    return d, chg, why
+
+
+def _round(cores: FloatArray, room_mcpu: int) -> NDArray[np.int64]:
+    """Whole millicores with ``Σ <= room`` and at least 1 each (``room`` >= the exact sum)."""
+    room = max(room_mcpu, 0)
+    try:
+        out = to_millicores(cores, room)
+    except ValueError:
+        out = to_millicores(cores * (1.0 - 1e-9), room)
+    return np.maximum(out, 1)
