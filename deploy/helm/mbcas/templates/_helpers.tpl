@@ -1,0 +1,114 @@
+{{/*
+Names. The release name is the prefix of every object ("mbcas" by default, giving mbcas-agent and
+mbcas-controller), unless fullnameOverride says otherwise.
+*/}}
+{{- define "mbcas.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mbcas.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mbcas.agent.fullname" -}}
+{{- printf "%s-agent" (include "mbcas.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mbcas.controller.fullname" -}}
+{{- printf "%s-controller" (include "mbcas.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mbcas.agent.serviceAccountName" -}}
+{{- default (include "mbcas.agent.fullname" .) .Values.agent.serviceAccount.name }}
+{{- end }}
+
+{{- define "mbcas.controller.serviceAccountName" -}}
+{{- default (include "mbcas.controller.fullname" .) .Values.controller.serviceAccount.name }}
+{{- end }}
+
+{{- define "mbcas.agent.configMapName" -}}
+{{- printf "%s-config" (include "mbcas.agent.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The username the apiserver gives the agent's ServiceAccount token. */}}
+{{- define "mbcas.agent.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "mbcas.agent.serviceAccountName" .) }}
+{{- end }}
+
+{{- define "mbcas.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "mbcas.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mbcas
+{{- end }}
+
+{{- define "mbcas.agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mbcas.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{- define "mbcas.controller.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mbcas.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/* image: "<registry>/<name>:<tag>" or "...@<digest>"; tag defaults to the chart's appVersion. */}}
+{{- define "mbcas.image" -}}
+{{- $root := index . 0 -}}
+{{- $img := index . 1 -}}
+{{- $repo := printf "%s/%s" $root.Values.image.registry $img.name -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $repo $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (default $root.Values.image.tag $img.tag | default $root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{/* Hardened container securityContext shared by every MBCAS container. */}}
+{{- define "mbcas.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Agent settings passed as environment variables (see values.yaml: agent.settings). */}}
+{{- define "mbcas.agent.env" -}}
+- name: MBCAS_AGENT_CGROUP_ROOT
+  value: {{ .Values.agent.cgroup.mountPath | quote }}
+- name: MBCAS_AGENT_CONFIGMAP
+  value: {{ include "mbcas.agent.configMapName" . | quote }}
+{{- range $key, $value := .Values.agent.settings }}
+{{- if not (kindIs "invalid" $value) }}
+- name: {{ printf "MBCAS_AGENT_%s" ($key | snakecase | upper) }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Controller settings passed as environment variables (see values.yaml: controller.settings). */}}
+{{- define "mbcas.controller.env" -}}
+{{- range $key, $value := .Values.controller.settings }}
+{{- if not (kindIs "invalid" $value) }}
+- name: {{ printf "MBCAS_CONTROLLER_%s" ($key | snakecase | upper) }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
