@@ -1,0 +1,262 @@
+"""Safety rules for applying CPU-limit changes: pure decisions, time passed in, no I/O.
+
+The controller asks :class:`ResizeGate` before every in-place resize. The gate remembers, per pod
+UID, when the pod was last resized, how many resizes in a row failed, and the smallest value the
+kubelet called ``Infeasible``; and it holds one global token bucket. For a current limit and a
+target it answers with a :class:`GateDecision`:
+
+- **deadband** — ``|target - current|`` below ``max(deadband_mc, deadband_ratio * current)`` is
+  not worth a resize (``SKIP``);
+- **infeasible** — a value the node already refused for this pod, or any larger one, is never
+  retried (``BLOCKED``); a smaller value is;
+- **cooldown** — after a failure the pod waits ``failure_cooldown_s * backoff_factor**(n-1)``
+  (capped at ``failure_cooldown_max_s``) before the next attempt (``WAIT``);
+- **minimum interval** — at most one resize per pod every ``min_interval_s`` (``WAIT``);
+- **global rate** — a token bucket of ``max_resizes_per_second`` with ``burst`` tokens shared by
+  all pods (``WAIT``);
+- **step cap** — one resize moves the limit by at most
+  ``max(min_step_mc, min(max_step_ratio * current, max_step_mc))``; the rest follows on later
+  resizes (``APPLY`` with ``value`` short of the target and ``capped=True``).
+
+Every ``WAIT`` carries ``retry_after_s`` so the caller sleeps exactly as long as needed and never
+spins. Callers must call :meth:`ResizeGate.record_applied` after a successful patch and
+:meth:`ResizeGate.record_failure` / :meth:`ResizeGate.record_infeasible` when it goes wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+__all__ = [
+    "GateAction",
+    "GateDecision",
+    "PodHistory",
+    "ResizeGate",
+    "ResizeRules",
+    "TokenBucket",
+    "is_stale",
+    "step_limit",
+]
+
+
+@dataclass(frozen=True)
+class ResizeRules:
+    """Tunables of the gate; see the module docstring for their meaning."""
+
+    min_interval_s: float = 10.0
+    max_step_ratio: float = 1.0
+    max_step_mc: int = 2000
+    min_step_mc: int = 10
+    deadband_ratio: float = 0.05
+    deadband_mc: int = 10
+    failure_cooldown_s: float = 5.0
+    failure_backoff_factor: float = 2.0
+    failure_cooldown_max_s: float = 300.0
+    max_resizes_per_second: float = 10.0
+    burst: int = 10
+
+    def __post_init__(self) -> None:
+        checks = {
+            "min_interval_s": self.min_interval_s >= 0,
+            "max_step_ratio": self.max_step_ratio > 0,
+            "max_step_mc": self.max_step_mc > 0,
+            "min_step_mc": self.min_step_mc > 0,
+            "deadband_ratio": self.deadband_ratio >= 0,
+            "deadband_mc": self.deadband_mc >= 0,
+            "failure_cooldown_s": self.failure_cooldown_s >= 0,
+            "failure_backoff_factor": self.failure_backoff_factor >= 1,
+            "failure_cooldown_max_s": self.failure_cooldown_max_s >= self.failure_cooldown_s,
+            "max_resizes_per_second": self.max_resizes_per_second > 0,
+            "burst": self.burst >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        for name in ("min_interval_s", "max_step_ratio", "deadband_ratio", "failure_cooldown_s"):
+            if not math.isfinite(getattr(self, name)):
+                bad.append(name)
+        if bad:
+            raise ValueError(f"invalid resize rules: {', '.join(sorted(set(bad)))} out of range")
+
+    def cooldown_after(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (0 for none)."""
+        if failures <= 0:
+            return 0.0
+        delay = self.failure_cooldown_s * self.failure_backoff_factor ** min(failures - 1, 64)
+        return float(min(delay, self.failure_cooldown_max_s))
+
+
+def step_limit(current_mc: int, rules: ResizeRules) -> int:
+    """The largest change, in millicores, one resize may make from ``current_mc``."""
+    relative = int(rules.max_step_ratio * max(current_mc, 0))
+    return max(rules.min_step_mc, min(relative, rules.max_step_mc))
+
+
+def is_stale(decided_at_s: float, now_s: float, max_age_s: float) -> bool:
+    """True when a decision made at ``decided_at_s`` (epoch seconds) is older than ``max_age_s``."""
+    return now_s - decided_at_s > max_age_s
+
+
+class GateAction(enum.StrEnum):
+    """What the caller should do."""
+
+    APPLY = "Apply"
+    SKIP = "Skip"  # within the deadband: nothing to do
+    WAIT = "Wait"  # come back after retry_after_s
+    BLOCKED = "Blocked"  # infeasible before: not retried at this value or above
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's answer. ``value`` is the limit to apply now (only for ``APPLY``)."""
+
+    action: GateAction
+    reason: str
+    message: str
+    value: int | None = None
+    capped: bool = False
+    retry_after_s: float = 0.0
+
+
+@dataclass
+class PodHistory:
+    """What the gate remembers about one pod UID."""
+
+    last_resize_s: float | None = None
+    failures: int = 0
+    last_failure_s: float | None = None
+    infeasible_mc: int | None = None
+
+
+@dataclass
+class TokenBucket:
+    """A token bucket (``rate`` tokens per second, ``burst`` at most), time passed in."""
+
+    rate: float
+    burst: int
+    tokens: float = field(init=False)
+    stamp: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+
+    def _refill(self, now: float) -> None:
+        if self.stamp is not None and now > self.stamp:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        if self.stamp is None or now > self.stamp:
+            self.stamp = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one token is available (0 if one is available now)."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> bool:
+        """Take one token if available."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class ResizeGate:
+    """Per-pod and global resize rules with their memory. Not thread-safe: guard it with a lock."""
+
+    def __init__(self, rules: ResizeRules) -> None:
+        self.rules = rules
+        self._pods: dict[str, PodHistory] = {}
+        self._bucket = TokenBucket(rules.max_resizes_per_second, rules.burst)
+
+    def history(self, uid: str) -> PodHistory:
+        """The (possibly fresh) history of pod ``uid``."""
+        return self._pods.setdefault(uid, PodHistory())
+
+    def forget(self, uid: str) -> None:
+        """Drop everything remembered about a pod (it is gone)."""
+        self._pods.pop(uid, None)
+
+    def known(self) -> list[str]:
+        """UIDs with a history."""
+        return list(self._pods)
+
+    def in_deadband(self, current_mc: int, target_mc: int) -> bool:
+        """True when moving from ``current_mc`` to ``target_mc`` is too small to bother."""
+        band = max(self.rules.deadband_mc, int(self.rules.deadband_ratio * current_mc))
+        return abs(target_mc - current_mc) <= band
+
+    def evaluate(self, uid: str, current_mc: int | None, target_mc: int, now: float) -> GateDecision:
+        """Decide about moving pod ``uid`` from ``current_mc`` to ``target_mc`` at time ``now``.
+
+        ``current_mc=None`` means "no limit yet": the first limit is set at the target directly
+        (there is no size to take a step from). ``APPLY`` consumes a token of the global bucket:
+        call it only when you will patch.
+        """
+        if target_mc <= 0:
+            raise ValueError(f"target must be > 0 millicores, got {target_mc}")
+        rules = self.rules
+        hist = self._pods.get(uid, PodHistory())
+        if current_mc is not None and (target_mc == current_mc or self.in_deadband(current_mc, target_mc)):
+            return GateDecision(
+                GateAction.SKIP, "Deadband", f"change {current_mc}m -> {target_mc}m is within the deadband"
+            )
+        if current_mc is None:
+            value = target_mc
+        else:
+            step = step_limit(current_mc, rules)
+            value = current_mc + max(-step, min(step, target_mc - current_mc))
+        if hist.infeasible_mc is not None and value >= hist.infeasible_mc:
+            return GateDecision(
+                GateAction.BLOCKED,
+                "Infeasible",
+                f"the node refused {hist.infeasible_mc}m for this pod as infeasible; {value}m is not retried",
+            )
+        if hist.failures and hist.last_failure_s is not None:
+            until = hist.last_failure_s + rules.cooldown_after(hist.failures)
+            if now < until:
+                return GateDecision(
+                    GateAction.WAIT,
+                    "Cooldown",
+                    f"cooling down after {hist.failures} failed resize(s)",
+                    retry_after_s=until - now,
+                )
+        if hist.last_resize_s is not None:
+            until = hist.last_resize_s + rules.min_interval_s
+            if now < until:
+                return GateDecision(
+                    GateAction.WAIT,
+                    "MinInterval",
+                    f"last resize {now - hist.last_resize_s:.1f}s ago (minimum {rules.min_interval_s:g}s)",
+                    retry_after_s=until - now,
+                )
+        if not self._bucket.take(now):
+            wait = self._bucket.wait_time(now)
+            return GateDecision(
+                GateAction.WAIT,
+                "RateLimited",
+                f"global limit of {rules.max_resizes_per_second:g} resizes/s reached",
+                retry_after_s=max(wait, 1e-3),
+            )
+        capped = value != target_mc
+        before = "unlimited" if current_mc is None else f"{current_mc}m"
+        message = f"{before} -> {value}m" + (f" (step-capped, target {target_mc}m)" if capped else "")
+        return GateDecision(GateAction.APPLY, "Resize", message, value=value, capped=capped)
+
+    def record_applied(self, uid: str, now: float) -> None:
+        """A resize of ``uid`` was accepted by the apiserver at ``now``."""
+        hist = self.history(uid)
+        hist.last_resize_s = now
+        hist.failures = 0
+        hist.last_failure_s = None
+
+    def record_failure(self, uid: str, now: float) -> float:
+        """A resize attempt failed; returns the cooldown before the next attempt."""
+        hist = self.history(uid)
+        hist.failures += 1
+        hist.last_failure_s = now
+        return self.rules.cooldown_after(hist.failures)
+
+    def record_infeasible(self, uid: str, value_mc: int) -> None:
+        """The kubelet called ``value_mc`` infeasible for ``uid``: never retry it or anything larger."""
+        hist = self.history(uid)
+        hist.infeasible_mc = value_mc if hist.infeasible_mc is None else min(hist.infeasible_mc, value_mc)
