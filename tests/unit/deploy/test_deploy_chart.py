@@ -1,0 +1,274 @@
+"""The Helm chart, rendered by a real helm (no cluster needed).
+
+Behaviours: the generated files are current (the chart's CRD copy equals ``crds/``, the raw
+manifests equal a fresh render), ``helm lint --strict`` passes, every MBCAS pod is hardened and
+bounded, the agent DaemonSet gets its node name and a read-only host cgroup mount, the RBAC is
+least privilege by construction (checked rule by rule), and the node-confinement policy names the
+agent's ServiceAccount for any release name and namespace. Whether the apiserver accepts all of
+this, and enforces it, is tested on the real control plane in tests/integration/test_deploy.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import mbcas
+from mbcas.local import helm
+
+ROOT = Path(__file__).resolve().parents[3]
+PATHS = helm.repo_paths(ROOT)
+
+Docs = list[dict[str, Any]]
+
+
+def render(*set_values: str, release: str = "mbcas", namespace: str = "mbcas-system") -> Docs:
+    text = helm.template(release=release, namespace=namespace, set_values=set_values, paths=PATHS)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def find(docs: Docs, kind: str, name: str | None = None) -> dict[str, Any]:
+    matches = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+def rules_of(docs: Docs, kind: str, name: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = find(docs, kind, name)["rules"]
+    return rules
+
+
+def grants(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    return any(
+        group in r.get("apiGroups", [])
+        and resource in r.get("resources", [])
+        and verb in r.get("verbs", [])
+        and not r.get("resourceNames")
+        for r in rules
+    )
+
+
+def pod_specs(docs: Docs) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "DaemonSet", "StatefulSet", "Job"}:
+            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+@pytest.fixture(scope="module")
+def docs() -> Docs:
+    return render()
+
+
+def test_chart_crd_is_the_repository_crd() -> None:
+    assert PATHS.chart_crd.read_text() == PATHS.crd.read_text(), (
+        "run 'make manifests' to copy crds/ into the chart"
+    )
+
+
+def test_raw_manifests_are_rendered_from_the_current_chart() -> None:
+    assert helm.stale_files(paths=PATHS) == [], "run 'make manifests'"
+    docs = [d for d in yaml.safe_load_all(PATHS.manifests.read_text()) if d]
+    kinds = [d["kind"] for d in docs]
+    # kubectl apply creates in file order: the CRD and the Namespace must come before their users.
+    assert kinds[:2] == ["CustomResourceDefinition", "Namespace"]
+    assert find(docs, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def test_helm_lint_strict_passes() -> None:
+    report = helm.lint(paths=PATHS)
+    assert "0 chart(s) failed" in report
+
+
+def test_helm_errors_carry_helms_message(tmp_path: Path) -> None:
+    with pytest.raises(helm.HelmError, match="values"):
+        helm.template(values_files=[tmp_path / "missing-values.yaml"], paths=PATHS)
+    with pytest.raises(helm.HelmError, match="no Helm chart"):
+        helm.repo_paths(tmp_path)
+
+
+def test_every_pod_is_hardened_and_bounded(docs: Docs) -> None:
+    specs = dict(pod_specs(docs))
+    assert set(specs) == {"mbcas-agent", "mbcas-controller"}
+    for name, spec in specs.items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] != 0, name
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(flag), f"{name}: {flag}"
+        for container in spec["containers"] + spec.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False, name
+            assert ctx["privileged"] is False, name
+            assert ctx["readOnlyRootFilesystem"] is True, name
+            assert ctx["runAsNonRoot"] is True, name
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, name
+            assert "add" not in ctx["capabilities"], name
+            assert ctx["seccompProfile"]["type"] == "RuntimeDefault", name
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), f"{name}: {kind}"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert container["readinessProbe"]["httpGet"]["path"] in {"/readyz", "/healthz"}
+            mounts = {m["mountPath"] for m in container["volumeMounts"]}
+            assert "/tmp" in mounts, f"{name}: a writable /tmp on a read-only root filesystem"
+
+
+def test_agent_daemonset_reads_host_cgroups_read_only_on_every_node(docs: Docs) -> None:
+    ds = find(docs, "DaemonSet", "mbcas-agent")
+    spec = ds["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/host/sys/fs/cgroup")
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["hostPath"]["path"] == "/sys/fs/cgroup"
+    host_paths = [v for v in spec["volumes"] if "hostPath" in v]
+    assert host_paths == [volumes[mount["name"]]], "the cgroup tree is the only host path"
+    assert {"operator": "Exists"} in spec["tolerations"]
+    assert container["ports"][0]["containerPort"] == 9100
+    assert spec["serviceAccountName"] == "mbcas-agent"
+
+
+def test_controller_has_two_spread_replicas_and_a_disruption_budget(docs: Docs) -> None:
+    deploy = find(docs, "Deployment", "mbcas-controller")
+    assert deploy["spec"]["replicas"] == 2
+    pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert deploy["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    pdb = find(docs, "PodDisruptionBudget", "mbcas-controller")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    anti = deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    ports = {
+        p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert ports == {"metrics": 9101, "health": 8081}
+
+
+def test_metrics_services_select_their_pods(docs: Docs) -> None:
+    for component, workload in (("agent", "DaemonSet"), ("controller", "Deployment")):
+        svc = find(docs, "Service", f"mbcas-{component}-metrics")
+        labels = find(docs, workload, f"mbcas-{component}")["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= labels.items()
+        assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"], "ServiceMonitor is opt-in"
+    monitors = [d for d in render("metrics.serviceMonitor.enabled=true") if d["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 2
+
+
+def test_no_role_reads_secrets_or_uses_wildcards(docs: Docs) -> None:
+    roles = [d for d in docs if d["kind"] in {"Role", "ClusterRole"}]
+    assert len(roles) == 4
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], f"{role['metadata']['name']}: wildcard in {key}"
+            assert "secrets" not in rule["resources"], role["metadata"]["name"]
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_agent_writes_allocations_but_cannot_resize_or_write_events(docs: Docs) -> None:
+    rules = rules_of(docs, "ClusterRole", "mbcas-agent")
+    for verb in ("create", "update", "patch", "delete", "list", "watch"):
+        assert grants(rules, "mbcas.io", "podallocations", verb), verb
+    for verb in ("get", "list", "watch"):
+        assert grants(rules, "", "pods", verb)
+    assert grants(rules, "", "nodes", "get")
+    assert not grants(rules, "", "pods/resize", "patch")
+    for verb in ("create", "update", "patch", "delete"):
+        assert not grants(rules, "", "pods", verb)
+        assert not grants(rules, "", "events", verb)
+        assert not grants(rules, "events.k8s.io", "events", verb)
+        assert not grants(rules, "", "nodes", verb)
+    assert not grants(rules, "mbcas.io", "podallocations/status", "patch")
+    # Its ConfigMap access is by name only.
+    ns_rules = rules_of(docs, "Role", "mbcas-agent")
+    assert ns_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["mbcas-agent-config"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    assert find(docs, "ConfigMap", "mbcas-agent-config")
+
+
+def test_controller_resizes_and_reports_but_cannot_delete_pods(docs: Docs) -> None:
+    rules = rules_of(docs, "ClusterRole", "mbcas-controller")
+    assert grants(rules, "", "pods/resize", "patch")
+    assert grants(rules, "mbcas.io", "podallocations/status", "patch")
+    assert grants(rules, "", "events", "create")
+    assert grants(rules, "events.k8s.io", "events", "create")
+    for verb in ("create", "update", "patch", "delete", "deletecollection"):
+        assert not grants(rules, "", "pods", verb), verb
+    assert not grants(rules, "", "pods/eviction", "create")
+    for verb in ("create", "delete"):
+        assert not grants(rules, "mbcas.io", "podallocations", verb)
+
+
+def test_bindings_bind_each_role_to_its_own_service_account(docs: Docs) -> None:
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        for component in ("agent", "controller"):
+            binding = find(docs, kind, f"mbcas-{component}")
+            assert binding["roleRef"] == {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": role_kind,
+                "name": f"mbcas-{component}",
+            }
+            assert binding["subjects"] == [
+                {"kind": "ServiceAccount", "name": f"mbcas-{component}", "namespace": "mbcas-system"}
+            ]
+
+
+@pytest.mark.parametrize(("release", "namespace"), [("mbcas", "mbcas-system"), ("edge", "platform")])
+def test_node_confinement_policy_matches_the_agent_of_the_release(release: str, namespace: str) -> None:
+    docs = render(release=release, namespace=namespace)
+    prefix = release if "mbcas" in release else f"{release}-mbcas"
+    policy = find(docs, "ValidatingAdmissionPolicy", f"{prefix}-agent-node-confinement")
+    binding = find(docs, "ValidatingAdmissionPolicyBinding", f"{prefix}-agent-node-confinement")
+    assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    sa = find(docs, "DaemonSet")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert sa == f"{prefix}-agent"
+    (condition,) = policy["spec"]["matchConditions"]
+    assert condition["expression"] == f"request.userInfo.username == 'system:serviceaccount:{namespace}:{sa}'"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    assert rule["apiGroups"] == ["mbcas.io"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    text = yaml.safe_dump(policy)
+    assert "authentication.kubernetes.io/node-name" in text and "oldObject.spec.nodeName" in text
+
+
+def test_chart_app_version_is_the_package_version() -> None:
+    chart = yaml.safe_load((PATHS.chart / "Chart.yaml").read_text())
+    assert chart["appVersion"] == mbcas.__version__
+    assert chart["kubeVersion"].startswith(">=1.3")
+
+
+def test_values_can_disable_optional_parts() -> None:
+    docs = render(
+        "admissionPolicy.enabled=false",
+        "controller.podDisruptionBudget.enabled=false",
+        "metrics.service.enabled=false",
+    )
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "PodDisruptionBudget",
+    }
+    assert "Service" not in kinds
+    image = find(docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["image"]
+    chart = yaml.safe_load((PATHS.chart / "Chart.yaml").read_text())
+    assert image == f"ghcr.io/mbcas/mbcas-agent:{chart['appVersion']}"
+    pinned = render("agent.image.digest=sha256:" + "a" * 64, "image.registry=registry.example/x")
+    image = find(pinned, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.example/x/mbcas-agent@sha256:" + "a" * 64
