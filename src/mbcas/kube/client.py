@@ -11,12 +11,14 @@ existing file of the list), else ``~/.kube/config``, else the in-cluster service
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbcas.kube.errors import KubeError
+from mbcas.kube.errors import KubeError, NotFoundError, api_call
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
@@ -152,6 +154,45 @@ class Kube:
     def host(self) -> str:
         """The apiserver URL."""
         return str(self.api_client.configuration.host)
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str | None = None,
+        gone: type[NotFoundError] = NotFoundError,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> Any:
+        """One raw API request returning the decoded JSON body (plain dicts, no client models).
+
+        Errors are raised as typed :class:`~mbcas.kube.errors.KubeError`; ``what`` names the
+        operation in their message and ``gone`` is the class for 404/410.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        client: Any = self.api_client
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
+        with api_call(what, gone=gone):
+            request = client.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            resp = client.call_api(*request, _request_timeout=timeout)
+            resp.read()
+            if not 200 <= resp.status <= 299:
+                raise ApiException.from_response(http_resp=resp, body=None, data=None)
+            return json.loads(resp.data) if resp.data else None
 
     def close(self) -> None:
         """Release the connection pool."""
