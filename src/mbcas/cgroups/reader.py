@@ -199,6 +199,11 @@ class CgroupReader:
             if data is not None:
                 usage = self._parse(lambda d: parse_counter(d, "cpuacct.usage"), data, path) // 1000
 
+        if usage is None:
+            raise CgroupError(
+                ErrorKind.NOT_FOUND, "no such cgroup (no cpu.stat or cpuacct.usage)", rel or "/"
+            )
+
         if not have_bandwidth and layout.cpu_dir is not None:
             cpu = f"{layout.cpu_dir}/{rel}" if rel else layout.cpu_dir
             path = f"{cpu}/cpu.stat"
@@ -221,10 +226,6 @@ class CgroupReader:
                     raise CgroupParseError("period must be positive", ppath)
                 limit = None if quota is None else quota / period
 
-        if usage is None:
-            raise CgroupError(
-                ErrorKind.NOT_FOUND, "no such cgroup (no cpu.stat or cpuacct.usage)", rel or "/"
-            )
         return CpuSnapshot(
             mono_ns=self._clock_ns(),
             usage_usec=usage,
