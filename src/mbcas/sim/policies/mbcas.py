@@ -1,0 +1,157 @@
+"""MBCAS in the simulator: the production planner and resize rules, unchanged.
+
+This is the adapter seam between the simulated node and MBCAS's pure decision core. Per node and
+per tick it does what the agent and the controller do in production, with the same code:
+
+1. **Agent** — :class:`mbcas.policy.node.NodePlanner` (one per node): the kernel-like signals of
+   the tick go in as :class:`mbcas.policy.node.NodeInputs` (every simulated pod is a managed
+   Burstable pod; its UID is its name), which runs :func:`mbcas.demand.estimate_demand`, the
+   :class:`mbcas.demand.DemandTracker` smoothing, the NSW market
+   (:func:`mbcas.market.solve_nsw`, :func:`mbcas.market.share_headroom`), the stability rules and
+   millicore rounding. The pods whose ``plan.changed`` is set are the PodAllocation writes.
+2. **Controller** — each written allocation becomes the pod's target; every tick the controller
+   asks :class:`mbcas.policy.resize.ResizeGate` (deadband, minimum interval, step cap, global
+   rate) about every pod whose limit differs from its target and resizes it when the answer is
+   ``APPLY`` (:class:`ControllerGate`); ``WAIT`` is retried on the next tick, as the controller
+   retries after ``retry_after_s``.
+3. **Kubelet** — the engine applies the limit from the next tick (one tick of actuation delay,
+   as for every policy).
+
+The node's capacity in a scenario is what its pods share, so the planner's ``reserve`` is 0.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from mbcas.demand import DemandConfig
+from mbcas.policy.capacity import QOS_BURSTABLE
+from mbcas.policy.node import NodeInputs, NodePlanner
+from mbcas.policy.node_config import NodePolicy
+from mbcas.policy.resize import GateAction, ResizeRules
+from mbcas.policy.resize import ResizeGate as ProductionResizeGate
+from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
+
+__all__ = ["ControllerGate", "MbcasPolicy", "PassThroughGate", "ResizeGate"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+class ResizeGate(Protocol):
+    """The controller's safety rules between a written allocation and the pod's limit."""
+
+    def apply(
+        self, now: float, uids: tuple[str, ...], desired_mcpu: IntArray, current_mcpu: IntArray
+    ) -> IntArray:
+        """Return the limit (millicores) each pod gets; ``desired`` is -1 where nothing was written."""
+        ...
+
+
+class PassThroughGate:
+    """Applies every written allocation as is (no controller rules)."""
+
+    def apply(
+        self, now: float, uids: tuple[str, ...], desired_mcpu: IntArray, current_mcpu: IntArray
+    ) -> IntArray:
+        out: IntArray = np.where(desired_mcpu > 0, desired_mcpu, current_mcpu)
+        return out
+
+
+class ControllerGate:
+    """The controller's reconciliation over :class:`mbcas.policy.resize.ResizeGate`.
+
+    Remembers each pod's target (its PodAllocation spec) and, every tick, resizes the pods the
+    production gate lets through; a resize is accepted at once (the simulated apiserver never
+    fails), so ``record_applied`` follows every ``APPLY``.
+    """
+
+    def __init__(self, rules: ResizeRules | None = None) -> None:
+        self.rules = rules or ResizeRules()
+        self._gate = ProductionResizeGate(self.rules)
+        self._target: IntArray | None = None
+
+    def apply(
+        self, now: float, uids: tuple[str, ...], desired_mcpu: IntArray, current_mcpu: IntArray
+    ) -> IntArray:
+        if self._target is None or self._target.shape != current_mcpu.shape:
+            self._target = current_mcpu.copy()
+        self._target = np.where(desired_mcpu > 0, desired_mcpu, self._target)
+        out = current_mcpu.copy()
+        for i in np.flatnonzero(self._target != current_mcpu):
+            decision = self._gate.evaluate(uids[i], int(current_mcpu[i]), int(self._target[i]), now)
+            if decision.action is GateAction.APPLY and decision.value is not None:
+                out[i] = decision.value
+                self._gate.record_applied(uids[i], now)
+        return out
+
+
+class MbcasPolicy(Policy):
+    """MBCAS: production planner per node, then the controller's resize rules (see module docs)."""
+
+    name = "mbcas"
+    label = "MBCAS (market + kernel signals)"
+
+    def __init__(
+        self,
+        policy: NodePolicy | None = None,
+        demand_config: DemandConfig | None = None,
+        gate: ResizeGate | None = None,
+        reserve: float = 0.0,
+    ) -> None:
+        self.node_policy = policy or NodePolicy()
+        self.demand_config = demand_config or DemandConfig()
+        self._gate_factory = gate
+        self.gate: ResizeGate = ControllerGate()
+        self.reserve = reserve
+        self._potential: float | None = None
+
+    def start(self, ctx: SimContext) -> Decision:
+        self._ctx = ctx
+        self._planners = [
+            NodePlanner(self.node_policy, self.demand_config) for _ in range(ctx.capacity.shape[0])
+        ]
+        self._members = [np.flatnonzero(ctx.node == k) for k in range(ctx.capacity.shape[0])]
+        self._uids = [tuple(ctx.pod_names[i] for i in m) for m in self._members]
+        self._limit_mcpu = np.round(ctx.requests * 1000.0).astype(np.int64)
+        self._potential = None
+        self._writes = 0
+        self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
+        return Decision(self._limit_mcpu / 1000.0)
+
+    def decide(self, obs: Observation) -> Decision:
+        ctx = self._ctx
+        desired = np.full(ctx.n, -1, dtype=np.int64)
+        potential = 0.0
+        for k, planner in enumerate(self._planners):
+            m = self._members[k]
+            inputs = NodeInputs.build(
+                self._uids[k],
+                np.full(m.size, QOS_BURSTABLE, dtype=np.int8),
+                request=ctx.requests[m],
+                limit=obs.limit[m],
+                usage=obs.usage[m],
+                throttled_ratio=obs.throttled_ratio[m],
+                throttled_cores=obs.throttled_cores[m],
+                psi_some=obs.psi_some[m],
+                psi_full=obs.psi_full[m],
+            )
+            plan = planner.plan(obs.now_s, float(ctx.capacity[k]), self.reserve, inputs)
+            desired[m] = np.where(plan.changed, plan.allocation_mcpu, -1)
+            self._writes += int(plan.changed.sum())
+            potential += plan.objective
+        all_uids = ctx.pod_names
+        self._limit_mcpu = np.asarray(
+            self.gate.apply(obs.now_s, all_uids, desired, self._limit_mcpu), dtype=np.int64
+        )
+        self._potential = potential
+        return Decision(self._limit_mcpu / 1000.0)
+
+    def potential(self) -> float | None:
+        return self._potential
+
+    def allocation_writes(self) -> int:
+        """PodAllocation writes by the agents so far (one per changed decision)."""
+        return self._writes
