@@ -29,16 +29,20 @@ Per tick, in order (all arrays aligned to ``inputs.uids``):
 5. **Stability** (skipped by a replay). Against the pod's current allocation ``cur`` (the last
    decision, else its current limit) with ``band = max(deadband_min, deadband_ratio·cur)``:
 
-   - *short*: ``need > cur + band`` (the pod's demand outgrew its allocation), or ``cur`` is
-     outside ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up).
-   - *grow*: ``target > cur + band`` and ``min_interval_s`` since its last decision: ``target``.
-   - *shrink*: ``target < cur − band`` and ``down_interval_s`` since its last decision: down by at
-     most ``down_step_ratio·cur`` (slow down).
-   - otherwise keep ``cur`` (deadband, no write).
+   - *short*: ``need > cur + band`` while the pod is under pressure (throttled-period ratio or
+     PSI ``full`` >= ``pressure_threshold``), or ``need > cur + 2·band``, or ``cur`` is outside
+     ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up).
+   - *shrink*: ``down_interval_s`` after its last decision, down to
+     ``max(target·(1 + deadband_ratio) + deadband_min, cur·(1 − down_step_ratio))`` if that is
+     more than a band below ``cur`` (slow down; stopping a deadband above the target is the
+     hysteresis that keeps noise around the target from raising the pod again).
+   - *grow*: ``target > cur + band`` and ``min_interval_s`` since its last decision: towards
+     ``target``, using only capacity nobody holds (it never hurries another pod's descent).
+   - otherwise keep ``cur`` (deadband, no change).
 
-   Growth must be paid for: if the decisions add up to more than the capacity, pods held above
-   their target give the excess back at once, in proportion to how far above it they are (their
-   target sum fits, so this always suffices).
+   Pods short of CPU and first decisions are paid for at once: if the decisions add up to more
+   than the capacity, pods held above their target give the excess back (*reclaim*), in
+   proportion to how far above it they are (the targets fit, so this always suffices).
 6. **Rounding.** Decisions become whole millicores (largest remainder) within what the unchanged
    pods leave, so ``Σ allocation <= capacity`` in every feasible tick.
 
@@ -439,17 +443,20 @@ def _decide(
     cur_mcpu = np.where(managed, cur_mcpu, _NONE)
 
     active = managed & warm & np.isfinite(inputs.usage)
+    with np.errstate(invalid="ignore"):
+        pressured = np.fmax(inputs.throttled_ratio, inputs.psi_full) >= policy.pressure_threshold
     held = managed & ~active
     cause[held] = np.where(warm[held], Cause.HOLD_NO_SIGNAL, Cause.HOLD_WARMUP)
-    # A held pod without any allocation still uses CPU: count it at max(floor, demand).
-    hold_mcpu = np.where(
-        cur_mcpu > 0, cur_mcpu, np.ceil(np.fmax(floor, np.nan_to_num(smoothed, nan=0.0)) * 1000.0)
-    )
+    # A held pod keeps its decision; one without a decision yet (warming up) counts at what it
+    # can use now, max(floor, demand), but never above its current limit.
+    lim_or_inf = np.where(np.isfinite(inputs.limit), inputs.limit, np.inf)
+    using = np.minimum(lim_or_inf, np.fmax(floor, np.nan_to_num(smoothed, nan=0.0)))
+    hold_mcpu = np.where(prev_mcpu > 0, prev_mcpu, np.ceil(using * 1000.0 - 1e-6)).astype(np.int64)
     active_cap_mcpu = capacity_mcpu - int(hold_mcpu[held].sum())
 
     need = np.full(n, np.nan)
     target = np.full(n, np.nan)
-    alloc_mcpu = cur_mcpu.copy()
+    alloc_mcpu = np.where(held, prev_mcpu, cur_mcpu)
     changed = np.zeros(n, dtype=np.bool_)
     infeasible = False
     message = ""
@@ -484,6 +491,7 @@ def _decide(
                     cur_mcpu=cur_mcpu[idx],
                     decided_at=decided_at[idx],
                     capacity=c_active,
+                    pressured=pressured[idx],
                 )
             fixed = int(cur_mcpu[idx][~chg].sum())
             new = cur_mcpu[idx].copy()
@@ -529,6 +537,7 @@ def _stabilise(
     cur_mcpu: NDArray[np.int64],
     decided_at: FloatArray,
     capacity: float,
+    pressured: BoolArray,
 ) -> tuple[FloatArray, BoolArray, NDArray[np.int8]]:
     """Apply the deadband, the intervals, the slow-down step and reclaiming (see module text)."""
     known = cur_mcpu > 0
@@ -536,21 +545,26 @@ def _stabilise(
     band = np.maximum(policy.deadband_min, policy.deadband_ratio * cur)
     since = now - decided_at
     out_of_bounds = known & ((cur < floor - 1e-9) | (cur > hard_max + 1e-9))
-    short = known & ((need > cur + band) | out_of_bounds)
+    short = known & (((need > cur + band) & pressured) | (need > cur + 2.0 * band) | out_of_bounds)
     grow = known & ~short & (target > cur + band) & (since >= policy.min_interval_s)
-    shrink = known & ~short & (target < cur - band) & (since >= policy.down_interval_s)
+    # A decrease stops a deadband above the target, so noise around the target cannot raise the
+    # pod again right away (hysteresis), and moves at most one step.
+    low = np.maximum(
+        target * (1.0 + policy.deadband_ratio) + policy.deadband_min, cur * (1.0 - policy.down_step_ratio)
+    )
+    shrink = known & ~short & (low < cur - band) & (since >= policy.down_interval_s)
     first = ~known
 
     d = cur.copy()
-    d[first | short | grow] = target[first | short | grow]
-    d[shrink] = np.maximum(target[shrink], cur[shrink] * (1.0 - policy.down_step_ratio))
+    d[first | short] = target[first | short]
+    d[shrink] = low[shrink]
     why = np.full(need.shape[0], Cause.KEEP, dtype=np.int8)
     why[first] = Cause.FIRST
     why[short] = Cause.SHORT
-    why[grow] = Cause.GROW
     why[shrink] = Cause.SHRINK
-    chg = first | short | grow | shrink
+    chg = first | short | shrink
 
+    # Pods short of CPU (and new ones) are paid for at once by the pods held above their target.
     excess = float(d.sum()) - capacity
     if excess > 1e-12:
         above = np.maximum(d - target, 0.0)
@@ -558,8 +572,19 @@ def _stabilise(
         cut = above * min(1.0, excess / total_above) if total_above > 0 else above
         reclaimed = cut > 1e-12
         d = d - cut
-        why[reclaimed & ~(first | short | grow)] = Cause.RECLAIM
+        why[reclaimed & ~(first | short)] = Cause.RECLAIM
         chg = chg | reclaimed
+    # Growing into spare capacity only uses what is free: it never hurries anyone's slow descent.
+    if grow.any():
+        room = capacity - float(d.sum())
+        want = np.where(grow, target - d, 0.0)
+        total_want = float(want.sum())
+        if room > 1e-12 and total_want > 0:
+            give = want * min(1.0, room / total_want)
+            ok = grow & (give > band)
+            d = np.where(ok, d + give, d)
+            why[ok] = Cause.GROW
+            chg = chg | ok
     return d, chg, why
 
 

@@ -41,6 +41,9 @@ class NodePolicy:
     is not a change."""
     deadband_min: float = 0.025
     """Absolute part of the deadband (cores)."""
+    pressure_threshold: float = 0.05
+    """A pod counts as under pressure when its throttled-period ratio or PSI ``full`` share of the
+    last interval reaches this; only a pod under pressure (or far below its need) is raised at once."""
     min_interval_s: float = 10.0
     """Least time between two decisions for one pod, unless the pod is short of CPU (then at once)."""
     down_interval_s: float = 30.0
@@ -61,5 +64,7 @@ class NodePolicy:
             raise ValueError(f"max_cpu = {self.max_cpu!r} must be >= min_cpu = {self.min_cpu!r}")
         if self.down_step_ratio > 1:
             raise ValueError(f"down_step_ratio = {self.down_step_ratio!r} must be <= 1")
+        if self.pressure_threshold > 1:
+            raise ValueError(f"pressure_threshold = {self.pressure_threshold!r} must be <= 1")
         if self.deadband_ratio >= 1:
             raise ValueError(f"deadband_ratio = {self.deadband_ratio!r} must be < 1")

@@ -1,0 +1,130 @@
+"""Replay (no history), the capacity model, input validation and policy validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mbcas.policy.capacity import (
+    QOS_BESTEFFORT,
+    QOS_BURSTABLE,
+    QOS_GUARANTEED,
+    node_capacity,
+    qos_code,
+    unmanaged_consumption,
+)
+from mbcas.policy.node import Cause, NodeInputs, replay
+from mbcas.policy.node_config import NodePolicy
+
+NAN = math.nan
+
+
+def test_capacity_counts_each_unmanaged_class_as_documented() -> None:
+    qos = np.array(
+        [QOS_GUARANTEED, QOS_BESTEFFORT, QOS_BURSTABLE, QOS_BURSTABLE, QOS_BURSTABLE], dtype=np.int8
+    )
+    request = np.array([0.5, NAN, 0.2, 0.2, 0.3])
+    limit = np.array([0.5, NAN, 1.0, NAN, 0.4])
+    usage = np.array([0.1, 3.0, 0.6, 0.05, 2.0])
+    used = unmanaged_consumption(qos, request, limit, usage)
+    # Guaranteed at its limit, BestEffort 0, Burstable max(request, usage) capped at its limit.
+    assert list(used) == pytest.approx([0.5, 0.0, 0.6, 0.2, 0.4])
+    unmanaged = np.array([True, True, True, False, True])
+    cap = node_capacity(4.0, 0.2, unmanaged=unmanaged, qos=qos, request=request, limit=limit, usage=usage)
+    assert cap == pytest.approx(4.0 - 0.2 - 0.5 - 0.0 - 0.6 - 0.4)
+    assert (
+        node_capacity(1.0, 2.0, unmanaged=unmanaged, qos=qos, request=request, limit=limit, usage=usage)
+        == 0.0
+    )
+
+
+def test_qos_code_names() -> None:
+    assert qos_code("Burstable") == QOS_BURSTABLE
+    with pytest.raises(ValueError, match="unknown QoS class 'Bursty'"):
+        qos_code("Bursty")
+
+
+def test_replay_is_the_market_solution_without_history() -> None:
+    inputs = NodeInputs.build(
+        ["busy", "idle", "guaranteed"],
+        [QOS_BURSTABLE, QOS_BURSTABLE, QOS_GUARANTEED],
+        request=[0.25, 0.25, 1.0],
+        limit=[0.5, 0.5, 1.0],
+        usage=[0.5, 0.02, 0.9],
+        throttled_ratio=[0.8, 0.0, 0.0],
+        psi_full=[0.4, 0.0, 0.0],
+    )
+    plan = replay(NodePolicy(), 4.0, 0.2, inputs)
+    assert plan.capacity_mcpu == 2800  # 4 − 0.2 − 1 (Guaranteed)
+    assert list(plan.managed) == [True, True, False]
+    alloc = plan.allocation_mcpu
+    assert alloc[2] == -1
+    assert alloc[0] + alloc[1] <= plan.capacity_mcpu
+    # The busy pod's demand (usage/(1 − psi full) ≈ 0.83 cores) is met with headroom; the rest of
+    # the node is shared by weight (equal requests), so both end at half of it.
+    assert alloc[0] >= 1000 * (0.5 / 0.6) * 1.25
+    assert alloc[0] == pytest.approx(1400, abs=1) and alloc[1] == pytest.approx(1400, abs=1)
+    assert (plan.cause[:2] == Cause.REPLAY).all()
+    assert "throttled 80%" in plan.reason(0)
+    # Same snapshot, same answer: replay is pure.
+    again = replay(NodePolicy(), 4.0, 0.2, inputs)
+    assert list(again.allocation_mcpu) == list(alloc)
+
+
+def test_replay_without_spare_sharing_gives_demand_caps() -> None:
+    inputs = NodeInputs.build(["a", "b"], [1, 1], request=[0.1, 0.1], limit=[1.0, 1.0], usage=[0.4, 0.1])
+    plan = replay(NodePolicy(share_spare=False), 4.0, 0.0, inputs)
+    assert list(plan.allocation_mcpu) == [550, 175]  # demand·1.25 + 50m
+
+
+def test_replay_of_an_overcommitted_node_is_infeasible() -> None:
+    inputs = NodeInputs.build(["a", "b"], [1, 1], request=[1.0, 1.0], limit=[1.5, NAN], usage=[0.4, 0.1])
+    plan = replay(NodePolicy(), 2.0, 0.5, inputs)
+    assert plan.infeasible
+    assert "floors need 2.000 cores, capacity is 1.500" in plan.infeasible_message
+    assert list(plan.allocation_mcpu) == [1500, -1]  # current limits held, none invented
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"request": [0.1]}, r"request has shape \(1,\), expected \(2,\)"),
+        ({"usage": [0.1, -1.0]}, r"usage\[1\] = -1.0 must be finite and >= 0"),
+        ({"limit": [math.inf, 1.0]}, r"limit\[0\] = inf"),
+    ],
+)
+def test_bad_inputs_name_the_array_and_index(kwargs: dict[str, list[float]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        NodeInputs.build(["a", "b"], [1, 1], **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_qos_and_duplicate_uids() -> None:
+    with pytest.raises(ValueError, match=r"qos\[1\] = 7 is not a QoS code"):
+        NodeInputs.build(["a", "b"], [1, 7])
+    with pytest.raises(ValueError, match="duplicate pod UIDs"):
+        NodeInputs.build(["a", "a"], [1, 1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"min_cpu": 0.0}, "min_cpu"),
+        ({"max_cpu": 0.01}, "max_cpu"),
+        ({"deadband_ratio": 1.0}, "deadband_ratio"),
+        ({"down_step_ratio": 2.0}, "down_step_ratio"),
+        ({"headroom_ratio": -1.0}, "headroom_ratio"),
+        ({"min_interval_s": math.nan}, "min_interval_s"),
+    ],
+)
+def test_policy_rejects_out_of_range_values(kwargs: dict[str, float], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        NodePolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_empty_node() -> None:
+    plan = replay(NodePolicy(), 2.0, 0.0, NodeInputs.build([], []))
+    assert plan.capacity_mcpu == 2000
+    assert plan.allocation_mcpu.size == 0
+    assert plan.objective == 0.0
