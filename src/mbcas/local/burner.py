@@ -131,6 +131,14 @@ class _Source:
         self.since = time.monotonic()
 
 
+def _spin() -> None:
+    """About 20-50 µs of pure user-space work between two clock reads (which are syscalls)."""
+    x = 0
+    for i in range(500):
+        x += i * i
+    del x
+
+
 def _work(source: _Source, index: int, parent: int) -> None:
     """Worker ``index`` takes the slice ``[index, index + 1)`` of the demanded cores."""
     last_check = 0.0
@@ -146,7 +154,7 @@ def _work(source: _Source, index: int, parent: int) -> None:
             target = time.thread_time() + share * CYCLE
             end = start + CYCLE
             while time.thread_time() < target and time.monotonic() < end:
-                pass
+                _spin()
         remaining = start + CYCLE - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
