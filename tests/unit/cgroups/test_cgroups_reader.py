@@ -158,27 +158,35 @@ HALF_WRITTEN = {
 }
 
 
-@pytest.mark.parametrize("victim", list(HALF_WRITTEN))
-def test_half_written_file_is_a_parse_error_naming_the_file(fakefs: FakeCgroupFS, victim: str) -> None:
-    fakefs.write(POD, usage_usec=123456, some_usec=10, full_usec=5, quota_usec=10_000)
-    name = victim.split(maxsplit=1)[0]
-    v1_file = victim == "cpu.stat (v1)" or name in ("cpu.cfs_quota_us", "cpuacct.usage")
-    base = fakefs.root if v1_file else fakefs.v2_dir
-    if base is None or (v1_file and fakefs.kind is LayoutKind.V2):
-        pytest.skip(f"{fakefs.kind} has no {victim}")
-    files = [f for f in base.rglob(name) if POD in str(f) and ("unified" not in str(f) or not v1_file)]
-    if not files:
-        pytest.skip(f"{fakefs.kind} has no {victim}")
-    for f in files:
-        f.write_bytes(HALF_WRITTEN[victim])
-    reader = CgroupReader(fakefs.root)
-    if name == "cpuacct.usage" and fakefs.kind is LayoutKind.HYBRID:
-        assert reader.read(POD).usage_usec == 123456  # hybrid takes usage from cgroup2, not cpuacct
-        return
+# The files each layout reads (hybrid reads cpuacct.usage only when the pod is not in cgroup2).
+LAYOUT_FILES = {
+    LayoutKind.V2: ["cpu.stat", "cpu.pressure", "cpu.max"],
+    LayoutKind.HYBRID: ["cpu.stat", "cpu.pressure", "cpu.stat (v1)", "cpu.cfs_quota_us"],
+    LayoutKind.V1: ["cpu.stat (v1)", "cpu.cfs_quota_us", "cpuacct.usage"],
+}
+V1_FILES = {"cpu.stat (v1)": ("cpu", "cpu.stat"), "cpu.cfs_quota_us": ("cpu", "cpu.cfs_quota_us"),
+            "cpuacct.usage": ("cpuacct", "cpuacct.usage")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "victim"), [(kind, victim) for kind, files in LAYOUT_FILES.items() for victim in files]
+)
+def test_half_written_file_is_a_parse_error_naming_the_file(
+    tmp_path: Path, kind: LayoutKind, victim: str
+) -> None:
+    fs = FakeCgroupFS(tmp_path, kind)
+    fs.write(POD, usage_usec=123456, some_usec=10, full_usec=5, quota_usec=10_000)
+    if victim in V1_FILES:
+        controller, name = V1_FILES[victim]
+        path = fs.root / controller / POD / name
+    else:
+        assert fs.v2_dir is not None
+        name, path = victim, fs.v2_dir / POD / victim
+    path.write_bytes(HALF_WRITTEN[victim])
     with pytest.raises(CgroupError) as info:
-        reader.read(POD)
+        CgroupReader(fs.root).read(POD)
     assert info.value.kind is ErrorKind.PARSE
-    assert name in str(info.value)
+    assert str(path) in str(info.value) and name in str(info.value)
 
 
 def test_clock_is_taken_per_read(fakefs: FakeCgroupFS, clock: FakeClock) -> None:
