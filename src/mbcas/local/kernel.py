@@ -166,6 +166,9 @@ class KernelSandbox:
             for base in self._hierarchies():
                 self._mkdir(base / self.prefix)
             if self.layout.kind is LayoutKind.V2:
+                # The root offers cpu (checked above); as on any kubelet node it must also be
+                # enabled for its children. Nothing else outside the prefix is changed.
+                self._enable_cpu(Path(self.layout.base_dir))
                 self._enable_cpu(Path(self.layout.base_dir) / self.prefix)
         except OSError as exc:
             self.reason = f"cannot create cgroups under {self.root} ({exc.strerror or exc})"
