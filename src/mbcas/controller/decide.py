@@ -1,0 +1,187 @@
+"""The controller's decision for one PodAllocation against the live pod: pure, no I/O.
+
+:func:`decide` compares what the allocation wants with the pod's spec and status and returns a
+:class:`Decision`: the phase and reason to report, and the pod-level limit to patch now (if
+any). The order of the checks is the trust order:
+
+1. the pod is missing -> ``Failed`` (``PodGone``; the allocation is garbage-collected with it);
+2. the live pod has another UID or node -> ``Refused`` (``UIDMismatch`` / ``NodeMismatch``): a pod
+   recreated under the same name never gets an old decision;
+3. ``mode: recommend`` -> ``Recommended``, never applied;
+4. QoS and container rules (:mod:`mbcas.policy.resize_split`) -> ``Refused`` with their reason;
+5. the pod already asks for the target: report what the kubelet says — ``Applied`` once the
+   status shows it and ``observedGeneration`` caught up, ``Infeasible``/``Deferred`` from
+   ``PodResizePending``, ``Failed`` on a kubelet ``Error``, else ``Pending``;
+6. the kubelet is still busy with an earlier resize -> wait (``Pending``);
+7. the decision is older than the staleness limit -> ``Refused`` (``Stale``);
+8. a 422 already rejected this generation -> ``Failed``, not retried until the spec changes;
+9. the :class:`~mbcas.policy.resize.ResizeGate` (deadband, infeasible memory, cooldown, interval,
+   rate, step cap) -> apply now, wait, or skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mbcas.api.models import Phase, PodAllocationSpec
+from mbcas.api.quantity import format_cpu
+from mbcas.kube.podview import PodView
+from mbcas.policy.resize import GateAction, ResizeGate, is_stale
+from mbcas.policy.resize_split import SplitRefusedError, plan_container_limits
+
+__all__ = ["Decision", "decide"]
+
+REFUSAL_PHASES = frozenset({Phase.REFUSED, Phase.INFEASIBLE})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to report and what to do for one allocation."""
+
+    phase: Phase
+    reason: str
+    message: str
+    resize_to_mc: int | None = None  # pod-level limit to patch now
+    applied_mc: int | None = None  # what the kubelet reports as applied (for status)
+    requeue_after_s: float | None = None
+    infeasible_mc: int | None = None  # remember this value as infeasible for the pod
+    event_on_pod: bool = False  # also post the event on the pod (not just the allocation)
+
+    @property
+    def refusal(self) -> bool:
+        return self.phase in REFUSAL_PHASES
+
+
+def decide(
+    spec: PodAllocationSpec,
+    pod: PodView | None,
+    gate: ResizeGate,
+    *,
+    now: float,
+    now_mono: float,
+    staleness_s: float,
+    allow_restart: bool = False,
+    final_failure: str | None = None,
+    resync_s: float = 30.0,
+) -> Decision:
+    """Decide for ``spec`` given the live ``pod`` (None when it does not exist).
+
+    ``now`` is wall-clock epoch seconds (for staleness of ``decidedAt``); ``now_mono`` is the
+    monotonic clock the gate runs on. ``final_failure`` is the message of a 422 that already
+    rejected this generation.
+    """
+    target = spec.cpu_limit_millicores
+    if pod is None:
+        return Decision(Phase.FAILED, "PodGone", f"pod {spec.pod_name} not found")
+    if pod.uid != spec.pod_uid:
+        return Decision(
+            Phase.REFUSED,
+            "UIDMismatch",
+            f"pod {pod.key} has UID {pod.uid}, the allocation is for {spec.pod_uid} (pod was recreated)",
+        )
+    if pod.node_name != spec.node_name:
+        return Decision(
+            Phase.REFUSED,
+            "NodeMismatch",
+            f"pod {pod.key} runs on {pod.node_name or 'no node'}, the allocation is for {spec.node_name}",
+        )
+    if spec.mode.value == "recommend":
+        return Decision(
+            Phase.RECOMMENDED,
+            "Recommendation",
+            f"recommendation only ({format_cpu(target)}): never applied",
+            applied_mc=pod.applied_limit_mc(),
+        )
+    try:
+        plan = plan_container_limits(target, pod.containers, qos=pod.qos, allow_restart=allow_restart)
+    except SplitRefusedError as exc:
+        return Decision(Phase.REFUSED, exc.reason, f"pod {pod.key}: {exc.message}", event_on_pod=True)
+    names = list(plan.limits)
+    applied = pod.applied_limit_mc(names)
+    spec_now = pod.spec_limit_mc(names)
+    if all((c := pod.container(n)) is not None and c.cpu_limit_mc == v for n, v in plan.limits.items()):
+        return _report(pod, plan.total_mc, applied, resync_s)
+    if pod.resize.in_progress or not pod.generation_observed:
+        return Decision(
+            Phase.PENDING,
+            "KubeletBusy",
+            "waiting for the kubelet to settle the previous resize",
+            applied_mc=applied,
+            requeue_after_s=resync_s,
+        )
+    if is_stale(spec.decided_at.timestamp(), now, staleness_s):
+        return Decision(
+            Phase.REFUSED,
+            "Stale",
+            f"decision made at {spec.decided_at.isoformat()} is older than {staleness_s:g}s (agent down?)",
+            applied_mc=applied,
+        )
+    if final_failure is not None:
+        return Decision(Phase.FAILED, "Invalid", final_failure, applied_mc=applied)
+    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mc, now_mono)
+    if verdict.action is GateAction.APPLY:
+        return Decision(
+            Phase.PENDING, "Resizing", verdict.message, resize_to_mc=verdict.value, applied_mc=applied
+        )
+    if verdict.action is GateAction.WAIT:
+        return Decision(
+            Phase.PENDING,
+            verdict.reason,
+            verdict.message,
+            applied_mc=applied,
+            requeue_after_s=verdict.retry_after_s,
+        )
+    if verdict.action is GateAction.BLOCKED:
+        return Decision(Phase.INFEASIBLE, "Infeasible", verdict.message, applied_mc=applied)
+    # Deadband: the current limit is close enough.
+    if applied is not None and applied == spec_now and pod.resize.settled:
+        return Decision(
+            Phase.APPLIED,
+            "Deadband",
+            f"within the deadband of the current limit {format_cpu(applied)}",
+            applied_mc=applied,
+        )
+    return Decision(
+        Phase.PENDING, "KubeletBusy", "waiting for the kubelet", applied_mc=applied, requeue_after_s=resync_s
+    )
+
+
+def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> Decision:
+    """The pod already asks for the target: what does the kubelet say?"""
+    res = pod.resize
+    if res.pending_reason == "Infeasible":
+        return Decision(
+            Phase.INFEASIBLE,
+            "Infeasible",
+            f"node cannot fit {format_cpu(total)}: {res.pending_message or 'infeasible'}",
+            applied_mc=applied,
+            infeasible_mc=total,
+            event_on_pod=True,
+        )
+    if res.pending_reason is not None:
+        return Decision(
+            Phase.DEFERRED,
+            "Deferred",
+            f"kubelet deferred the resize to {format_cpu(total)}: {res.pending_message or 'deferred'}",
+            applied_mc=applied,
+            requeue_after_s=resync_s,
+        )
+    if res.error is not None:
+        return Decision(
+            Phase.FAILED,
+            "KubeletError",
+            f"kubelet failed to resize: {res.error}",
+            applied_mc=applied,
+            requeue_after_s=resync_s,
+        )
+    if applied == total and pod.generation_observed and res.settled:
+        return Decision(
+            Phase.APPLIED, "Applied", f"CPU limit {format_cpu(total)} applied", applied_mc=applied
+        )
+    return Decision(
+        Phase.PENDING,
+        "InProgress",
+        f"waiting for the kubelet to apply {format_cpu(total)}",
+        applied_mc=applied,
+        requeue_after_s=resync_s,
+    )
