@@ -339,3 +339,34 @@ def test_emulator_survives_an_apiserver_restart(
         timeout=30,
         message="resize handled after the restart",
     )
+
+
+def test_pod_bound_token_carries_the_node_name(
+    core_v1: Any, api_client: Any, namespace: str, node_emulator: Any
+) -> None:
+    """A token bound to a pod on an emulated node authenticates with the node-name extra (as the
+    agent's own token will on a real node), so node-scoped authorization can be tested here."""
+    core_v1.create_namespaced_service_account(namespace, {"metadata": {"name": "agent"}})
+    body = make_pod("agent-pod", "10m", "10m")
+    body["spec"]["serviceAccountName"] = "agent"
+    pod = core_v1.create_namespaced_pod(namespace, body)
+    wait_running(core_v1, namespace, "agent-pod")
+    token = core_v1.create_namespaced_service_account_token(
+        "agent",
+        namespace,
+        {
+            "spec": {
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": "agent-pod",
+                    "uid": pod.metadata.uid,
+                }
+            }
+        },
+    ).status.token
+    review = client.AuthenticationV1Api(api_client).create_token_review({"spec": {"token": token}})
+    assert review.status.authenticated
+    assert review.status.user.username == f"system:serviceaccount:{namespace}:agent"
+    assert review.status.user.extra["authentication.kubernetes.io/node-name"] == [DEFAULT_NODE]
+    assert review.status.user.extra["authentication.kubernetes.io/pod-name"] == ["agent-pod"]
