@@ -217,6 +217,7 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("create", "events.events.k8s.io", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("update", "leases.coordination.k8s.io", "-n", ns),
+        ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ]
     denied = [
         ("delete", "pods", "-n", "default"),
@@ -226,8 +227,10 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("get", "secrets", "-n", ns),
         ("list", "secrets", "--all-namespaces"),
         ("create", "podallocations.mbcas.io", "-n", "default"),
+        ("patch", "podallocations.mbcas.io", "-n", "default"),
         ("delete", "podallocations.mbcas.io", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", "kube-system"),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io"),
         ("get", "nodes/node-a"),
     ]
     assert [a for a in allowed if not can_i(kubectl, ctl, *a)] == []

@@ -10,6 +10,7 @@ this, and enforces it, is tested on the real control plane in tests/integration/
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,8 +209,8 @@ def test_controller_resizes_and_reports_but_cannot_delete_pods(docs: Docs) -> No
     for verb in ("create", "update", "patch", "delete", "deletecollection"):
         assert not grants(rules, "", "pods", verb), verb
     assert not grants(rules, "", "pods/eviction", "create")
-    for verb in ("create", "delete"):
-        assert not grants(rules, "mbcas.io", "podallocations", verb)
+    for verb in ("create", "update", "patch", "delete"):
+        assert not grants(rules, "mbcas.io", "podallocations", verb), "the controller cannot change decisions"
 
 
 def test_bindings_bind_each_role_to_its_own_service_account(docs: Docs) -> None:
@@ -272,3 +273,73 @@ def test_values_can_disable_optional_parts() -> None:
     pinned = render("agent.image.digest=sha256:" + "a" * 64, "image.registry=registry.example/x")
     image = find(pinned, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example/x/mbcas-agent@sha256:" + "a" * 64
+
+
+# ------------------------------------------------------------------ values cover every setting
+
+
+def container_env(docs: Docs, kind: str, pod_name: str, namespace: str) -> dict[str, str]:
+    """The container's environment as the kubelet would give it (fieldRefs resolved)."""
+    container = find(docs, kind)["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        path = item["valueFrom"]["fieldRef"]["fieldPath"]
+        env[item["name"]] = {"metadata.name": pod_name, "metadata.namespace": namespace}.get(path, "node-x")
+    return env
+
+
+# Settings the chart derives from other values or from the pod rather than from controller.settings.
+CONTROLLER_CHART_MANAGED = {"metrics_port", "health_port", "identity", "lease_namespace"}
+# Settings whose null in values.yaml means "the chart picks" (lease_name: <release>-controller).
+CONTROLLER_CHART_DEFAULTED = {"lease_name"}
+
+
+def test_controller_settings_cover_every_config_field_with_its_default() -> None:
+    config = pytest.importorskip("mbcas.controller.config", reason="the controller's config has not landed")
+    fields = config.ControllerConfig.model_fields
+    settings = yaml.safe_load((PATHS.chart / "values.yaml").read_text())["controller"]["settings"]
+    assert set(settings) | CONTROLLER_CHART_MANAGED == set(fields), "values.yaml must list every setting"
+    assert not set(settings) & CONTROLLER_CHART_MANAGED
+    for key, value in settings.items():
+        if key in CONTROLLER_CHART_DEFAULTED and value is None:
+            continue
+        default = fields[key].default
+        assert value == default, (
+            f"controller.settings.{key} = {value!r}, but the binary's default is {default!r}"
+        )
+
+
+def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = pytest.importorskip("mbcas.controller.config", reason="the controller's config has not landed")
+    docs = render(
+        "controller.settings.max_step_mc=2500000",
+        "controller.settings.namespace=team-a",
+        "controller.settings.deadband_ratio=0.125",
+        "controller.settings.allow_restart=true",
+        "controller.metricsPort=9200",
+        namespace="platform",
+    )
+    env = container_env(docs, "Deployment", "mbcas-controller-abc", "platform")
+    assert env["MBCAS_CONTROLLER_MAX_STEP_MC"] == "2500000", "numbers must not be printed with an exponent"
+    for name in [n for n in os.environ if n.startswith("MBCAS_CONTROLLER_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = config.ControllerConfig()
+    assert (cfg.max_step_mc, cfg.namespace, cfg.deadband_ratio, cfg.allow_restart) == (
+        2500000,
+        "team-a",
+        0.125,
+        True,
+    )
+    assert (cfg.metrics_port, cfg.health_port) == (9200, 8081)
+    assert (cfg.lease_namespace, cfg.lease_name, cfg.identity) == (
+        "platform",
+        "mbcas-controller",
+        "mbcas-controller-abc",
+    )
+    assert cfg.leader_election is True
+    cfg.rules()  # the safety rules accept the chart's defaults

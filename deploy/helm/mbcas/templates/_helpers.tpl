@@ -89,6 +89,14 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/*
+An environment variable's value from a values entry: strings as they are, numbers and booleans as
+JSON (no exponent: Helm reads YAML numbers as float64 and toString would print 2e+06).
+*/}}
+{{- define "mbcas.envValue" -}}
+{{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ toJson . | quote }}{{ end }}
+{{- end }}
+
 {{/* Agent settings passed as environment variables (see values.yaml: agent.settings). */}}
 {{- define "mbcas.agent.env" -}}
 - name: MBCAS_AGENT_CGROUP_ROOT
@@ -103,12 +111,32 @@ seccompProfile:
 {{- end }}
 {{- end }}
 
-{{/* Controller settings passed as environment variables (see values.yaml: controller.settings). */}}
+{{/*
+Controller settings as MBCAS_CONTROLLER_* environment variables: one per key of
+controller.settings (keys are the field names of mbcas.controller.config.ControllerConfig; null
+values are left out so the binary's default applies). Ports come from controller.metricsPort and
+controller.healthPort (the probes and the Service use them too); the leader-election Lease lives
+in the release namespace, and each replica's identity is its pod name.
+*/}}
 {{- define "mbcas.controller.env" -}}
+- name: MBCAS_CONTROLLER_METRICS_PORT
+  value: {{ .Values.controller.metricsPort | quote }}
+- name: MBCAS_CONTROLLER_HEALTH_PORT
+  value: {{ .Values.controller.healthPort | quote }}
+- name: MBCAS_CONTROLLER_IDENTITY
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: MBCAS_CONTROLLER_LEASE_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: MBCAS_CONTROLLER_LEASE_NAME
+  value: {{ default (include "mbcas.controller.fullname" .) .Values.controller.settings.lease_name | quote }}
 {{- range $key, $value := .Values.controller.settings }}
-{{- if not (kindIs "invalid" $value) }}
-- name: {{ printf "MBCAS_CONTROLLER_%s" ($key | snakecase | upper) }}
-  value: {{ $value | toString | quote }}
+{{- if and (not (kindIs "invalid" $value)) (ne $key "lease_name") }}
+- name: {{ printf "MBCAS_CONTROLLER_%s" ($key | upper) }}
+  value: {{ include "mbcas.envValue" $value }}
 {{- end }}
 {{- end }}
 {{- end }}
