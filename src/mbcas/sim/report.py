@@ -106,7 +106,9 @@ def write_report(
         f"Nodes: {', '.join(f'{k} ({v:g} cores)' for k, v in info.get('nodes', {}).items())}; "
         f"{info.get('pods', '?')} pods; requests {info.get('requests_cores', 0):.2f} cores; "
         f"mean demand {info.get('mean_demand_cores', 0):.2f} cores; "
-        f"{info.get('duration_s', 0):g} s at {info.get('tick_s', 1):g} s ticks.",
+        f"{info.get('duration_s', 0):g} s at {info.get('tick_s', 1):g} s ticks. "
+        f"Least stall share any policy can reach (demand above capacity): "
+        f"{info.get('min_stall_share', 0):.3f}.",
         "",
     ]
     if command:

@@ -7,14 +7,18 @@ a :class:`SimulationResult` holding the traces (for plots) and the JSON-ready re
     {"scenario": str, "seed": int, "policies": {"static": M, "static2x": M, "hpa": M, "vpa": M,
      "regret": M, "mbcas": M}}
 
-plus ``"scenario_info"`` (description, duration, pods, capacity) and ``"targets"`` (the checks of
-:mod:`mbcas.sim.targets` that apply to the scenario's tags).
+plus ``"scenario_info"`` (description, duration, pods, capacity, and ``min_stall_share``: the
+least unserved share any policy can reach, which bounds what a contention target can ask) and
+``"targets"`` (the checks of :mod:`mbcas.sim.targets` that apply to the scenario's tags).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from mbcas.sim.engine import RunTrace, context_for, run_policy
 from mbcas.sim.metrics import compute_metrics, fair_shares
@@ -23,6 +27,22 @@ from mbcas.sim.scenario import Scenario
 from mbcas.sim.targets import evaluate_targets
 
 __all__ = ["SimulationResult", "simulate"]
+
+
+def _min_stall_share(demand: npt.NDArray[np.float64], scenario: Scenario) -> float:
+    """The least ``stall_share`` any policy can reach: ``Σₜ Σ_nodes max(0, Σ d − C) / Σ d``.
+
+    A policy whose limits never add up to more than the capacity turns all of that excess into
+    throttling, so it is also its floor of ``throttled_share``.
+    """
+    total = float(demand.sum())
+    if total <= 0:
+        return 0.0
+    excess = 0.0
+    node = scenario.node_index
+    for k, cap in enumerate(scenario.capacities):
+        excess += float(np.maximum(demand[:, node == k].sum(axis=1) - cap, 0.0).sum())
+    return excess / total
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,7 @@ def simulate(scenario: Scenario, seed: int = 0, policies: list[Policy] | None = 
             "nodes": {n.name: n.capacity for n in scenario.nodes},
             "requests_cores": float(scenario.requests.sum()),
             "mean_demand_cores": float(demand.sum(axis=1).mean()),
+            "min_stall_share": _min_stall_share(demand, scenario),
             "tags": list(scenario.tags),
             "spikes": len(spikes),
         },
