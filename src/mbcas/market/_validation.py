@@ -27,6 +27,7 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "check_same_length",
+    "check_weights_and_bounds",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -103,3 +104,30 @@ def check_lower_le_upper(lower_name: str, lower: FloatArray, upper_name: str, up
             f"{lower_name}[{i}] = {float(lower[i])!r} > {upper_name}[{i}] = {float(upper[i])!r}; "
             f"need {lower_name} <= {upper_name}"
         )
+
+
+def check_weights_and_bounds(
+    names: tuple[str, str, str], w: FloatArray, lo: FloatArray, up: FloatArray
+) -> None:
+    """Check ``0 < w < inf`` and ``0 <= lo <= up < inf`` element-wise (same lengths already checked).
+
+    One aggregate test of five reductions covers every case (NaN poisons the reductions, so it
+    fails the test too); only a failing input pays for the per-check search that names the
+    first offending index, in the order weights, lower, upper, ``lower <= upper``.
+    """
+    if w.size == 0:
+        return
+    if (
+        w.min() > 0.0
+        and w.max() < math.inf
+        and lo.min() >= 0.0
+        and up.max() < math.inf
+        and (up - lo).min() >= 0.0
+    ):
+        return
+    w_name, lo_name, up_name = names
+    check_positive(w_name, w)
+    check_nonnegative(lo_name, lo)
+    check_nonnegative(up_name, up)
+    check_lower_le_upper(lo_name, lo, up_name, up)
+    raise AssertionError("unreachable: the aggregate check failed but no element did")  # pragma: no cover

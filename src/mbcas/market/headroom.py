@@ -24,10 +24,8 @@ from mbcas.market._validation import (
     FloatArray,
     as_vector,
     check_capacity,
-    check_lower_le_upper,
-    check_nonnegative,
-    check_positive,
     check_same_length,
+    check_weights_and_bounds,
 )
 from mbcas.market.solver import InfeasibleError, solve_nsw
 
@@ -56,10 +54,7 @@ def share_headroom(capacity: float, alloc: ArrayLike, weights: ArrayLike, hard_m
     w = as_vector("weights", weights)
     hm = as_vector("hard_max", hard_max)
     check_same_length((("alloc", a), ("weights", w), ("hard_max", hm)))
-    check_positive("weights", w)
-    check_nonnegative("alloc", a)
-    check_nonnegative("hard_max", hm)
-    check_lower_le_upper("alloc", a, "hard_max", hm)
+    check_weights_and_bounds(("weights", "alloc", "hard_max"), w, a, hm)
     try:
         return solve_nsw(cap, w, a, hm)
     except InfeasibleError as exc:

@@ -40,10 +40,8 @@ from mbcas.market._validation import (
     FloatArray,
     as_vector,
     check_capacity,
-    check_lower_le_upper,
-    check_nonnegative,
-    check_positive,
     check_same_length,
+    check_weights_and_bounds,
 )
 
 __all__ = ["FEASIBILITY_RTOL", "InfeasibleError", "solve_nsw"]
@@ -95,10 +93,7 @@ def solve_nsw(capacity: float, weights: ArrayLike, lower: ArrayLike, upper: Arra
     lo = as_vector("lower", lower)
     up = as_vector("upper", upper)
     n = check_same_length((("weights", w), ("lower", lo), ("upper", up)))
-    check_positive("weights", w)
-    check_nonnegative("lower", lo)
-    check_nonnegative("upper", up)
-    check_lower_le_upper("lower", lo, "upper", up)
+    check_weights_and_bounds(("weights", "lower", "upper"), w, lo, up)
     if n == 0:
         return np.empty(0, dtype=np.float64)
 
