@@ -1,0 +1,417 @@
+"""The node loop: sense -> demand -> capacity -> solve -> plan -> write, once per tick.
+
+:class:`NodeAgent` ties the adapters to the pure planner:
+
+* **sense** — the pods bound to the node come from a watched cache (:class:`mbcas.kube.pods.NodePods`);
+  each pod's cgroup is resolved once through :class:`mbcas.cgroups.PodCgroupResolver` (cached, and
+  re-resolved after a read error) and read by :class:`mbcas.cgroups.sampler.Sampler`; a pod whose
+  cgroup cannot be read is held this tick (``usage`` NaN) and counted in
+  ``mbcas_agent_read_errors_total{kind}``;
+* **plan** — :class:`mbcas.policy.node.NodePlanner`, seeded at start-up with the allocations
+  already in the API (an agent restart holds them instead of starting over);
+* **write** — one PodAllocation per managed pod in ``enforce`` or ``recommend`` mode
+  (:class:`mbcas.kube.store.AllocationStore` skips no-ops and refreshes unchanged decisions every
+  ``refresh_s`` so they never look stale); allocations of pods that left the node, or are no
+  longer managed or written, are deleted. API errors start a backoff (doubling to
+  ``api_backoff_max_s``) during which the loop keeps sensing and planning but writes nothing;
+  decisions are never queued, so after an outage only the current tick's plan is written.
+* **infeasible** — when the floors exceed the capacity the planner holds every allocation; the
+  agent posts one Warning Event on the Node when the condition starts and one Normal Event when it
+  clears.
+
+The live ConfigMap is polled every ``config_poll_s``; a new :class:`LiveConfig` takes effect at the
+next tick (policy swapped on the planner, selectors and modes re-evaluated).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+import yaml
+
+from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
+from mbcas.agent.metrics import AgentMetrics
+from mbcas.agent.selectors import LabelSelector
+from mbcas.api import Mode, PodAllocationSpec, parse_cpu
+from mbcas.cgroups.errors import CgroupError, ErrorKind
+from mbcas.cgroups.paths import PodCgroupResolver
+from mbcas.cgroups.reader import CgroupReader
+from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
+from mbcas.kube.client import Kube
+from mbcas.kube.errors import KubeError, NotFoundError
+from mbcas.kube.events import EventRecorder, ObjectRef
+from mbcas.kube.pods import PodInfo
+from mbcas.kube.store import AllocationStore
+from mbcas.policy.capacity import QOS_NAMES
+from mbcas.policy.node import NodeInputs, NodePlan, NodePlanner
+
+__all__ = ["NodeAgent", "PodSource", "Sensed"]
+
+log = logging.getLogger(__name__)
+
+_QOS_CODE = {name: i for i, name in enumerate(QOS_NAMES)}
+
+
+class PodSource(Protocol):
+    """Where the agent gets the pods of its node (the watch cache, or a fixed dict in tests)."""
+
+    @property
+    def synced(self) -> bool: ...
+
+    def pods(self) -> dict[str, PodInfo]: ...
+
+
+@dataclass(frozen=True)
+class Sensed:
+    """One tick's input: the planner's arrays plus the pods they came from."""
+
+    inputs: NodeInputs
+    pods: tuple[PodInfo, ...]
+    names: tuple[tuple[str, str], ...]
+    errors: Mapping[str, SenseError]
+
+
+class NodeAgent:
+    """One node's loop (see module docs). ``kube=None`` or ``dry_run=True`` never writes."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        node: str,
+        pods: PodSource,
+        reader: CgroupReader,
+        kube: Kube | None = None,
+        metrics: AgentMetrics | None = None,
+        dry_run: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.node = node
+        self.live = config.live
+        self.source = pods
+        self.kube = kube
+        self.metrics = metrics or AgentMetrics()
+        self.dry_run = dry_run or kube is None
+        self.clock = clock
+        self.reader = reader
+        self.resolver = PodCgroupResolver(reader.layout, prefix=config.cgroup_prefix)
+        self.sampler = Sampler(reader)
+        self.planner = NodePlanner(self.live.policy())
+        self.store = AllocationStore(kube, node) if kube is not None else None
+        self.events = (
+            EventRecorder(kube, component="mbcas-agent", instance=node) if kube is not None else None
+        )
+        self._selectors = self._compile(self.live)
+        self._paths: dict[str, str] = {}
+        self._allocatable: float | None = (
+            parse_cpu(config.allocatable_cpu) / 1000.0 if config.allocatable_cpu else None
+        )
+        self._node_read_at = -math.inf
+        self._config_read_at = -math.inf
+        self._seeded = False
+        self._backoff_until = -math.inf
+        self._backoff = 1.0
+        self._infeasible = False
+        self.last_plan: NodePlan | None = None
+        self.last_tick_at: float | None = None
+        self.ticks = 0
+
+    # ------------------------------------------------------------------ config
+
+    @staticmethod
+    def _compile(live: LiveConfig) -> tuple[LabelSelector, LabelSelector]:
+        return LabelSelector.parse(live.pod_selector), LabelSelector.parse(live.exclude_pod_selector)
+
+    def apply_live(self, live: LiveConfig) -> None:
+        """Switch to a new live configuration from the next tick on."""
+        self.planner.policy = live.policy()
+        self._selectors = self._compile(live)
+        self.live = live
+
+    def _reload_config(self, now: float) -> None:
+        ref = self.config.config_map_ref()
+        if ref is None or self.kube is None or now - self._config_read_at < self.config.config_poll_s:
+            return
+        self._config_read_at = now
+        namespace, name = ref
+        try:
+            body = self.kube.request_json(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+                what=f"read configmap {namespace}/{name}",
+            )
+        except NotFoundError:
+            if self.live != self.config.live:
+                self.apply_live(self.config.live)
+                self.metrics.config_reloads.labels("removed").inc()
+            return
+        except KubeError as exc:
+            log.debug("config map not readable now: %s", exc)
+            return
+        text = (body.get("data") or {}).get("config.yaml", "")
+        try:
+            overrides = yaml.safe_load(text) or {}
+            if not isinstance(overrides, dict):
+                raise ValueError("config.yaml must be a mapping")
+            live = self.config.live.merged(overrides)
+        except (ValueError, yaml.YAMLError) as exc:
+            self.metrics.config_reloads.labels("invalid").inc()
+            log.error(
+                "ignoring invalid ConfigMap %s/%s (keeping the last good config): %s", namespace, name, exc
+            )
+            return
+        if live != self.live:
+            self.apply_live(live)
+            self.metrics.config_reloads.labels("applied").inc()
+            log.info("live config reloaded from %s/%s", namespace, name)
+
+    # ------------------------------------------------------------------ sense
+
+    def _eligible(self, pod: PodInfo) -> bool:
+        live = self.live
+        ns = pod.namespace
+        if ns in live.exclude_namespaces or (live.include_namespaces and ns not in live.include_namespaces):
+            return False
+        include, exclude = self._selectors
+        if not include.empty and not include.matches(pod.labels):
+            return False
+        return exclude.empty or not exclude.matches(pod.labels)
+
+    def _relpath(self, pod: PodInfo) -> str | None:
+        path = self._paths.get(pod.uid)
+        if path is None:
+            try:
+                path = self.resolver.resolve(pod.uid, pod.qos).relpath
+            except CgroupError as exc:
+                self.metrics.read_errors.labels(exc.kind.value).inc()
+                log.debug("no cgroup for %s/%s: %s", pod.namespace, pod.name, exc)
+                return None
+            self._paths[pod.uid] = path
+        return path
+
+    def sense(self) -> Sensed:
+        """Read the pods and their cgroups into planner inputs (no API call)."""
+        pods_by_uid = self.source.pods()
+        pods = tuple(pods_by_uid[uid] for uid in sorted(pods_by_uid))
+        uids = [p.uid for p in pods]
+        for gone in set(self._paths) - set(pods_by_uid):
+            del self._paths[gone]
+            self.sampler.forget(gone)
+        paths: dict[str, str] = {}
+        for pod in pods:
+            path = self._relpath(pod)
+            if path is not None:
+                paths[pod.uid] = path
+        results = self.sampler.sample(paths)
+        errors: dict[str, SenseError] = {}
+        for uid, result in results.items():
+            if isinstance(result, SenseError):
+                errors[uid] = result
+                if result.kind is not ErrorKind.BASELINE:
+                    self.metrics.read_errors.labels(result.kind.value).inc()
+                if result.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
+                    self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
+        sig = signal_arrays(uids, results)
+        n = len(pods)
+        inputs = NodeInputs.build(
+            uids,
+            np.fromiter((_QOS_CODE.get(p.qos, 1) for p in pods), dtype=np.int8, count=n),
+            eligible=np.fromiter((self._eligible(p) for p in pods), dtype=np.bool_, count=n),
+            request=np.fromiter(
+                (math.nan if p.request_mcpu is None else p.request_mcpu / 1000.0 for p in pods),
+                float,
+                count=n,
+            ),
+            limit=np.fromiter(
+                (math.nan if p.limit_mcpu is None else p.limit_mcpu / 1000.0 for p in pods), float, count=n
+            ),
+            usage=np.where(sig.valid, sig.usage_cores, np.nan),
+            throttled_ratio=sig.throttled_ratio,
+            throttled_cores=sig.throttled_cores,
+            psi_some=sig.psi_some,
+            psi_full=sig.psi_full,
+        )
+        return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
+
+    # ------------------------------------------------------------------ node
+
+    def refresh_node(self, now: float) -> None:
+        if self.config.allocatable_cpu or self.kube is None:
+            return
+        if now - self._node_read_at < self.config.node_refresh_s and self._allocatable is not None:
+            return
+        try:
+            body = self.kube.request_json("GET", f"/api/v1/nodes/{self.node}", what=f"read node {self.node}")
+            self._allocatable = (
+                parse_cpu(((body.get("status") or {}).get("allocatable") or {})["cpu"]) / 1000.0
+            )
+            self._node_read_at = now
+        except (KubeError, KeyError, ValueError) as exc:
+            log.warning("cannot read the allocatable CPU of node %s: %s", self.node, exc)
+            self._node_read_at = now - self.config.node_refresh_s + min(5.0, self.config.node_refresh_s)
+
+    @property
+    def allocatable(self) -> float | None:
+        return self._allocatable
+
+    # ------------------------------------------------------------------ tick
+
+    def tick(self) -> NodePlan | None:
+        """One tick; returns the plan (None while the node's allocatable CPU is unknown)."""
+        now = self.clock()
+        self._reload_config(now)
+        self.refresh_node(now)
+        if not self._seeded and not self.dry_run:
+            self._seed()
+        started = time.perf_counter()
+        sensed = self.sense()
+        if self._allocatable is None:
+            return None
+        solve_started = time.perf_counter()
+        plan = self.planner.plan(now, self._allocatable, self.config.reserve_cores, sensed.inputs)
+        finished = time.perf_counter()
+        self.metrics.solve_seconds.observe(finished - solve_started)
+        self.metrics.tick_seconds.observe(finished - started)
+        self.metrics.observe_plan(plan, sensed.names)
+        self._note_infeasible(plan)
+        if not self.dry_run:
+            self._write(now, plan, sensed)
+        self.last_plan = plan
+        self.last_tick_at = now
+        self.ticks += 1
+        return plan
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every ``tick_s`` until ``stop`` is set; one bad tick never ends the loop."""
+        period = self.config.tick_s
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("agent tick failed; continuing")
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay < 0:
+                next_at = time.monotonic()
+                delay = 0.0
+            stop.wait(delay)
+
+    # ------------------------------------------------------------------ writing
+
+    def _seed(self) -> None:
+        assert self.store is not None
+        try:
+            known = self.store.list()
+        except KubeError as exc:
+            log.warning("cannot list existing allocations yet: %s", exc)
+            return
+        for uid, alloc in known.items():
+            self.planner.seed(uid, alloc.cpu_limit_mcpu, alloc.decided_at)
+        self._seeded = True
+        log.info("node %s: %d existing allocations re-learned", self.node, len(known))
+
+    def _api_failed(self, now: float, exc: KubeError) -> None:
+        self._backoff_until = now + self._backoff
+        log.warning("API write failed, pausing writes for %.0fs: %s", self._backoff, exc)
+        self._backoff = min(self._backoff * 2, self.config.api_backoff_max_s)
+
+    def _write(self, now: float, plan: NodePlan, sensed: Sensed) -> None:
+        store = self.store
+        if store is None or now < self._backoff_until or not self._seeded or not self.source.synced:
+            return
+        alloc = plan.allocation_mcpu
+        decided = datetime.fromtimestamp(now, UTC)
+        wanted: set[str] = set()
+        try:
+            known = store.known
+            for i in np.flatnonzero(plan.managed & (alloc > 0)).tolist():
+                pod = sensed.pods[i]
+                mode = self.live.mode_for(pod.namespace)
+                if mode is RolloutMode.OBSERVE:
+                    continue
+                wanted.add(pod.uid)
+                crd_mode = Mode.ENFORCE if mode is RolloutMode.ENFORCE else Mode.RECOMMEND
+                last = known.get(pod.uid)
+                mcpu = int(alloc[i])
+                stale = last is not None and now - last.decided_at >= self.config.refresh_s
+                if (
+                    last is not None
+                    and not stale
+                    and last.cpu_limit_mcpu == mcpu
+                    and last.mode == crd_mode.value
+                ):
+                    continue
+                spec = PodAllocationSpec(
+                    pod_name=pod.name,
+                    pod_uid=pod.uid,
+                    node_name=self.node,
+                    cpu_limit_millicores=mcpu,
+                    mode=crd_mode,
+                    reason=plan.reason(i),
+                    decided_at=decided,
+                )
+                try:
+                    result = store.write(pod.namespace, spec, force=stale)
+                except NotFoundError as exc:  # namespace or pod gone under us
+                    self.metrics.api_writes.labels("write", "gone").inc()
+                    log.info("pod %s/%s gone while writing: %s", pod.namespace, pod.name, exc)
+                    continue
+                self.metrics.api_writes.labels("write", result.value).inc()
+            present = {p.uid for p in sensed.pods}
+            for uid, last in known.items():
+                if uid in wanted:
+                    continue
+                if uid in present and not self.source.synced:
+                    continue
+                store.delete(last.namespace, uid)
+                self.metrics.api_writes.labels("delete", "deleted").inc()
+        except KubeError as exc:
+            self.metrics.api_writes.labels("write", exc.code).inc()
+            if exc.retryable or exc.status is None:
+                self._api_failed(now, exc)
+            else:
+                log.error("PodAllocation write refused: %s", exc)
+            return
+        self._backoff = 1.0
+
+    def _note_infeasible(self, plan: NodePlan) -> None:
+        if plan.infeasible == self._infeasible:
+            return
+        self._infeasible = plan.infeasible
+        if plan.infeasible:
+            log.warning("node %s: %s; holding every allocation", self.node, plan.infeasible_message)
+        else:
+            log.info("node %s: capacity covers the floors again; allocating", self.node)
+        if self.events is None or self.dry_run:
+            return
+        node = ObjectRef("v1", "Node", "default", self.node, self.node)
+        if plan.infeasible:
+            self.events.post(node, "FloorsExceedCapacity", plan.infeasible_message, warning=True)
+        else:
+            self.events.post(node, "CapacityRecovered", "managed pods' floors fit the node again")
+
+    # ------------------------------------------------------------------ probes
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.last_tick_at is None:
+            return True, "starting"
+        age = self.clock() - self.last_tick_at
+        limit = max(10.0, 5 * self.config.tick_s)
+        return age < limit, f"last tick {age:.1f}s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.source.synced:
+            return False, "pod cache not synced"
+        if self.last_plan is None:
+            return False, "no tick yet"
+        return True, f"{int(self.last_plan.managed.sum())} managed pods"

@@ -1,0 +1,121 @@
+"""``mbcas plan``: replay the agent's pure decision path on a node snapshot.
+
+::
+
+    mbcas plan --input SNAPSHOT.json [-o json] [--min-cpu 50m] [--max-cpu 2] [--no-spare]
+
+Reads a snapshot (the shape ``mbcas agent --once --dry-run -o json`` emits, see
+:mod:`mbcas.agent.snapshot`; ``-`` reads stdin), runs demand -> capacity -> solve -> plan without
+history (signals count as smoothed; warm-up and rate limits do not apply) and prints the decision
+table, or with ``-o json`` ``{"capacity_cpu": ..., "pods": [{"uid", "managed", "allocation_cpu",
+"reason"}]}``. A bad snapshot exits 2 with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mbcas.agent.config import LiveConfig
+from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result
+from mbcas.api import format_cpu
+from mbcas.policy.node import NodePlan, replay
+
+__all__ = ["add_policy_flags", "live_from_args", "register", "render_table", "run_plan"]
+
+
+def add_policy_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that override the live policy (shared with ``mbcas agent``)."""
+    parser.add_argument("--min-cpu", default=None, metavar="QTY", help="global floor per pod (default 50m)")
+    parser.add_argument("--max-cpu", default=None, metavar="QTY", help="global hard maximum per pod")
+    parser.add_argument("--no-spare", action="store_true", help="do not hand out spare capacity as headroom")
+
+
+def live_from_args(args: argparse.Namespace, base: LiveConfig | None = None) -> LiveConfig:
+    overrides: dict[str, Any] = {}
+    if args.min_cpu is not None:
+        overrides["min_cpu"] = args.min_cpu
+    if args.max_cpu is not None:
+        overrides["max_cpu"] = args.max_cpu
+    if args.no_spare:
+        overrides["share_spare"] = False
+    return (base or LiveConfig()).merged(overrides)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "plan",
+        help="replay the node decision (demand -> capacity -> solve -> plan) on a snapshot",
+        description=__doc__.split("\n\n")[2] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--input", "-i", required=True, metavar="SNAPSHOT.json", help="snapshot file, - for stdin"
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    add_policy_flags(parser)
+    parser.set_defaults(func=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+    except OSError as exc:
+        print(f"error: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"error: {args.input} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        snap = parse_snapshot(data)
+        live = live_from_args(args)
+    except (SnapshotError, ValueError) as exc:
+        print(f"error: bad snapshot {args.input}: {exc}", file=sys.stderr)
+        return 2
+    plan = replay(live.policy(), snap.allocatable_cores, snap.reserve_cores, snap.inputs)
+    if args.output == "json":
+        json.dump(plan_result(plan), sys.stdout, indent=2)
+        print()
+    else:
+        print(render_table(plan, snap.names))
+    return 0
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "-" if not math.isfinite(value) else format(value, spec)
+
+
+def render_table(plan: NodePlan, names: Sequence[tuple[str, str]]) -> str:
+    """The decision table: pod, request, usage, throttled %, PSI, demand, allocation, reason."""
+    inp = plan.inputs
+    rows = [("POD", "REQUEST", "USAGE", "THROTTLED", "PSI-FULL", "DEMAND", "ALLOCATION", "REASON")]
+    for i, (ns, name) in enumerate(names):
+        req = float(inp.request[i])
+        mc = int(plan.allocation_mcpu[i])
+        rows.append(
+            (
+                f"{ns}/{name}",
+                "-" if not math.isfinite(req) else format_cpu(round(req * 1000)),
+                _fmt(float(inp.usage[i]), ".2f"),
+                _fmt(float(inp.throttled_ratio[i]) * 100, ".0f")
+                + ("%" if math.isfinite(inp.throttled_ratio[i]) else ""),
+                _fmt(float(inp.psi_full[i]) * 100, ".0f") + ("%" if math.isfinite(inp.psi_full[i]) else ""),
+                _fmt(float(plan.demand[i]), ".2f"),
+                format_cpu(mc) if mc > 0 else "-",
+                plan.reason(i),
+            )
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
+    ]
+    footer = f"capacity {format_cpu(max(plan.capacity_mcpu, 0))} for managed pods"
+    if plan.infeasible:
+        footer += f"; INFEASIBLE: {plan.infeasible_message}"
+    return "\n".join([*lines, footer])

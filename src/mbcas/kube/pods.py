@@ -1,0 +1,214 @@
+"""The pods bound to one node: a list-and-watch cache the node agent reads every tick.
+
+:class:`NodePods` lists the pods with the field selector ``spec.nodeName=<node>`` and then
+watches from the list's resourceVersion, keeping a local cache of :class:`PodInfo` keyed by UID.
+It runs in one background thread; the agent's tick only copies the cache (under a lock), so a
+slow or dead apiserver never blocks sensing. On any error (network, 410 Gone, a closed stream)
+it relists after a backoff that doubles up to ``backoff_max_s``; the cache keeps its last content
+in the meantime and :attr:`NodePods.synced` tells whether it reflects a successful list.
+
+Only pods that can have cgroups are kept: phase ``Running`` (or ``Pending`` with a node, as
+containers may already run) and not being deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mbcas.kube.client import Kube
+from mbcas.kube.errors import KubeError, translate
+from mbcas.kube.podview import PodView
+
+__all__ = ["NodePods", "PodInfo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """What the agent needs of a pod. CPU in millicores; ``None`` = not set."""
+
+    namespace: str
+    name: str
+    uid: str
+    qos: str
+    """``Guaranteed``, ``Burstable`` or ``BestEffort``."""
+    request_mcpu: int | None
+    """Sum of the containers' CPU requests; None when no container requests CPU."""
+    limit_mcpu: int | None
+    """Sum of the containers' CPU limits; None when any container has no limit."""
+    labels: Mapping[str, str]
+    resource_version: str
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PodInfo:
+        """Parse a pod body (malformed quantities count as unset)."""
+        view = PodView.from_body(body)
+        requests = [c.effective_cpu_request_mc for c in view.containers]
+        request = sum(r for r in requests if r is not None) if any(r is not None for r in requests) else None
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        return cls(
+            namespace=view.namespace,
+            name=view.name,
+            uid=view.uid,
+            qos=view.qos.value,
+            request_mcpu=request,
+            limit_mcpu=view.spec_limit_mc(),
+            labels={str(k): str(v) for k, v in labels.items()},
+            resource_version=view.resource_version,
+        )
+
+
+def _eligible(body: Mapping[str, Any]) -> bool:
+    meta = body.get("metadata") or {}
+    phase = (body.get("status") or {}).get("phase")
+    return not meta.get("deletionTimestamp") and phase in ("Running", "Pending")
+
+
+class NodePods:
+    """A watched cache of the pods on ``node`` (see module docs). Thread-safe reads."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        node: str,
+        *,
+        watch_timeout_s: int = 300,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.kube = kube
+        self.node = node
+        self.watch_timeout_s = watch_timeout_s
+        self.backoff_max_s = backoff_max_s
+        self._lock = threading.Lock()
+        self._pods: dict[str, PodInfo] = {}
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._response: Any = None
+        self.errors = 0
+        self.last_error: str | None = None
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def synced(self) -> bool:
+        """True once a list succeeded (stays True through later reconnects)."""
+        return self._synced.is_set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    def pods(self) -> dict[str, PodInfo]:
+        """A copy of the cache, keyed by UID."""
+        with self._lock:
+            return dict(self._pods)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"pods-{self.node}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def sync_once(self) -> str:
+        """List the pods now (no watch); returns the list's resourceVersion."""
+        listing = self.kube.request_json(
+            "GET",
+            "/api/v1/pods",
+            what=f"list pods on node {self.node}",
+            query={"fieldSelector": f"spec.nodeName={self.node}"},
+        )
+        fresh: dict[str, PodInfo] = {}
+        for body in listing.get("items") or []:
+            info = self._parse(body)
+            if info is not None:
+                fresh[info.uid] = info
+        with self._lock:
+            self._pods = fresh
+        self._synced.set()
+        return str((listing.get("metadata") or {}).get("resourceVersion", ""))
+
+    # ---------------------------------------------------------------- internals
+
+    def _parse(self, body: Mapping[str, Any]) -> PodInfo | None:
+        if not _eligible(body):
+            return None
+        try:
+            return PodInfo.from_body(body)
+        except (KeyError, TypeError, ValueError) as exc:  # one odd pod never breaks the cache
+            log.warning("skipping a malformed pod on %s: %s", self.node, exc)
+            return None
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                rv = self.sync_once()
+                self._watch(rv)
+                backoff = 0.2
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                typed = translate(exc, f"watch pods on node {self.node}")
+                self.errors += 1
+                self.last_error = str(typed or exc)
+                log.warning(
+                    "pod watch on %s failed (retry in %.1fs): %s", self.node, backoff, self.last_error
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+
+    def _watch(self, rv: str) -> None:
+        from kubernetes.watch.watch import iter_resp_lines
+
+        core = self.kube.core
+        resp = core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={self.node}",
+            watch=True,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self.watch_timeout_s,
+            _preload_content=False,
+        )
+        self._response = resp
+        try:
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                if self._stop.is_set():
+                    return
+                if not line:
+                    continue
+                event = json.loads(line)
+                etype, obj = event.get("type"), event.get("object") or {}
+                if etype == "ERROR":
+                    raise KubeError(f"watch pods on node {self.node}: {obj.get('message', 'error event')}")
+                if etype == "BOOKMARK" or "metadata" not in obj:
+                    continue
+                uid = str(obj["metadata"].get("uid", ""))
+                info = None if etype == "DELETED" else self._parse(obj)
+                with self._lock:
+                    if info is None:
+                        self._pods.pop(uid, None)
+                    else:
+                        self._pods[uid] = info
+        finally:
+            self._response = None
+            with contextlib.suppress(Exception):
+                resp.release_conn()
