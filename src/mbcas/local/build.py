@@ -91,7 +91,9 @@ def _go_env() -> dict[str, str]:
 def _run_go(args: list[str], cwd: Path, label: str) -> str:
     """Run a go command, streaming a progress line every 25 packages compiled."""
     if shutil.which("go") is None:
-        raise BuildError("the Go toolchain ('go') is not on PATH; install Go >= 1.25 or set KUBEBUILDER_ASSETS")
+        raise BuildError(
+            "the Go toolchain ('go') is not on PATH; install Go >= 1.25 or set KUBEBUILDER_ASSETS"
+        )
     start = time.monotonic()
     proc = subprocess.Popen(
         ["go", *args],
@@ -132,7 +134,9 @@ def _staging_modules(kube_version: str, work: Path) -> list[str]:
         if len(parts) >= 2 and parts[1] == "v0.0.0" and parts[0].startswith("k8s.io/"):
             mods.append(parts[0])
     if not mods:
-        raise BuildError(f"k8s.io/kubernetes@v{kube_version} lists no v0.0.0 staging modules; layout changed?")
+        raise BuildError(
+            f"k8s.io/kubernetes@v{kube_version} lists no v0.0.0 staging modules; layout changed?"
+        )
     return sorted(set(mods))
 
 
@@ -168,7 +172,10 @@ def _write_module(work: Path, name: str, go: str, requires: dict[str, str], repl
 def _build_kube(out: Path) -> None:
     work = cache_dir() / "build" / f"kube-v{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
-    _log(f"building Kubernetes v{KUBERNETES_VERSION} (apiserver, controller-manager, kubectl); a cold build takes 15-40 min on 2 cores")
+    _log(
+        f"building Kubernetes v{KUBERNETES_VERSION} (apiserver, controller-manager, kubectl); "
+        "a cold build takes 15-40 min on 2 cores"
+    )
     staging = _staging_modules(KUBERNETES_VERSION, work)
     _log(f"replacing {len(staging)} staging modules with v{STAGING_VERSION}")
     _write_module(
@@ -183,13 +190,17 @@ def _build_kube(out: Path) -> None:
     _run_go(["get", *(f"{p}@v{KUBERNETES_VERSION}" for p in pkgs)], work, "resolve kubernetes modules")
     tmp = out.with_name(out.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    _run_go(["build", "-v", "-trimpath", "-ldflags", _ldflags(KUBERNETES_VERSION), "-o", str(tmp) + "/", *pkgs], work, "compile kubernetes")
+    _run_go(
+        ["build", "-v", "-trimpath", "-ldflags", _ldflags(KUBERNETES_VERSION), "-o", str(tmp) + "/", *pkgs],
+        work,
+        "compile kubernetes",
+    )
     for cmd in KUBE_COMMANDS:
         os.replace(tmp / cmd, out / cmd)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_single(out: Path, module: str, version: str, pkg: str, binary: str, go: str = "1.24") -> None:
+def _build_single(out: Path, module: str, version: str, *, pkg: str, binary: str, go: str = "1.24") -> None:
     work = cache_dir() / "build" / f"{binary}-v{version}"
     _log(f"building {binary} v{version} from {module}")
     _write_module(work, f"mbcas.local/{binary}build", go, {module: f"v{version}"}, {})
@@ -227,7 +238,9 @@ def ensure_binaries(build: bool = True) -> Binaries:
     if not (out / "etcd").is_file():
         if not build:
             raise BuildError(f"etcd missing in {out}; run 'make cluster-build'")
-        _build_single(out, "go.etcd.io/etcd/server/v3", ETCD_VERSION, "go.etcd.io/etcd/server/v3", "etcd")
+        _build_single(
+            out, "go.etcd.io/etcd/server/v3", ETCD_VERSION, pkg="go.etcd.io/etcd/server/v3", binary="etcd"
+        )
     return Binaries(
         etcd=out / "etcd",
         kube_apiserver=out / "kube-apiserver",
@@ -246,7 +259,9 @@ def ensure_helm(build: bool = True) -> Path:
     if not (out / "helm").is_file():
         if not build:
             raise BuildError(f"helm missing in {out}; run 'make helm-build'")
-        _build_single(out, "helm.sh/helm/v3", HELM_VERSION, "helm.sh/helm/v3/cmd/helm", "helm", go="1.24.0")
+        _build_single(
+            out, "helm.sh/helm/v3", HELM_VERSION, pkg="helm.sh/helm/v3/cmd/helm", binary="helm", go="1.24.0"
+        )
     return out / "helm"
 
 

@@ -150,6 +150,8 @@ class _PodState:
     demand: str | None = None
     done: bool = False
     failed: tuple[str, str] | None = None
+    last_written: Json | None = None  # comparable form of our last status write
+    last_written_rv: str = ""
 
     def allocated_requests(self) -> dict[str, Resources]:
         return {n: Resources.from_list(r.get("requests")) for n, r in self.allocated.items()}
@@ -195,6 +197,7 @@ class NodeEmulator:
     _ip_counter: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _sandbox: KernelSandbox | None = field(default=None, init=False, repr=False)
     _core: Any = field(default=None, init=False, repr=False)
+    _failures: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     errors: list[str] = field(default_factory=list, init=False)
 
     # ---------------------------------------------------------------- public API
@@ -522,9 +525,12 @@ class NodeEmulator:
                     return
                 try:
                     self._reconcile(key)
+                    self._failures.pop(key, None)
                 except Exception as exc:
-                    self._note_error(f"reconcile {key}", exc)
-                    self._after(1.0, key)
+                    # One bad pod never stops the loop: retry it with backoff (0.5 s .. 30 s).
+                    count = self._failures[key] = self._failures.get(key, 0) + 1
+                    self._note_error(f"reconcile {key} (attempt {count})", exc)
+                    self._after(min(30.0, 0.5 * 2 ** (count - 1)), key)
 
     def _after(self, delay: float, key: str) -> None:
         with self._lock:
@@ -884,8 +890,11 @@ class NodeEmulator:
     def _write_status(self, pod: Json, state: _PodState) -> None:
         for _attempt in range(3):
             desired = self._desired_status(pod, state)
-            if self._comparable(desired) == self._comparable(pod.get("status") or {}):
+            wanted = self._comparable(desired)
+            if wanted == self._comparable(pod.get("status") or {}):
                 return
+            if wanted == state.last_written and pod["metadata"]["resourceVersion"] == state.last_written_rv:
+                return  # the server normalised our last write; writing again would loop
             body = {**pod, "status": desired}
             meta = pod["metadata"]
             try:
@@ -905,7 +914,9 @@ class NodeEmulator:
                 if exc.status == 404:
                     return
                 raise
-            self._remember(json.loads(resp.data))
+            written = json.loads(resp.data)
+            state.last_written, state.last_written_rv = wanted, written["metadata"]["resourceVersion"]
+            self._remember(written)
             return
         self._after(0.5, state.key)
 
