@@ -1,17 +1,12 @@
-"""Support for the PodAllocation/controller/CLI integration tests: the CRD, allocation bodies and a
-controller running in-process against the session control plane (stopped even when a test fails).
-"""
+"""Support for the PodAllocation/controller/CLI integration tests: allocation bodies, fast settings."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-__all__ = ["CRD_PATH", "crd", "make_allocation", "run_controller", "set_allocation"]
+__all__ = ["CRD_PATH", "FAST", "make_allocation", "set_allocation"]
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "podallocations.mbcas.io.yaml"
 
@@ -25,16 +20,6 @@ FAST = {
     "lease_duration_s": 3.0,
     "lease_renew_s": 1.0,
 }
-
-
-@pytest.fixture(scope="session")
-def crd(control_plane: Any) -> str:
-    """The PodAllocation CRD from crds/, applied and established (never deleted: others use it)."""
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH), check=True)
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "crd/podallocations.mbcas.io", "--timeout=60s", check=True
-    )
-    return "podallocations.mbcas.io"
 
 
 def make_allocation(
@@ -90,25 +75,3 @@ def set_allocation(custom: Any, namespace: str, name: str, cpu: str, **spec: Any
         body,
         _content_type="application/merge-patch+json",
     )
-
-
-@pytest.fixture
-def run_controller(kubeconfig: str, crd: str) -> Iterator[Callable[..., Any]]:
-    """Factory: start a controller in a background thread with fast test settings; stopped after."""
-    from mbcas.controller.config import ControllerConfig
-    from mbcas.controller.main import Controller
-
-    started: list[Any] = []
-
-    def factory(**overrides: Any) -> Any:
-        settings = {**FAST, "kubeconfig": kubeconfig, **overrides}
-        ctl = Controller(ControllerConfig(**settings))
-        started.append(ctl)
-        ctl.start()
-        return ctl
-
-    try:
-        yield factory
-    finally:
-        for ctl in reversed(started):
-            ctl.stop()

@@ -1,0 +1,46 @@
+"""Fixtures of the PodAllocation, controller and CLI integration tests.
+
+``crd`` applies crds/podallocations.mbcas.io.yaml once per session (never deleted: other tests use
+it); ``run_controller`` starts controllers in-process with fast test settings and stops them even
+when the test fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pa_support import CRD_PATH, FAST
+
+
+@pytest.fixture(scope="session")
+def crd(control_plane: Any) -> str:
+    """The PodAllocation CRD from crds/, applied and established (never deleted: others use it)."""
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH), check=True)
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/podallocations.mbcas.io", "--timeout=60s", check=True
+    )
+    return "podallocations.mbcas.io"
+
+
+@pytest.fixture
+def run_controller(kubeconfig: str, crd: str) -> Iterator[Callable[..., Any]]:
+    """Factory: start a controller in a background thread with fast test settings; stopped after."""
+    from mbcas.controller.config import ControllerConfig
+    from mbcas.controller.main import Controller
+
+    started: list[Any] = []
+
+    def factory(**overrides: Any) -> Any:
+        settings = {**FAST, "kubeconfig": kubeconfig, **overrides}
+        ctl = Controller(ControllerConfig(**settings))
+        started.append(ctl)
+        ctl.start()
+        return ctl
+
+    try:
+        yield factory
+    finally:
+        for ctl in reversed(started):
+            ctl.stop()
