@@ -198,6 +198,7 @@ def test_agent_rbac_is_least_privilege(kubectl: Kubectl, release: Release) -> No
         ("get", "configmaps/other", "-n", ns),
         ("list", "configmaps", "-n", "kube-system"),
         ("patch", "nodes/node-a"),
+        ("list", "nodes"),
         ("create", "leases.coordination.k8s.io", "-n", ns),
     ]
     assert [a for a in allowed if not can_i(kubectl, agent, *a)] == []

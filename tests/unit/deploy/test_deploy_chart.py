@@ -343,3 +343,64 @@ def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest
     )
     assert cfg.leader_election is True
     cfg.rules()  # the safety rules accept the chart's defaults
+
+
+# Agent settings the chart derives from other values or from the pod, and the live part (ConfigMap).
+AGENT_CHART_MANAGED = {"node", "cgroup_root", "metrics_port", "config_map", "live"}
+
+
+def test_agent_settings_and_live_config_cover_every_field_with_its_default() -> None:
+    config = pytest.importorskip("mbcas.agent.config", reason="the agent's config has not landed")
+    values = yaml.safe_load((PATHS.chart / "values.yaml").read_text())["agent"]
+    fields = config.AgentConfig.model_fields
+    assert set(values["settings"]) | AGENT_CHART_MANAGED == set(fields), "values.yaml must list every setting"
+    assert not set(values["settings"]) & AGENT_CHART_MANAGED
+    for key, value in values["settings"].items():
+        assert value == fields[key].default, (
+            f"agent.settings.{key} = {value!r} != default {fields[key].default!r}"
+        )
+    live_defaults = config.LiveConfig().model_dump(mode="json")
+    assert set(values["config"]) == set(live_defaults), "values.yaml must list every live setting"
+    for key, value in values["config"].items():
+        assert value == live_defaults[key], (
+            f"agent.config.{key} = {value!r} != default {live_defaults[key]!r}"
+        )
+
+
+def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = pytest.importorskip("mbcas.agent.config", reason="the agent's config has not landed")
+    docs = render(
+        "agent.settings.tick_s=2.5",
+        "agent.settings.reserve_cpu=1500m",
+        "agent.settings.cgroup_prefix=nested",
+        "agent.config.mode=recommend",
+        "agent.config.max_cpu=3",
+        "agent.config.namespace_modes.batch=observe",
+        namespace="platform",
+        release="edge",
+    )
+    env = container_env(docs, "DaemonSet", "edge-mbcas-agent-x", "platform")
+    for name in [n for n in os.environ if n.startswith("MBCAS_AGENT_") or n == "NODE_NAME"]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = config.AgentConfig()
+    assert (cfg.node, cfg.cgroup_root, cfg.metrics_port) == ("node-x", "/host/sys/fs/cgroup", 9100)
+    assert (cfg.tick_s, cfg.reserve_cpu, cfg.cgroup_prefix) == (2.5, "1500m", "nested")
+    assert cfg.config_map_ref() == ("platform", "edge-mbcas-agent-config")
+    configmap = find(docs, "ConfigMap", "edge-mbcas-agent-config")
+    live = cfg.live.merged(yaml.safe_load(configmap["data"]["config.yaml"]))
+    assert live.mode == "recommend" and live.max_cpu == "3"
+    assert live.mode_for("batch") == "observe"
+    assert "platform" in live.exclude_namespaces, "the release namespace is never managed"
+    assert set(config.SYSTEM_NAMESPACES) <= set(live.exclude_namespaces)
+    live.policy()  # the planner accepts it
+
+
+def test_agent_may_be_allowed_to_post_events() -> None:
+    assert not grants(rules_of(render(), "ClusterRole", "mbcas-agent"), "", "events", "create")
+    rules = rules_of(render("agent.rbac.events=true"), "ClusterRole", "mbcas-agent")
+    assert grants(rules, "", "events", "create")
+    assert not grants(rules, "", "events", "delete")

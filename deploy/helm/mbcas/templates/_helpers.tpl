@@ -97,16 +97,24 @@ JSON (no exponent: Helm reads YAML numbers as float64 and toString would print 2
 {{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ toJson . | quote }}{{ end }}
 {{- end }}
 
-{{/* Agent settings passed as environment variables (see values.yaml: agent.settings). */}}
+{{/*
+Agent settings as MBCAS_AGENT_* environment variables: one per key of agent.settings (keys are the
+field names of mbcas.agent.config.AgentConfig; null values are left out so the binary's default
+applies). The node (NODE_NAME, downward API), the cgroup root (agent.cgroup.mountPath), the port
+(agent.metricsPort) and the live ConfigMap (NAMESPACE/NAME) are set by the chart; the live
+settings (agent.config) are in that ConfigMap.
+*/}}
 {{- define "mbcas.agent.env" -}}
 - name: MBCAS_AGENT_CGROUP_ROOT
   value: {{ .Values.agent.cgroup.mountPath | quote }}
-- name: MBCAS_AGENT_CONFIGMAP
-  value: {{ include "mbcas.agent.configMapName" . | quote }}
+- name: MBCAS_AGENT_METRICS_PORT
+  value: {{ .Values.agent.metricsPort | quote }}
+- name: MBCAS_AGENT_CONFIG_MAP
+  value: {{ printf "%s/%s" .Release.Namespace (include "mbcas.agent.configMapName" .) | quote }}
 {{- range $key, $value := .Values.agent.settings }}
 {{- if not (kindIs "invalid" $value) }}
-- name: {{ printf "MBCAS_AGENT_%s" ($key | snakecase | upper) }}
-  value: {{ $value | toString | quote }}
+- name: {{ printf "MBCAS_AGENT_%s" ($key | upper) }}
+  value: {{ include "mbcas.envValue" $value }}
 {{- end }}
 {{- end }}
 {{- end }}
