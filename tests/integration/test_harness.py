@@ -370,3 +370,58 @@ def test_pod_bound_token_carries_the_node_name(
     assert review.status.user.username == f"system:serviceaccount:{namespace}:agent"
     assert review.status.user.extra["authentication.kubernetes.io/node-name"] == [DEFAULT_NODE]
     assert review.status.user.extra["authentication.kubernetes.io/pod-name"] == ["agent-pod"]
+
+
+# ------------------------------------------------------------------ `mbcas cluster up/down`
+
+
+@pytest.mark.slow
+def test_cluster_cli_runs_in_the_background_and_down_removes_everything(control_plane: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mbcas.local.detached import state_dir
+    from mbcas.local.procs import pid_alive
+
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    cli = [sys.executable, "-m", "mbcas.cli.main", "cluster"]
+    try:
+        up = subprocess.run(
+            [*cli, "up", "--name", name], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert up.returncode == 0, up.stderr
+        last = up.stdout.strip().splitlines()[-1]
+        assert last.startswith("export KUBECONFIG=")
+        kubeconfig = last.split("=", 1)[1]
+        state = json.loads((state_dir(name) / "state.json").read_text())
+        assert set(state["pids"]) == {"etcd", "kube-apiserver", "kube-controller-manager", "node-emulator"}
+        # The command has returned; the cluster still answers, with its emulated node.
+        kubectl = [str(control_plane.kubectl_path), f"--kubeconfig={kubeconfig}"]
+        version = subprocess.run(
+            [*kubectl, "get", "--raw", "/version"], capture_output=True, text=True, check=True
+        )
+        assert json.loads(version.stdout)["minor"].startswith("35")
+        wait_for(
+            lambda: (
+                "mbcas-node-1"
+                in subprocess.run(
+                    [*kubectl, "get", "nodes", "-o", "name"], capture_output=True, text=True, check=False
+                ).stdout
+            ),
+            message="the emulated node registered",
+        )
+        status = subprocess.run([*cli, "status", "--name", name], capture_output=True, text=True, check=False)
+        assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
+        again = subprocess.run(
+            [*cli, "up", "--name", name], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert again.stdout.strip().splitlines()[-1] == last  # idempotent
+    finally:
+        down = subprocess.run(
+            [*cli, "down", "--name", name], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert down.returncode == 0, down.stderr
+    assert not state_dir(name).exists()
+    assert not any(pid_alive(pid) for pid in state["pids"].values())
+    assert not Path(kubeconfig).exists()

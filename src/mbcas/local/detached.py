@@ -169,13 +169,16 @@ def _start_emulator(
     log_path = directory / "node-emulator.log"
     proc = start_process(argv, log_path, detached=True)
     deadline = time.monotonic() + 30
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise ControlPlaneError(f"the node emulator exited at start:\n{log_tail(log_path)}")
-        if time.monotonic() > deadline:
-            stop_pid(proc.pid)
-            raise ControlPlaneError(f"the node emulator did not start in 30s:\n{log_tail(log_path)}")
-        time.sleep(0.1)
+    try:
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise ControlPlaneError(f"the node emulator exited at start:\n{log_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"the node emulator did not start in 30s:\n{log_tail(log_path)}")
+            time.sleep(0.1)
+    except BaseException:  # also Ctrl-C: never leave the emulator behind
+        stop_pid(proc.pid, timeout=20.0)
+        raise
     info: dict[str, Any] = {}
     with contextlib.suppress(ValueError, OSError):
         info = json.loads(ready.read_text())
