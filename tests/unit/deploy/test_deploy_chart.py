@@ -11,6 +11,7 @@ this, and enforces it, is tested on the real control plane in tests/integration/
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -404,3 +405,30 @@ def test_agent_may_be_allowed_to_post_events() -> None:
     rules = rules_of(render("agent.rbac.events=true"), "ClusterRole", "mbcas-agent")
     assert grants(rules, "", "events", "create")
     assert not grants(rules, "", "events", "delete")
+
+
+def test_check_finds_stale_files_and_manifests_refreshes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    shutil.copytree(ROOT / "crds", tmp_path / "crds")
+    copy = helm.repo_paths(tmp_path)
+    assert helm.main(["--root", str(tmp_path), "check"]) == 0
+    copy.crd.write_text(copy.crd.read_text().replace("shortNames: [pa]", "shortNames: [pa, palloc]"))
+    copy.manifests.write_text(copy.manifests.read_text() + "# hand edit\n")
+    assert helm.main(["--root", str(tmp_path), "check"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "deploy/helm/mbcas/crds/podallocations.mbcas.io.yaml" in err and "deploy/manifests/mbcas.yaml" in err
+    )
+    assert helm.main(["--root", str(tmp_path), "manifests"]) == 0
+    assert helm.stale_files(paths=copy) == []
+    assert "palloc" in copy.chart_crd.read_text() and "palloc" in copy.manifests.read_text()
+    assert "# hand edit" not in copy.manifests.read_text()
+    out = tmp_path / "out.yaml"
+    assert (
+        helm.main(["--root", str(tmp_path), "template", "--namespace", "x", "--no-crds", "-o", str(out)]) == 0
+    )
+    kinds = {d["kind"] for d in yaml.safe_load_all(out.read_text()) if d}
+    assert "CustomResourceDefinition" not in kinds and "DaemonSet" in kinds
+    assert helm.main(["--root", str(tmp_path / "nowhere"), "lint"]) == 1
