@@ -259,6 +259,7 @@ class NodeEmulator:
     def stop(self) -> None:
         """Stop the threads, kill every process and remove every cgroup; delete the Nodes."""
         self._stop.set()
+        self._queue.put("")  # wake the worker
         for resp in list(self._responses):
             with contextlib.suppress(Exception):
                 resp.shutdown()
@@ -520,6 +521,7 @@ class NodeEmulator:
                 now = time.monotonic()
                 while self._delayed and self._delayed[0][0] <= now:
                     keys.add(heapq.heappop(self._delayed)[1])
+            keys.discard("")
             for key in sorted(keys):
                 if self._stop.is_set():
                     return
