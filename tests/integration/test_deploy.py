@@ -7,7 +7,8 @@ Behaviours:
   writes PodAllocations but cannot resize pods, write Events or read Secrets; the controller
   resizes pods and writes status and Events but cannot delete pods or read Secrets;
 - the node-confinement ValidatingAdmissionPolicy, exercised with real requests impersonating the
-  agent with and without the ``authentication.kubernetes.io/node-name`` claim;
+  agent with and without the ``authentication.kubernetes.io/node-name`` claim, and with a real
+  token bound to a pod on an emulated node (the apiserver derives the claim itself);
 - docs/install.md's commands work as written (helm install, plain manifests, uninstall).
 
 Every test renders the chart under its own release name into its own namespace, so the
@@ -473,3 +474,75 @@ def test_install_page_commands_work_as_written(
         if not namespace_gone(kubectl, helm.DEFAULT_NAMESPACE):
             shell("helm uninstall mbcas --namespace mbcas-system")
             remove_install(kubectl, manifest_docs)
+
+
+@pytest.mark.usefixtures("node_emulator")
+def test_node_confinement_with_a_real_pod_bound_token(
+    kubectl: Kubectl, release: Release, control_plane: Any, core_v1: Any, tmp_path: Path
+) -> None:
+    """No impersonation: the agent's ServiceAccount gets a token bound to a pod on an emulated node,
+    as the kubelet would project it, and the apiserver itself derives the node claim from it."""
+    from helpers import DEFAULT_NODE, make_pod, wait_running
+
+    ns = release.namespace
+    release.apply(RBAC_KINDS | {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+    policy = f"{release.name}-agent-node-confinement"
+    body = make_pod("agent-pod", "10m", "20m")
+    body["spec"]["serviceAccountName"] = f"{release.name}-agent"
+    pod = core_v1.create_namespaced_pod(ns, body)
+    wait_running(core_v1, ns, "agent-pod")
+    token = core_v1.create_namespaced_service_account_token(
+        f"{release.name}-agent",
+        ns,
+        {
+            "spec": {
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": "agent-pod",
+                    "uid": pod.metadata.uid,
+                }
+            }
+        },
+    ).status.token
+    empty = tmp_path / "empty.kubeconfig"
+    empty.write_text("apiVersion: v1\nkind: Config\n")
+    as_agent = [
+        f"--kubeconfig={empty}",
+        f"--server={control_plane.url}",
+        f"--certificate-authority={control_plane.certs.ca_cert}",
+        f"--token={token}",
+    ]
+
+    def create(name: str, node: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(control_plane.kubectl_path), *as_agent, "create", "-f", "-"]
+        return subprocess.run(
+            argv,
+            input=json.dumps(allocation(name, ns, node)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def foreign_denied() -> bool:
+        proc = create("probe", "node-b")
+        if proc.returncode == 0:  # the policy is not enforced yet: undo as admin and retry
+            kubectl("delete", "podallocation", "probe", "-n", ns, "--wait=false", check=True)
+            return False
+        assert denied_by_policy(proc, policy), proc.stderr
+        return True
+
+    wait_until(foreign_denied, "the policy to deny the agent a foreign node", timeout=60)
+    own = create("own", DEFAULT_NODE)
+    assert own.returncode == 0, own.stderr
+    whoami = subprocess.run(
+        [str(control_plane.kubectl_path), *as_agent, "auth", "whoami", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    user = json.loads(whoami.stdout)["status"]["userInfo"]
+    assert user["username"] == release.agent
+    assert user["extra"][CLAIM] == [DEFAULT_NODE]
