@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -39,7 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 from mbcas.local.build import Binaries, ensure_binaries
 from mbcas.local.certs import ClusterCerts, generate_certs, write_kubeconfig
-from mbcas.local.procs import ProcessError, free_port, log_tail, start_process, stop_pid, stop_process
+from mbcas.local.procs import (
+    ProcessError,
+    free_port,
+    log_tail,
+    pid_alive,
+    start_process,
+    stop_pid,
+    stop_process,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -50,6 +59,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KCM_CONTROLLERS = "garbage-collector-controller,namespace-controller,serviceaccount-controller"
 _PORT_RETRIES = 3
+_TMP_PREFIX = "mbcas-cp-"
 
 
 class ControlPlaneError(RuntimeError):
@@ -64,6 +74,15 @@ def advertise_address() -> str:
         if addr and not addr.startswith("127."):
             return addr
     return "127.0.0.1"
+
+
+def _remove_stale_state_dirs() -> None:
+    """Remove temp state dirs of control planes whose Python process died without cleaning up
+    (SIGKILL); their components died with it (PR_SET_PDEATHSIG)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
+        owner = path.name[len(_TMP_PREFIX) :].partition("-")[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not pid_alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _stderr_log(msg: str) -> None:
@@ -161,7 +180,8 @@ class ControlPlane:
         if self.binaries is None:
             self.binaries = ensure_binaries(build=self.build)
         if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="mbcas-cp-"))
+            _remove_stale_state_dirs()
+            self.state_dir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
             self._owns_state_dir = True
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)

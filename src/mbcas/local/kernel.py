@@ -3,7 +3,7 @@
 The emulator plays the kubelet, which is the one component allowed to write cgroup files. In
 kernel mode each emulated container gets a real cgroup laid out exactly as the kubelet's systemd
 driver lays it out (paths come from :mod:`mbcas.cgroups.paths`, the same code the agent reads
-them with), nested under a unique prefix such as ``mbcas-emu-1a2b3c``::
+them with), nested under a unique prefix such as ``mbcas-emu-<pid>-1a2b3c``::
 
     <root>/<prefix>/kubepods.slice/kubepods-burstable.slice/
         kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope
@@ -50,12 +50,14 @@ from mbcas.cgroups.paths import (
     container_relpath,
     pod_relpath,
 )
+from mbcas.local.procs import pid_alive
 
 __all__ = ["ContainerSpec", "KernelMode", "KernelSandbox", "cpu_quota_us", "cpu_shares", "cpu_weight"]
 
 log = logging.getLogger(__name__)
 
 CFS_PERIOD_US = 100_000
+STALE_PREFIX = "mbcas-emu-"
 _MIN_QUOTA_US = 1_000
 
 
@@ -76,11 +78,19 @@ def cpu_weight(request_millis: int | None) -> int:
     return 1 + ((cpu_shares(request_millis) - 2) * 9999) // 262142
 
 
+def _owner_pid(name: str) -> int | None:
+    """The pid in ``mbcas-emu-<pid>-<hex>``, or None for any other name."""
+    if not name.startswith(STALE_PREFIX):
+        return None
+    pid, sep, _ = name[len(STALE_PREFIX) :].partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
 @dataclass(frozen=True)
 class KernelMode:
     """How to run emulated containers for real.
 
-    ``prefix`` defaults to ``mbcas-emu-<random>``; ``default_demand`` is the pattern used when a
+    ``prefix`` defaults to ``mbcas-emu-<pid>-<random>``; ``default_demand`` is the pattern used when a
     pod has no ``mbcas.io/emulator-demand`` annotation (idle by default).
     """
 
@@ -121,7 +131,7 @@ class KernelSandbox:
     def __init__(self, mode: KernelMode) -> None:
         self.mode = mode
         self.root = Path(mode.root)
-        self.prefix = mode.prefix or f"mbcas-emu-{secrets.token_hex(3)}"
+        self.prefix = mode.prefix or f"{STALE_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         self.available = False
         self.reason = ""
         self.layout: Layout | None = None
@@ -162,6 +172,7 @@ class KernelSandbox:
         if self.layout.kind is not LayoutKind.V2 and self.layout.cpu_dir is None:
             self.reason = f"no v1 cpu controller under {self.root}, so no quota can be enforced"
             return
+        self._remove_stale()
         try:
             for base in self._hierarchies():
                 self._mkdir(base / self.prefix)
@@ -175,6 +186,25 @@ class KernelSandbox:
             self._remove_dirs()
             return
         self.available = True
+
+    def _remove_stale(self) -> None:
+        """Remove empty cgroup trees left by emulators whose process died without cleaning up
+        (SIGKILL). A tree is stale only if the pid in its name is gone; a tree that still holds
+        a process is left alone (rmdir fails on it)."""
+        for base in self._hierarchies():
+            with contextlib.suppress(OSError):
+                for entry in base.iterdir():
+                    owner = _owner_pid(entry.name)
+                    if owner is None or owner == os.getpid() or pid_alive(owner):
+                        continue
+                    dirs = sorted((p for p in entry.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+                    for path in [*dirs, entry]:
+                        with contextlib.suppress(OSError):
+                            path.rmdir()
+        for workdir in Path(tempfile.gettempdir()).glob(f"{STALE_PREFIX}*"):
+            owner = _owner_pid(workdir.name)
+            if owner is not None and owner != os.getpid() and not pid_alive(owner):
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def _mkdir(self, path: Path) -> None:
         if not path.exists():
