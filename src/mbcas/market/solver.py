@@ -64,10 +64,15 @@ class InfeasibleError(ValueError):
     def __init__(self, capacity: float, total_lower: float, what: str = "the lower bounds") -> None:
         self.capacity = capacity
         self.total_lower = total_lower
+        self.what = what
         super().__init__(
             f"infeasible: {what} add up to {total_lower!r}, more than the capacity "
             f"{capacity!r} (by {total_lower - capacity!r}); no allocation can honour every floor"
         )
+
+    def __reduce__(self) -> tuple[type[InfeasibleError], tuple[float, float, str]]:
+        # Rebuild from the numbers, not the message (pickling calls cls(*args) by default).
+        return (type(self), (self.capacity, self.total_lower, self.what))
 
 
 def solve_nsw(capacity: float, weights: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> FloatArray:

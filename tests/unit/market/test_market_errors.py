@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -126,3 +127,10 @@ def test_errors_do_not_mutate_inputs() -> None:
         solve_nsw(1.0, w, lo, [1.0, 1.0])
     np.testing.assert_array_equal(w, [1.0, -1.0])
     np.testing.assert_array_equal(lo, [0.0, 0.0])
+
+
+def test_infeasible_error_survives_pickling() -> None:
+    err = InfeasibleError(2.0, 3.0, what="the floors")
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, InfeasibleError)
+    assert (back.capacity, back.total_lower, str(back)) == (2.0, 3.0, str(err))
