@@ -41,7 +41,6 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
     import uuid
 
     from bench_sensing import _build_tree
-
     from mbcas.agent.config import AgentConfig
     from mbcas.agent.loop import NodeAgent
     from mbcas.cgroups.reader import CgroupReader
