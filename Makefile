@@ -117,7 +117,7 @@ kind-deploy: docker-build ## Load the images into kind and install the chart (ne
 	kubectl --context kind-$(KIND_CLUSTER) create namespace mbcas-system --dry-run=client -o yaml \
 	  | kubectl --context kind-$(KIND_CLUSTER) apply -f -
 	kubectl --context kind-$(KIND_CLUSTER) label namespace mbcas-system --overwrite \
-	  pod-security.kubernetes.io/enforce=privileged pod-security.kubernetes.io/warn=restricted
+	  pod-security.kubernetes.io/enforce=privileged pod-security.kubernetes.io/audit=restricted
 	helm upgrade --install mbcas deploy/helm/mbcas --kube-context kind-$(KIND_CLUSTER) --namespace mbcas-system \
 	  --set image.registry=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=Never --wait
 
