@@ -180,3 +180,166 @@ def test_deleted_pod_takes_its_allocation_with_it(
         return False
 
     wait_for(gone, timeout=60, message="allocation garbage-collected")
+
+
+def _watch_limits(
+    core_v1: Any, ns: str, names: set[str], out: list[tuple[float, str, str]], stop: Any
+) -> None:
+    """Record (monotonic time, pod, spec CPU limit) every time a pod's spec limit changes."""
+    import time
+
+    from kubernetes import watch
+
+    last: dict[str, str] = {}
+    w = watch.Watch()
+    while not stop.is_set():
+        try:
+            for ev in w.stream(core_v1.list_namespaced_pod, ns, timeout_seconds=2):
+                pod = ev["object"]
+                if pod.metadata.name not in names:
+                    continue
+                lim = (pod.spec.containers[0].resources.limits or {}).get("cpu")
+                if lim and last.get(pod.metadata.name) != lim:
+                    last[pod.metadata.name] = lim
+                    out.append((time.monotonic(), pod.metadata.name, lim))
+                if stop.is_set():
+                    break
+        except Exception:
+            time.sleep(0.2)
+
+
+def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    import random
+    import threading
+    import time
+
+    from mbcas.api.quantity import parse_cpu
+
+    names = {"b0", "b1"}
+    pods = {}
+    for n in sorted(names):
+        core_v1.create_namespaced_pod(namespace, make_pod(n, "100m", "500m", memory_request="64Mi"))
+    for n in sorted(names):
+        pods[n] = wait_running(core_v1, namespace, n)
+    seen: list[tuple[float, str, str]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_limits, args=(core_v1, namespace, names, seen, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        ctl = run_controller(
+            max_step_mc=400, max_step_ratio=10.0, min_interval_s=1.0, max_resizes_per_second=1.5, burst=1
+        )
+        for pod in pods.values():
+            _create_pa(custom, namespace, make_allocation(pod, "500m"))
+        rng = random.Random(7)
+        values = []
+        for _ in range(20):  # a burst of 20 changes within ~2 s
+            for n, pod in pods.items():
+                v = f"{rng.randrange(2, 30) * 100}m"
+                values.append((n, v))
+                set_allocation(custom, namespace, pod.metadata.uid, v)
+            time.sleep(0.1)
+        final = {n: v for n, v in values}
+        for n, pod in pods.items():
+            wait_for(
+                lambda pod=pod, n=n: (
+                    _phase(custom, namespace, pod.metadata.uid) == "Applied"
+                    and _pod_limit(core_v1, namespace, n)[1] == final[n].replace("000m", "")
+                ),
+                timeout=60,
+                message=f"{n} converged to {final[n]}",
+            )
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    changes = [(t, n, parse_cpu(v)) for t, n, v in seen]
+    prev: dict[str, tuple[float, int]] = {}
+    steps = []
+    for t, n, v in changes:
+        if n in prev:
+            pt, pv = prev[n]
+            assert abs(v - pv) <= 400, f"{n}: step {pv}m -> {v}m exceeds the 400m cap"
+            assert t - pt >= 0.8, f"{n}: two resizes {t - pt:.2f}s apart (min interval 1s)"
+            steps.append(t)
+        prev[n] = (t, v)
+    assert len(steps) >= 4  # the burst really produced several capped steps
+    # global rate 1.5/s with burst 1 (plus watch-timing slack): never more than 1 + 1.5*window
+    times = sorted(steps)
+    for i, start in enumerate(times):
+        in_window = [t for t in times[i:] if t - start <= 2.0]
+        assert len(in_window) <= 1 + 1.5 * 2.0 + 1, f"{len(in_window)} resizes within 2 s"
+    assert ctl.metrics.resizes.labels(result="capped")._value.get() >= 1
+
+
+def test_conflicts_and_an_apiserver_restart_lose_nothing(  # noqa: PLR0917
+    control_plane: Any, core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    import threading
+    import time
+
+    core_v1.create_namespaced_pod(namespace, make_pod("rs", "100m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, namespace, "rs")
+    run_controller(max_step_mc=10_000)
+    _create_pa(custom, namespace, make_allocation(pod, "600m"))
+    wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="first applied")
+    # Someone else keeps changing the pod (labels), so the controller's resourceVersion goes stale.
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                core_v1.patch_namespaced_pod("rs", namespace, {"metadata": {"labels": {"churn": str(i)}}})
+            except Exception:
+                time.sleep(0.2)
+            i += 1
+            time.sleep(0.02)
+
+    churner = threading.Thread(target=churn, daemon=True)
+    churner.start()
+    try:
+        set_allocation(custom, namespace, pod.metadata.uid, "900m")
+        wait_for(
+            lambda: _pod_limit(core_v1, namespace, "rs") == ("900m", "900m"), message="applied despite churn"
+        )
+    finally:
+        stop.set()
+        churner.join(timeout=10)
+    # The apiserver restarts while a new decision is pending.
+    set_allocation(custom, namespace, pod.metadata.uid, "1200m")
+    control_plane.restart_apiserver()
+    set_allocation(custom, namespace, pod.metadata.uid, "1500m")
+    wait_for(
+        lambda: (
+            _phase(custom, namespace, pod.metadata.uid) == "Applied"
+            and _pod_limit(core_v1, namespace, "rs") == ("1500m", "1500m")
+        ),
+        timeout=90,
+        message="applied after the apiserver restart",
+    )
+
+
+def test_only_the_leader_acts_and_a_standby_takes_over(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    core_v1.create_namespaced_pod(namespace, make_pod("ha", "100m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, namespace, "ha")
+    lease = f"mbcas-{namespace}"
+    a = run_controller(lease_name=lease, identity="replica-a", max_step_mc=10_000)
+    wait_for(lambda: a.is_leader, message="a leads")
+    b = run_controller(lease_name=lease, identity="replica-b", max_step_mc=10_000)
+    _create_pa(custom, namespace, make_allocation(pod, "700m"))
+    wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="applied by a")
+    assert a.is_leader and not b.is_leader
+    resized = [e for e in _events(core_v1, namespace, "ha") if e.reason == "Resized"]
+    assert {e.reporting_instance for e in resized} == {"replica-a"}
+    a.stop()  # releases the Lease
+    wait_for(lambda: b.is_leader, timeout=20, message="b takes over")
+    set_allocation(custom, namespace, pod.metadata.uid, "900m")
+    wait_for(lambda: _pod_limit(core_v1, namespace, "ha") == ("900m", "900m"), message="applied by b")
+    resized = [e for e in _events(core_v1, namespace, "ha") if e.reason == "Resized"]
+    assert {e.reporting_instance for e in resized} == {"replica-a", "replica-b"}
