@@ -1,0 +1,114 @@
+"""decide(): the trust order and the kubelet's answers, on pod bodies as the apiserver returns them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from mbcas.api.models import Phase, PodAllocationSpec
+from mbcas.controller.decide import decide
+from mbcas.kube.podview import PodView
+from mbcas.policy.resize import ResizeGate, ResizeRules
+
+UID = "11111111-2222-3333-4444-555555555555"
+NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def pod(
+    limit: str | None = "500m",
+    applied: str | None = "500m",
+    *,
+    uid: str = UID,
+    qos: str = "Burstable",
+    conditions: list[dict[str, Any]] | None = None,
+    generation: int = 1,
+    observed: int = 1,
+) -> PodView:
+    res: dict[str, Any] = {"requests": {"cpu": "250m", "memory": "64Mi"}}
+    if limit:
+        res["limits"] = {"cpu": limit}
+    status_res = {"limits": {"cpu": applied}} if applied else {}
+    return PodView.from_body(
+        {
+            "metadata": {
+                "name": "web",
+                "namespace": "ns",
+                "uid": uid,
+                "resourceVersion": "7",
+                "generation": generation,
+            },
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": res}]},
+            "status": {
+                "qosClass": qos,
+                "observedGeneration": observed,
+                "conditions": conditions or [],
+                "containerStatuses": [{"name": "app", "resources": status_res}],
+            },
+        }
+    )
+
+
+def spec(cpu: str = "1", *, mode: str = "enforce", node: str = "n1", age_s: float = 0) -> PodAllocationSpec:
+    return PodAllocationSpec.model_validate(
+        {
+            "podName": "web",
+            "podUID": UID,
+            "nodeName": node,
+            "cpuLimit": cpu,
+            "mode": mode,
+            "reason": "r",
+            "decidedAt": NOW - dt.timedelta(seconds=age_s),
+        }
+    )
+
+
+def run(s: PodAllocationSpec, p: PodView | None, gate: ResizeGate | None = None, **kw: Any) -> Any:
+    return decide(
+        s, p, gate or ResizeGate(ResizeRules()), now=NOW.timestamp(), now_mono=100.0, staleness_s=60, **kw
+    )
+
+
+def test_trust_order() -> None:
+    assert run(spec(), None).reason == "PodGone"
+    assert run(spec(), pod(uid="99999999-2222-3333-4444-555555555555")).reason == "UIDMismatch"
+    assert run(spec(node="n2"), pod()).reason == "NodeMismatch"
+    rec = run(spec(mode="recommend"), pod())
+    assert rec.phase is Phase.RECOMMENDED and rec.resize_to_mc is None and rec.applied_mc == 500
+    assert run(spec(), pod(qos="Guaranteed")).reason == "GuaranteedPod"
+    assert run(spec(age_s=120), pod()).reason == "Stale"
+    assert run(spec(), pod(), final_failure="422 no").phase is Phase.FAILED
+
+
+def test_apply_then_report_what_the_kubelet_says() -> None:
+    d = run(spec("1"), pod())
+    assert d.resize_to_mc == 1000 and d.phase is Phase.PENDING
+    assert run(spec("1"), pod("1", "1")).phase is Phase.APPLIED
+    assert run(spec("1"), pod("1", "500m")).reason == "InProgress"
+    assert run(spec("1"), pod("1", "1", generation=2, observed=1)).phase is Phase.PENDING
+    infeasible = [
+        {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "no room"}
+    ]
+    d = run(spec("1"), pod("1", "500m", conditions=infeasible))
+    assert d.phase is Phase.INFEASIBLE and d.infeasible_mc == 1000 and "no room" in d.message
+    deferred = [{"type": "PodResizePending", "status": "True", "reason": "Deferred"}]
+    assert run(spec("1"), pod("1", "500m", conditions=deferred)).phase is Phase.DEFERRED
+
+
+def test_stale_only_matters_when_something_is_to_be_applied() -> None:
+    assert run(spec("1", age_s=600), pod("1", "1")).phase is Phase.APPLIED
+
+
+def test_kubelet_busy_blocks_a_new_patch() -> None:
+    busy = [{"type": "PodResizeInProgress", "status": "True"}]
+    d = run(spec("2"), pod("1", "500m", conditions=busy))
+    assert d.resize_to_mc is None and d.reason == "KubeletBusy"
+
+
+def test_gate_rules_apply() -> None:
+    gate = ResizeGate(ResizeRules(max_step_mc=300, max_step_ratio=10))
+    d = run(spec("2"), pod(), gate)
+    assert d.resize_to_mc == 800
+    gate.record_applied(UID, 100.0)
+    d = run(spec("2"), pod("800m", "800m"), gate)
+    assert d.reason == "MinInterval" and d.requeue_after_s is not None and d.requeue_after_s > 0
+    assert run(spec("505m"), pod(), ResizeGate(ResizeRules())).phase is Phase.APPLIED  # deadband
