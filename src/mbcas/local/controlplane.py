@@ -223,10 +223,14 @@ class ControlPlane:
         self._apiserver_port = 0
 
     def restart_apiserver(self) -> None:
-        """Stop the apiserver and start it again on the same port (tests of client resilience)."""
+        """Stop the apiserver and start it again on the same port (tests of client resilience).
+
+        With clients' watches open the apiserver's graceful shutdown hangs well past the point
+        where it stopped listening, so it gets SIGKILL after 2 s (a crash, as far as clients see).
+        """
         self._require_started()
         comp = self._components.pop("kube-apiserver")
-        self._stop_component(comp)
+        self._stop_component(comp, timeout=2.0)
         self._launch(comp)
         self._wait_ready(comp)
 
@@ -279,11 +283,11 @@ class ControlPlane:
         comp.pid = comp.proc.pid
         self._components[comp.name] = comp
 
-    def _stop_component(self, comp: _Component) -> None:
+    def _stop_component(self, comp: _Component, timeout: float = 10.0) -> None:
         if comp.proc is not None:
-            stop_process(comp.proc)
+            stop_process(comp.proc, timeout)
         elif comp.pid is not None:
-            stop_pid(comp.pid)
+            stop_pid(comp.pid, timeout)
         comp.proc = None
         comp.pid = None
 
