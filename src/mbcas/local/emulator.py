@@ -852,7 +852,16 @@ class NodeEmulator:
             )
         status["containerStatuses"] = statuses
         init_statuses = []
+        completed = {
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": state.started_at,
+                "finishedAt": state.started_at,
+            }
+        }
         for spec_c in pod["spec"].get("initContainers") or []:
+            sidecar = spec_c.get("restartPolicy") == "Always"  # runs beside the app containers
             init_statuses.append(
                 {
                     "name": spec_c["name"],
@@ -861,17 +870,11 @@ class NodeEmulator:
                     "containerID": "containerd://"
                     + hashlib.sha256((state.uid + spec_c["name"]).encode()).hexdigest(),
                     "ready": True,
-                    "started": False,
+                    "started": sidecar,
                     "restartCount": 0,
-                    "state": {
-                        "terminated": {
-                            "exitCode": 0,
-                            "reason": "Completed",
-                            "startedAt": state.started_at,
-                            "finishedAt": state.started_at,
-                        }
-                    },
+                    "state": {"running": {"startedAt": state.started_at}} if sidecar else completed,
                     "lastState": {},
+                    **({"resources": _resources_block(spec_c)} if sidecar else {}),
                 }
             )
         if init_statuses:
