@@ -57,8 +57,13 @@ __all__ = ["ControlPlane", "ControlPlaneError", "advertise_address"]
 
 SERVICE_CIDR = "10.96.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
-KCM_CONTROLLERS = (
-    "garbage-collector-controller,namespace-controller,serviceaccount-controller,pod-garbage-collector-controller"
+KCM_CONTROLLERS = ",".join(
+    (
+        "garbage-collector-controller",
+        "namespace-controller",
+        "serviceaccount-controller",
+        "pod-garbage-collector-controller",
+    )
 )
 _PORT_RETRIES = 3
 _TMP_PREFIX = "mbcas-cp-"
