@@ -11,6 +11,10 @@ Behaviours:
   token bound to a pod on an emulated node (the apiserver derives the claim itself);
 - docs/install.md's commands work as written (helm install, plain manifests, uninstall).
 
+- the chart's RBAC and settings suffice for the real binaries: ``mbcas controller`` and ``mbcas
+  agent`` run as their ServiceAccounts (tokens from the apiserver, the environment exactly as the
+  rendered Deployment and DaemonSet give it) and do their work without a single refusal;
+
 Every test renders the chart under its own release name into its own namespace, so the
 cluster-scoped objects (ClusterRoles, the policy) have unique names; they are deleted afterwards
 even when the test fails. The CRD is applied once and never deleted (other tests use it).
@@ -19,11 +23,14 @@ No kubelet runs here, so the workloads' pods are never started: that is what ima
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,9 +38,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pa_support import make_allocation
 
+from helpers import DEFAULT_NODE, make_pod, wait_for, wait_running
 from mbcas.local import helm
 from mbcas.local.build import ensure_helm
+from mbcas.local.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -66,14 +76,6 @@ def kubectl(control_plane: Any) -> Kubectl:
         return proc
 
     return run
-
-
-@pytest.fixture(scope="module")
-def crd(kubectl: Kubectl) -> str:
-    """The PodAllocation CRD, applied from the chart's copy and established (never deleted)."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PATHS.chart_crd), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/podallocations.mbcas.io", "--timeout=60s", check=True)
-    return "podallocations.mbcas.io"
 
 
 class Release:
@@ -546,3 +548,192 @@ def test_node_confinement_with_a_real_pod_bound_token(
     user = json.loads(whoami.stdout)["status"]["userInfo"]
     assert user["username"] == release.agent
     assert user["extra"][CLAIM] == [DEFAULT_NODE]
+
+
+# ------------------------------------------------------- the real binaries under the chart's RBAC
+
+
+def token_kubeconfig(control_plane: Any, token: str, path: Path) -> Path:
+    """A kubeconfig that authenticates with ``token`` only (no admin client certificate)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {
+                            "server": control_plane.url,
+                            "certificate-authority": str(control_plane.certs.ca_cert),
+                        },
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa"}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return path
+
+
+def workload_env(release: Release, kind: str, pod_name: str, node: str) -> dict[str, str]:
+    """The container environment of the rendered workload, fieldRefs resolved like the kubelet."""
+    (workload,) = release.select({kind})
+    refs = {"metadata.name": pod_name, "metadata.namespace": release.namespace, "spec.nodeName": node}
+    env: dict[str, str] = {}
+    for item in workload["spec"]["template"]["spec"]["containers"][0]["env"]:
+        env[item["name"]] = (
+            item["value"] if "value" in item else refs[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        )
+    return env
+
+
+@contextlib.contextmanager
+def mbcas_process(command: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m mbcas <command>`` with exactly the given MBCAS/NODE env; killed by pid after."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MBCAS_") and k not in {"NODE_NAME", "KUBECONFIG"}
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mbcas", "-v", command],
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def wait_logged(predicate: Callable[[], Any], what: str, log: Path, timeout: float) -> Any:
+    """wait_for, failing with the process's log tail (the reason a binary did not get there)."""
+    try:
+        return wait_for(predicate, timeout=timeout, message=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- log tail:\n{log.read_text(errors='replace')[-3000:]}") from None
+
+
+def refusals(log: Path) -> list[str]:
+    lines = log.read_text(errors="replace").splitlines()
+    return [ln for ln in lines if re.search(r"\b403\b|[Ff]orbidden|not allowed", ln)]
+
+
+@pytest.mark.usefixtures("node_emulator")
+def test_controller_works_with_exactly_the_chart_rbac_and_settings(
+    kubectl: Kubectl, release: Release, control_plane: Any, core_v1: Any, tmp_path: Path
+) -> None:
+    from kubernetes import client
+
+    ns = release.namespace
+    release.apply(RBAC_KINDS)
+    token = kubectl(
+        "create", "token", f"{release.name}-controller", "-n", ns, "--duration=1h", check=True
+    ).stdout
+    env = workload_env(release, "Deployment", "ctl-0", "n/a")
+    health, metrics = free_port(), free_port()
+    env.update(
+        MBCAS_CONTROLLER_KUBECONFIG=str(
+            token_kubeconfig(control_plane, token.strip(), tmp_path / "ctl.kubeconfig")
+        ),
+        MBCAS_CONTROLLER_HEALTH_PORT=str(health),
+        MBCAS_CONTROLLER_METRICS_PORT=str(metrics),
+        MBCAS_CONTROLLER_BIND_ADDRESS="127.0.0.1",
+    )
+    core_v1.create_namespaced_pod(ns, make_pod("web", "250m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, ns, "web")
+    log = tmp_path / "controller.log"
+    with mbcas_process("controller", env, log) as proc:
+        # Leader election through the chart's Lease Role: the Lease is in the release namespace.
+        def lease() -> dict[str, Any] | None:
+            proc = kubectl("get", "lease", f"{release.name}-controller", "-n", ns, "-o", "json")
+            return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+        held = wait_logged(lease, "the controller's Lease", log, timeout=60)
+        assert held["spec"]["holderIdentity"] == "ctl-0"
+        wait_for(lambda: http_get(health, "/healthz")[0] == 200, timeout=30, message="/healthz")
+        client.CustomObjectsApi(control_plane.api_client()).create_namespaced_custom_object(
+            "mbcas.io", "v1alpha1", ns, "podallocations", make_allocation(pod, "800m")
+        )
+        wait_for(
+            lambda: (
+                core_v1.read_namespaced_pod("web", ns).spec.containers[0].resources.limits["cpu"] == "800m"
+            ),
+            timeout=60,
+            message="the pod resized through pods/resize",
+        )
+
+        def applied() -> dict[str, Any] | None:
+            proc = kubectl("get", "podallocation", pod.metadata.uid, "-n", ns, "-o", "json")
+            body: dict[str, Any] = json.loads(proc.stdout) if proc.returncode == 0 else {}
+            return body if body.get("status", {}).get("phase") == "Applied" else None
+
+        pa = wait_logged(applied, "status Applied", log, timeout=30)
+        assert pa["status"]["appliedCPULimit"] == "800m"
+        events = core_v1.list_namespaced_event(ns, field_selector="involvedObject.name=web").items
+        assert any(e.reason == "Resized" for e in events), "the controller posts Events"
+        assert "mbcas_controller" in http_get(metrics, "/metrics")[1]
+        assert proc.poll() is None, log.read_text()
+    assert refusals(log) == [], "the chart's RBAC refused the controller something"
+
+
+@pytest.mark.usefixtures("node_emulator")
+def test_agent_works_with_exactly_the_chart_rbac_and_settings(
+    kubectl: Kubectl, release: Release, control_plane: Any, core_v1: Any, tmp_path: Path
+) -> None:
+    ns = release.namespace
+    release.apply(RBAC_KINDS | {"ConfigMap", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+    body = make_pod("agent-pod", "10m", "20m")
+    body["spec"]["serviceAccountName"] = f"{release.name}-agent"
+    pod = core_v1.create_namespaced_pod(ns, body)
+    wait_running(core_v1, ns, "agent-pod")
+    token = kubectl(
+        "create", "token", f"{release.name}-agent", "-n", ns, "--bound-object-kind=Pod",
+        "--bound-object-name=agent-pod", f"--bound-object-uid={pod.metadata.uid}", check=True,
+    ).stdout  # fmt: skip
+    env = workload_env(release, "DaemonSet", "agent-pod", DEFAULT_NODE)
+    port = free_port()
+    env.update(
+        MBCAS_AGENT_KUBECONFIG=str(
+            token_kubeconfig(control_plane, token.strip(), tmp_path / "agent.kubeconfig")
+        ),
+        MBCAS_AGENT_METRICS_PORT=str(port),
+        MBCAS_AGENT_BIND_ADDRESS="127.0.0.1",
+        # This machine's own cgroup tree stands in for the host's (read only, as in the DaemonSet).
+        MBCAS_AGENT_CGROUP_ROOT="/sys/fs/cgroup",
+    )
+    log = tmp_path / "agent.log"
+    with mbcas_process("agent", env, log) as proc:
+        # Ready = pods listed and watched on its node, its Node read, a first tick done.
+        wait_logged(lambda: http_get(port, "/readyz")[0] == 200, "/readyz", log, timeout=60)
+        assert http_get(port, "/healthz")[0] == 200
+        # The live ConfigMap was read through the chart's Role (it differs from the defaults:
+        # the release namespace is excluded).
+        wait_for(
+            lambda: 'mbcas_agent_config_reloads_total{result="applied"} 1.0' in http_get(port, "/metrics")[1],
+            timeout=30,
+            message="the live ConfigMap applied",
+        )
+        assert proc.poll() is None, log.read_text()
+    assert refusals(log) == [], "the chart's RBAC refused the agent something"
