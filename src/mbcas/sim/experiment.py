@@ -48,7 +48,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +63,14 @@ __all__ = [
     "ExperimentError",
     "ExperimentPod",
     "ExperimentScenario",
+    "KernelDelta",
+    "applied_limit",
+    "generation_bumps",
+    "iter_watch_events",
     "main",
+    "pod_body",
     "run_experiment",
+    "summarise",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,6 +189,27 @@ class Kubectl:
         return json.loads(self.run("get", *args, "-o", "json"))
 
 
+def iter_watch_events(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(type, object)`` of each watch event in kubectl's stream of (pretty-printed) JSON objects."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    for line in lines:
+        buf += line
+        while True:
+            stripped = buf.lstrip()
+            if not stripped:
+                buf = ""
+                break
+            try:
+                obj, end = decoder.raw_decode(stripped)
+            except json.JSONDecodeError:
+                buf = stripped
+                break
+            buf = stripped[end:]
+            if isinstance(obj, dict) and isinstance(obj.get("object"), dict):
+                yield str(obj.get("type")), obj["object"]
+
+
 @dataclass
 class Watch:
     """A ``kubectl get -w --output-watch-events -o json`` stream, timestamped on receipt."""
@@ -206,24 +233,9 @@ class Watch:
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        decoder = json.JSONDecoder()
-        buf = ""
-        for line in self._proc.stdout:
-            buf += line
-            while True:
-                stripped = buf.lstrip()
-                if not stripped:
-                    buf = ""
-                    break
-                try:
-                    obj, end = decoder.raw_decode(stripped)
-                except json.JSONDecodeError:
-                    buf = stripped
-                    break
-                buf = stripped[end:]
-                if isinstance(obj, dict) and "object" in obj:
-                    with self._lock:
-                        self.events.append((time.monotonic(), str(obj.get("type")), obj["object"]))
+        for event_type, obj in iter_watch_events(self._proc.stdout):
+            with self._lock:
+                self.events.append((time.monotonic(), event_type, obj))
 
     def snapshot(self) -> list[tuple[float, str, dict[str, Any]]]:
         with self._lock:
@@ -463,9 +475,7 @@ def _delta(a: CpuSnapshot, b: CpuSnapshot) -> KernelDelta:
 # one run
 
 
-def _generation_bumps(
-    events: list[tuple[float, str, dict[str, Any]]], t0: float, t1: float
-) -> dict[str, int]:
+def generation_bumps(events: list[tuple[float, str, dict[str, Any]]], t0: float, t1: float) -> dict[str, int]:
     """Per pod, how often ``metadata.generation`` rose inside ``[t0, t1]`` (resizes)."""
     last: dict[str, int] = {}
     bumps: dict[str, int] = {}
@@ -597,7 +607,7 @@ def run_one(
         end = time.monotonic()
         snap1 = {n: reader.read(p) for n, p in paths.items()}
         window = end - start
-        return _summarise(
+        return summarise(
             scenario,
             mode,
             window=window,
@@ -630,7 +640,7 @@ def _latest_limits(events: list[tuple[float, str, dict[str, Any]]]) -> dict[str,
     return out
 
 
-def _summarise(
+def summarise(
     scenario: ExperimentScenario,
     mode: str,
     *,
@@ -646,6 +656,13 @@ def _summarise(
     series: list[dict[str, Any]],
     quota_file: str,
 ) -> dict[str, Any]:
+    """The JSON-ready measurements of one run from its kernel deltas and API event streams.
+
+    ``unserved_share`` compares usage with the configured demand (integrated over ``series``);
+    ``reaction_time_s`` is the time from ``changed_at`` to the first pod event reporting an applied
+    limit >= 90 % of the new demand (0 if the initial limit already covered it, ``None`` if never);
+    ``first_response_s`` the time to the first raise of the applied limit.
+    """
     n = len(scenario.pods)
     minutes = window / 60.0
     usage = sum(d.usage_s for d in deltas.values())
@@ -657,7 +674,7 @@ def _summarise(
         for p in scenario.pods
     )
     unserved = max(0.0, demand_s - usage)
-    resizes = _generation_bumps(pod_events, start, end)
+    resizes = generation_bumps(pod_events, start, end)
     pa_writes = sum(1 for t, _, _ in pa_events if start <= t <= end)
     reaction: float | None = None
     first_response: float | None = None

@@ -22,6 +22,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _DPI = 72
 _MAX_PODS = 6
+_POINTS = 300  # at most about this many points per line
 
 
 class PlotsUnavailableError(RuntimeError):
@@ -42,8 +43,19 @@ def _pyplot() -> Any:
 def _smooth(x: FloatArray, window: int) -> FloatArray:
     if window <= 1 or x.size < window:
         return x
-    kernel = np.ones(window) / window
-    out: FloatArray = np.convolve(x, kernel, mode="same")
+    kernel = np.ones(window)
+    # Centred mean over the samples that exist (no dip at the edges from zero padding).
+    out: FloatArray = np.convolve(x, kernel, mode="same") / np.convolve(np.ones_like(x), kernel, mode="same")
+    return out
+
+
+def _blocks(x: FloatArray, points: int) -> FloatArray:
+    """Block means along axis 0 so that at most about ``points`` rows remain (keeps PNGs small)."""
+    k = max(1, x.shape[0] // points)
+    if k == 1:
+        return x
+    m = x.shape[0] // k * k
+    out: FloatArray = x[:m].reshape(m // k, k, *x.shape[1:]).mean(axis=1)
     return out
 
 
@@ -64,7 +76,8 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
     names = list(traces)
     first = traces[names[0]]
     ticks = first.demand.shape[0]
-    t_min = np.arange(ticks) * first.tick_s / 60.0
+    t_min: FloatArray = np.arange(ticks, dtype=np.float64) * (first.tick_s / 60.0)
+    t_blk = _blocks(t_min, _POINTS)
     show = _pods_to_show(first)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -75,8 +88,8 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
         tr = traces[name]
         for c, j in enumerate(show):
             color = colors[c % len(colors)]
-            ax.plot(t_min, tr.demand[:, j], color=color, lw=0.5, alpha=0.35)
-            ax.plot(t_min, tr.limit[:, j], color=color, lw=1.1, label=pod_names[j])
+            ax.plot(t_blk, _blocks(tr.demand[:, j], _POINTS), color=color, lw=0.5, alpha=0.35)
+            ax.plot(t_blk, _blocks(tr.limit[:, j], _POINTS), color=color, lw=1.1, label=pod_names[j])
         ax.set_title(tr.label, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in np.ravel(axes)[len(names) :]:
@@ -96,8 +109,8 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
         thr = np.where(d > 0, tr.throttled_cores.sum(axis=1) / safe, 0.0)
         stall = np.where(d > 0, (tr.demand - tr.usage).sum(axis=1) / safe, 0.0)
         color = colors[c % len(colors)]
-        axes[0].plot(t_min, _smooth(thr, window), color=color, lw=1.1, label=name)
-        axes[1].plot(t_min, _smooth(stall, window), color=color, lw=1.1, label=name)
+        axes[0].plot(t_blk, _blocks(_smooth(thr, window), _POINTS), color=color, lw=1.1, label=name)
+        axes[1].plot(t_blk, _blocks(_smooth(stall, window), _POINTS), color=color, lw=1.1, label=name)
     axes[0].set_ylabel("throttled share", fontsize=8)
     axes[1].set_ylabel("stall share", fontsize=8)
     axes[1].set_xlabel("minutes", fontsize=8)
@@ -114,9 +127,8 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
     for c, name in enumerate(names):
         tr = traces[name]
         color = colors[c % len(colors)]
-        axes[0].plot(
-            t_min, _smooth(nsw_series(tr.usage, tr.requests), window), color=color, lw=1.1, label=name
-        )
+        nsw = _blocks(_smooth(nsw_series(tr.usage, tr.requests), window), _POINTS)
+        axes[0].plot(t_blk, nsw, color=color, lw=1.1, label=name)
         if np.isfinite(tr.potential).any():
             axes[1].plot(t_min, tr.potential, color=color, lw=1.1, label=f"{name}: Σ w·log(limit)")
     axes[0].set_ylabel("Σ ŵ·log(usage)", fontsize=8)
@@ -136,4 +148,16 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
 def _save(fig: Any, path: Path, plt: Any) -> Path:
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
+    _quantise(path)
     return path
+
+
+def _quantise(path: Path) -> None:
+    """Re-save as a 64-colour palette PNG (about a third of the size; plots have few colours)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
