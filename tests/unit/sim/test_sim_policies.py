@@ -132,3 +132,15 @@ def test_mbcas_counts_podallocation_writes() -> None:
     trace = run_policy(ctx, MbcasPolicy(), demand)
     assert trace.extra_writes.sum() > 0
     assert trace.resizes.sum() > 0
+
+
+def test_mbcas_refreshes_unchanged_decisions_every_minute() -> None:
+    # One pod with constant demand: after its decisions settle nothing changes, yet the agent
+    # rewrites its PodAllocation every refresh_s = 60 s, which the write count must show.
+    ctx = ctx_for([0.5], [1.0])
+    trace = run_policy(ctx, MbcasPolicy(), np.full((400, 1), 0.3))
+    late_resizes = trace.resizes[100:].sum()
+    writes = np.flatnonzero(trace.extra_writes[100:]) + 100
+    assert late_resizes == 0
+    assert len(writes) >= 4
+    np.testing.assert_array_equal(np.diff(writes), 60)

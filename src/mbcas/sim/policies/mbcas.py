@@ -18,6 +18,11 @@ per tick it does what the agent and the controller do in production, with the sa
    as for every policy).
 
 The node's capacity in a scenario is what its pods share, so the planner's ``reserve`` is 0.
+
+API writes besides the resizes (:meth:`MbcasPolicy.allocation_writes`): one PodAllocation write
+per changed decision, plus the agent's refresh of an unchanged decision every ``refresh_s``
+(60 s, the agent's ``refresh_s`` default, so that decisions never look stale to the controller).
+The controller's status updates of PodAllocations are not counted.
 """
 
 from __future__ import annotations
@@ -100,12 +105,14 @@ class MbcasPolicy(Policy):
         demand_config: DemandConfig | None = None,
         gate: ResizeGate | None = None,
         reserve: float = 0.0,
+        refresh_s: float = 60.0,
     ) -> None:
         self.node_policy = policy or NodePolicy()
         self.demand_config = demand_config or DemandConfig()
         self._gate_factory = gate
         self.gate: ResizeGate = ControllerGate()
         self.reserve = reserve
+        self.refresh_s = refresh_s
         self._potential: float | None = None
 
     def start(self, ctx: SimContext) -> Decision:
@@ -118,6 +125,7 @@ class MbcasPolicy(Policy):
         self._limit_mcpu = np.round(ctx.requests * 1000.0).astype(np.int64)
         self._potential = None
         self._writes = 0
+        self._written_at = np.full(ctx.n, -np.inf)
         self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
         return Decision(self._limit_mcpu / 1000.0)
 
@@ -140,8 +148,14 @@ class MbcasPolicy(Policy):
             )
             plan = planner.plan(obs.now_s, float(ctx.capacity[k]), self.reserve, inputs)
             desired[m] = np.where(plan.changed, plan.allocation_mcpu, -1)
-            self._writes += int(plan.changed.sum())
             potential += plan.objective
+        # A PodAllocation write for every changed decision and for every decision as old as the
+        # refresh period (the first ones after warm-up count as changed).
+        written = (desired > 0) | (
+            np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
+        )
+        self._written_at = np.where(written, obs.now_s, self._written_at)
+        self._writes += int(written.sum())
         all_uids = ctx.pod_names
         self._limit_mcpu = np.asarray(
             self.gate.apply(obs.now_s, all_uids, desired, self._limit_mcpu), dtype=np.int64
@@ -153,5 +167,5 @@ class MbcasPolicy(Policy):
         return self._potential
 
     def allocation_writes(self) -> int:
-        """PodAllocation writes by the agents so far (one per changed decision)."""
+        """PodAllocation writes by the agents so far (changed decisions and refreshes)."""
         return self._writes
