@@ -85,6 +85,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         for t in result.results["targets"]:
             verdict = {True: "met", False: "MISSED", None: "undefined"}[t["passed"]]
             print(f"  target: {t['target']}: {t['measured']} -> {verdict}")
+            if t.get("why"):
+                print(f"    why: {t['why']}")
     if args.out is not None:
         out: Path = args.out
         write_results(result.results, out / "results.json")

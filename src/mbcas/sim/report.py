@@ -121,6 +121,11 @@ def write_report(
             verdict = {True: "met", False: "**missed**", None: "undefined"}[t["passed"]]
             lines.append(f"| {t['target']} | {t['measured']} | {verdict} |")
         lines.append("")
+        whys = [t for t in targets if t.get("why")]
+        if whys:
+            lines += ["Why targets were missed (measured, not tuned away):", ""]
+            lines += [f"- *{t['target']}*: {t['why']}." for t in whys]
+            lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if plots:

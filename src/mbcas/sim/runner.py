@@ -67,6 +67,7 @@ def simulate(scenario: Scenario, seed: int = 0, policies: list[Policy] | None = 
         trace = run_policy(ctx, policy, demand)
         traces[policy.name] = trace
         metrics[policy.name] = compute_metrics(trace, spikes=spikes, warmup_s=scenario.warmup_s, fair=fair)
+    min_stall = _min_stall_share(demand, scenario)
     results: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": seed,
@@ -79,10 +80,10 @@ def simulate(scenario: Scenario, seed: int = 0, policies: list[Policy] | None = 
             "nodes": {n.name: n.capacity for n in scenario.nodes},
             "requests_cores": float(scenario.requests.sum()),
             "mean_demand_cores": float(demand.sum(axis=1).mean()),
-            "min_stall_share": _min_stall_share(demand, scenario),
+            "min_stall_share": min_stall,
             "tags": list(scenario.tags),
             "spikes": len(spikes),
         },
-        "targets": evaluate_targets(scenario.tags, metrics),
+        "targets": evaluate_targets(scenario.tags, metrics, min_stall),
     }
     return SimulationResult(scenario=scenario, seed=seed, traces=traces, results=results)

@@ -124,6 +124,7 @@ class MbcasPolicy(Policy):
         self._uids = [tuple(ctx.pod_names[i] for i in m) for m in self._members]
         self._limit_mcpu = np.round(ctx.requests * 1000.0).astype(np.int64)
         self._potential = None
+        self._decided = False
         self._writes = 0
         self._written_at = np.full(ctx.n, -np.inf)
         self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
@@ -160,7 +161,9 @@ class MbcasPolicy(Policy):
         self._limit_mcpu = np.asarray(
             self.gate.apply(obs.now_s, all_uids, desired, self._limit_mcpu), dtype=np.int64
         )
-        self._potential = potential
+        # The potential means something once the planner has decided for the pods (after warm-up).
+        self._decided = self._decided or bool((desired > 0).any())
+        self._potential = potential if self._decided else None
         return Decision(self._limit_mcpu / 1000.0)
 
     def potential(self) -> float | None:
