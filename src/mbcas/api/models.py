@@ -146,7 +146,9 @@ class PodAllocationStatus(_Model):
                 "reason": c.reason,
                 "message": c.message,
                 "lastTransitionTime": rfc3339(c.last_transition_time),
-                **({"observedGeneration": c.observed_generation} if c.observed_generation is not None else {}),
+                **(
+                    {"observedGeneration": c.observed_generation} if c.observed_generation is not None else {}
+                ),
             }
             for c in self.conditions
         ]
@@ -164,7 +166,11 @@ class PodAllocation(_Model):
     def from_body(cls, body: dict[str, Any]) -> PodAllocation:
         """Parse an object as returned by the apiserver (``status`` may be absent)."""
         return cls.model_validate(
-            {"metadata": body.get("metadata") or {}, "spec": body.get("spec") or {}, "status": body.get("status")}
+            {
+                "metadata": body.get("metadata") or {},
+                "spec": body.get("spec") or {},
+                "status": body.get("status"),
+            }
         )
 
     def to_body(self, owner_uid: str | None = None) -> dict[str, Any]:
