@@ -11,7 +11,7 @@ from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.sim.engine import run_policy
 from mbcas.sim.metrics import compute_metrics
 from mbcas.sim.policies import HpaPolicy, MbcasPolicy, RegretMatchingPolicy, StaticPolicy, VpaPolicy
-from mbcas.sim.policies.mbcas import PassThroughGate
+from mbcas.sim.policies.mbcas import IntArray, PassThroughGate
 from mbcas.sim.traces import SpikeEvent
 
 
@@ -134,13 +134,29 @@ def test_mbcas_counts_podallocation_writes() -> None:
     assert trace.resizes.sum() > 0
 
 
-def test_mbcas_refreshes_unchanged_decisions_every_minute() -> None:
-    # One pod with constant demand: after its decisions settle nothing changes, yet the agent
-    # rewrites its PodAllocation every refresh_s = 60 s, which the write count must show.
+def test_mbcas_does_not_rewrite_applied_decisions() -> None:
+    # One pod with constant demand: once its decision is applied (limit == decision) nothing
+    # changes, and the agent no longer rewrites an unchanged, applied PodAllocation.
     ctx = ctx_for([0.5], [1.0])
     trace = run_policy(ctx, MbcasPolicy(), np.full((400, 1), 0.3))
-    late_resizes = trace.resizes[100:].sum()
+    assert trace.extra_writes[:100].sum() > 0  # the first decisions were written
+    assert trace.resizes[100:].sum() == 0
+    assert trace.extra_writes[100:].sum() == 0
+
+
+class _NeverGate:
+    """A controller that never resizes (e.g. every resize deferred by the kubelet)."""
+
+    def apply(self, now: float, uids: tuple[str, ...], desired: IntArray, current: IntArray) -> IntArray:
+        return current.copy()
+
+
+def test_mbcas_rewrites_unapplied_decisions_every_refresh_period() -> None:
+    # The limit never reaches the decision, so the agent rewrites the unchanged decision once per
+    # refresh_s = 60 s (and no more often).
+    ctx = ctx_for([0.5], [1.0])
+    trace = run_policy(ctx, MbcasPolicy(gate=_NeverGate()), np.full((400, 1), 0.3))
+    assert not trace.resizes.any()
     writes = np.flatnonzero(trace.extra_writes[100:]) + 100
-    assert late_resizes == 0
     assert len(writes) >= 4
     np.testing.assert_array_equal(np.diff(writes), 60)

@@ -20,9 +20,11 @@ per tick it does what the agent and the controller do in production, with the sa
 The node's capacity in a scenario is what its pods share, so the planner's ``reserve`` is 0.
 
 API writes besides the resizes (:meth:`MbcasPolicy.allocation_writes`): one PodAllocation write
-per changed decision, plus the agent's refresh of an unchanged decision every ``refresh_s``
-(60 s, the agent's ``refresh_s`` default, so that decisions never look stale to the controller).
-The controller's status updates of PodAllocations are not counted.
+per changed decision, plus the agent's rewrite of an unchanged decision that is *not yet applied*
+(the pod's limit still differs from it, e.g. while the controller's gate makes it wait) once
+``refresh_s`` (60 s, the agent's default) has passed since its last write. An applied decision
+is never rewritten, as in the agent. The controller's status updates of PodAllocations are not
+counted.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class MbcasPolicy(Policy):
         self._decided = False
         self._writes = 0
         self._written_at = np.full(ctx.n, -np.inf)
+        self._decision_mcpu = np.full(ctx.n, -1, dtype=np.int64)
         self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
         return Decision(self._limit_mcpu / 1000.0)
 
@@ -150,11 +153,14 @@ class MbcasPolicy(Policy):
             plan = planner.plan(obs.now_s, float(ctx.capacity[k]), self.reserve, inputs)
             desired[m] = np.where(plan.changed, plan.allocation_mcpu, -1)
             potential += plan.objective
-        # A PodAllocation write for every changed decision and for every decision as old as the
-        # refresh period (the first ones after warm-up count as changed).
-        written = (desired > 0) | (
-            np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
-        )
+        # A PodAllocation write for every changed decision (the first ones after warm-up count as
+        # changed) and a rewrite of an unchanged one only while the pod's limit still differs
+        # from it, once per refresh period (every simulated pod is in enforce mode).
+        self._decision_mcpu = np.where(desired > 0, desired, self._decision_mcpu)
+        limit_mcpu = np.round(obs.limit * 1000.0).astype(np.int64)
+        pending = (self._decision_mcpu > 0) & (limit_mcpu != self._decision_mcpu)
+        stale = np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
+        written = (desired > 0) | (pending & stale)
         self._written_at = np.where(written, obs.now_s, self._written_at)
         self._writes += int(written.sum())
         all_uids = ctx.pod_names
@@ -170,5 +176,5 @@ class MbcasPolicy(Policy):
         return self._potential
 
     def allocation_writes(self) -> int:
-        """PodAllocation writes by the agents so far (changed decisions and refreshes)."""
+        """PodAllocation writes by the agents so far (changed decisions, rewrites of unapplied ones)."""
         return self._writes
