@@ -19,19 +19,67 @@ not matching ``exclude_pod_selector``. No annotation is ever required.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mbcas.agent.selectors import LabelSelector
-from mbcas.api.quantity import parse_cpu
+from mbcas.api.quantity import format_cpu, parse_cpu
 from mbcas.policy.node_config import NodePolicy
 
-__all__ = ["SYSTEM_NAMESPACES", "AgentConfig", "LiveConfig", "RolloutMode"]
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "AgentConfig",
+    "LiveConfig",
+    "RolloutMode",
+    "cpu_quantity",
+    "describe_error",
+    "load_live_yaml",
+]
 
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease", "mbcas-system")
+
+
+def cpu_quantity(value: object) -> object:
+    """A CPU setting as a canonical quantity string: a number counts as cores (``3``, ``0.5``, as
+    YAML gives them), a string as a Kubernetes quantity (``"250m"``); None stays None.
+
+    Raises ``ValueError`` for anything else (booleans, negative or malformed values); other types
+    are passed on for pydantic to reject.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"a CPU quantity must be a number of cores or a string like '250m', got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a CPU quantity must be a finite number of cores >= 0, got {value!r}")
+        return format_cpu(parse_cpu(value))
+    if isinstance(value, str):
+        parse_cpu(value)
+    return value
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per bad field of a pydantic error: ``max_cpu: malformed CPU quantity 'x' ...``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
 
 
 class RolloutMode(StrEnum):
@@ -41,7 +89,8 @@ class RolloutMode(StrEnum):
 
 
 class LiveConfig(BaseModel):
-    """Settings reloaded live from the ConfigMap. CPU quantities as Kubernetes strings."""
+    """Settings reloaded live from the ConfigMap. CPU quantities are stored as Kubernetes strings;
+    numbers are accepted as cores (``max_cpu: 3``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,12 +112,10 @@ class LiveConfig(BaseModel):
     down_interval_s: float = Field(30.0, ge=0)
     down_step_ratio: float = Field(0.25, ge=0, le=1)
 
-    @field_validator("min_cpu", "max_cpu", "headroom_min", "deadband_min")
+    @field_validator("min_cpu", "max_cpu", "headroom_min", "deadband_min", mode="before")
     @classmethod
-    def _quantity(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cpu(value)
-        return value
+    def _quantity(cls, value: object) -> object:
+        return cpu_quantity(value)
 
     @field_validator("pod_selector", "exclude_pod_selector")
     @classmethod
@@ -105,6 +152,26 @@ class LiveConfig(BaseModel):
         return LiveConfig.model_validate({**self.model_dump(), **overrides})
 
 
+def load_live_yaml(text: str, base: LiveConfig) -> LiveConfig:
+    """The live config of a ConfigMap's ``config.yaml``: its keys validated on top of ``base``.
+
+    An empty document gives ``base``. Raises ``ValueError`` with a message naming each bad field
+    (``max_cpu: malformed CPU quantity 'lots' ...``, ``typo: Extra inputs are not permitted``).
+    """
+    try:
+        overrides = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config.yaml is not YAML: {exc}") from None
+    if overrides is None:
+        return base
+    if not isinstance(overrides, dict):
+        raise ValueError(f"config.yaml must be a mapping of settings, got {type(overrides).__name__}")
+    try:
+        return base.merged(overrides)
+    except ValidationError as exc:
+        raise ValueError(describe_error(exc)) from None
+
+
 class AgentConfig(BaseSettings):
     """Settings of ``mbcas agent`` (env prefix ``MBCAS_AGENT_``; ``NODE_NAME`` for the node)."""
 
@@ -135,19 +202,22 @@ class AgentConfig(BaseSettings):
     )
     config_poll_s: float = Field(default=10.0, gt=0)
     refresh_s: float = Field(
-        default=60.0, gt=0, description="rewrite an unchanged decision this often so it never looks stale"
+        default=60.0,
+        gt=0,
+        description=(
+            "rewrite an unchanged enforce decision the pod does not carry yet this often, so the"
+            " controller never sees it stale (applied and recommend decisions are never rewritten)"
+        ),
     )
     api_backoff_max_s: float = Field(default=30.0, gt=0)
     node_refresh_s: float = Field(default=30.0, gt=0, description="re-read the Node's allocatable this often")
 
     live: LiveConfig = Field(default_factory=LiveConfig)
 
-    @field_validator("reserve_cpu", "allocatable_cpu")
+    @field_validator("reserve_cpu", "allocatable_cpu", mode="before")
     @classmethod
-    def _quantity(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cpu(value)
-        return value
+    def _quantity(cls, value: object) -> object:
+        return cpu_quantity(value)
 
     @property
     def reserve_cores(self) -> float:

@@ -10,11 +10,13 @@
 * **plan** — :class:`mbcas.policy.node.NodePlanner`, seeded at start-up with the allocations
   already in the API (an agent restart holds them instead of starting over);
 * **write** — one PodAllocation per managed pod in ``enforce`` or ``recommend`` mode
-  (:class:`mbcas.kube.store.AllocationStore` skips no-ops and refreshes unchanged decisions every
-  ``refresh_s`` so they never look stale); allocations of pods that left the node, or are no
-  longer managed or written, are deleted. API errors start a backoff (doubling to
-  ``api_backoff_max_s``) during which the loop keeps sensing and planning but writes nothing;
-  decisions are never queued, so after an outage only the current tick's plan is written.
+  (:class:`mbcas.kube.store.AllocationStore` skips no-ops; an unchanged ``enforce`` decision the
+  pod does not carry yet is rewritten every ``refresh_s`` so the controller never sees it stale,
+  see :mod:`mbcas.agent.refresh`; applied and ``recommend`` decisions are not rewritten);
+  allocations of pods that left the node, or are no longer managed or written, are deleted.
+  API errors start a backoff (doubling to ``api_backoff_max_s``) during which the loop keeps
+  sensing and planning but writes nothing; decisions are never queued, so after an
+  outage only the current tick's plan is written.
 * **infeasible** — when the floors exceed the capacity the planner holds every allocation; the
   agent posts one Warning Event on the Node when the condition starts and one Normal Event when it
   clears.
@@ -35,10 +37,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
-import yaml
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
+from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
 from mbcas.agent.metrics import AgentMetrics
+from mbcas.agent.refresh import needs_refresh
 from mbcas.agent.selectors import LabelSelector
 from mbcas.api import Mode, PodAllocationSpec, parse_cpu
 from mbcas.cgroups.errors import CgroupError, ErrorKind
@@ -159,11 +161,8 @@ class NodeAgent:
             return
         text = (body.get("data") or {}).get("config.yaml", "")
         try:
-            overrides = yaml.safe_load(text) or {}
-            if not isinstance(overrides, dict):
-                raise ValueError("config.yaml must be a mapping")
-            live = self.config.live.merged(overrides)
-        except (ValueError, yaml.YAMLError) as exc:
+            live = load_live_yaml(str(text), self.config.live)
+        except ValueError as exc:
             self.metrics.config_reloads.labels("invalid").inc()
             log.error(
                 "ignoring invalid ConfigMap %s/%s (keeping the last good config): %s", namespace, name, exc
@@ -343,7 +342,13 @@ class NodeAgent:
                 crd_mode = Mode.ENFORCE if mode is RolloutMode.ENFORCE else Mode.RECOMMEND
                 last = known.get(pod.uid)
                 mcpu = int(alloc[i])
-                stale = last is not None and now - last.decided_at >= self.config.refresh_s
+                stale = last is not None and needs_refresh(
+                    enforce=crd_mode is Mode.ENFORCE,
+                    decision_mcpu=mcpu,
+                    pod_limit_mcpu=pod.limit_mcpu,
+                    age_s=now - last.decided_at,
+                    refresh_s=self.config.refresh_s,
+                )
                 if (
                     last is not None
                     and not stale

@@ -1,0 +1,181 @@
+"""Fakes for the agent unit tests: an in-memory API, a pod source and a simulated node.
+
+:class:`FakeKube` answers the few raw requests the agent makes (PodAllocation create, patch,
+delete, list; the ConfigMap; Events) from dicts and records each one. :class:`FakeNode` keeps pod
+cgroups in a :class:`fake_cgroupfs.FakeCgroupFS` (cgroup v2, cgroupfs driver) and advances their
+counters one interval at a time: a pod uses ``min(demand, limit)`` and is throttled in every period
+while its demand exceeds its limit. :meth:`FakeNode.apply` plays the controller: it copies each
+enforce decision into the pod's limit.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from fake_cgroupfs import FakeCgroupFS
+
+from mbcas.api import parse_cpu
+from mbcas.cgroups import LayoutKind
+from mbcas.cgroups.reader import CgroupReader
+from mbcas.kube.errors import ConflictError, NotFoundError
+from mbcas.kube.pods import PodInfo
+
+__all__ = ["FakeKube", "FakeNode", "FakePods", "Request"]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: Any
+
+
+class FakeKube:
+    """Stands in for :class:`mbcas.kube.client.Kube` (``request_json`` only)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}  # "namespace/name" -> PodAllocation body
+        self.config_map: dict[str, Any] | None = None  # body of the live ConfigMap, None = absent
+        self.requests: list[Request] = []
+
+    def writes(self) -> list[Request]:
+        """Requests that changed PodAllocations."""
+        return [
+            r for r in self.requests if r.method in ("POST", "PATCH", "DELETE") and "podallocations" in r.path
+        ]
+
+    def request_json(self, method: str, path: str, *, what: str, body: Any = None, **_: Any) -> Any:
+        self.requests.append(Request(method, path, body))
+        if "/configmaps/" in path:
+            if self.config_map is None:
+                raise NotFoundError(f"{what}: not found", status=404)
+            return self.config_map
+        if "/events" in path:
+            return {}
+        if "podallocations" not in path:
+            raise NotFoundError(f"{what}: unexpected request {method} {path}", status=404)
+        parts = path.split("/")
+        if method == "GET":
+            return {"items": list(self.objects.values())}
+        namespace = parts[parts.index("namespaces") + 1]
+        if method == "POST":
+            key = f"{namespace}/{body['metadata']['name']}"
+            if key in self.objects:
+                raise ConflictError(f"{what}: already exists", status=409)
+            self.objects[key] = body
+            return body
+        key = f"{namespace}/{parts[-1]}"
+        if key not in self.objects:
+            raise NotFoundError(f"{what}: not found", status=404)
+        if method == "DELETE":
+            return self.objects.pop(key)
+        self.objects[key]["spec"].update(body["spec"])  # merge patch of spec
+        return self.objects[key]
+
+    def spec(self, uid: str) -> dict[str, Any]:
+        (found,) = [o["spec"] for o in self.objects.values() if o["spec"]["podUID"] == uid]
+        return found
+
+
+class FakePods:
+    """A :class:`mbcas.agent.loop.PodSource` over a dict the test edits."""
+
+    def __init__(self) -> None:
+        self.by_uid: dict[str, PodInfo] = {}
+        self.synced = True
+
+    def pods(self) -> dict[str, PodInfo]:
+        return dict(self.by_uid)
+
+
+class FakeNode:
+    """Pods with fake cgroups burning what they demand, within their CPU limit (see module docs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.fs = FakeCgroupFS(root, LayoutKind.V2)
+        self.now_ns = 1_000_000_000_000
+        self.reader = CgroupReader(root, clock_ns=lambda: self.now_ns)
+        self.pods = FakePods()
+        self.demand: dict[str, float] = {}
+        self._usage: dict[str, int] = {}
+        self._periods: dict[str, int] = {}
+        self._throttled: dict[str, int] = {}
+
+    @property
+    def now(self) -> float:
+        """Wall-clock seconds for the agent (same time base as the cgroup reader)."""
+        return self.now_ns / 1e9
+
+    def add(
+        self,
+        name: str,
+        demand: float,
+        *,
+        request: str | None = "100m",
+        limit: str | None = "400m",
+        namespace: str = "shop",
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        uid = str(uuid.uuid4())
+        qos = "BestEffort" if request is None and limit is None else "Burstable"
+        self.pods.by_uid[uid] = PodInfo(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            qos=qos,
+            request_mcpu=None if request is None else parse_cpu(request),
+            limit_mcpu=None if limit is None else parse_cpu(limit),
+            labels=dict(labels or {}),
+            resource_version="1",
+        )
+        self.demand[uid] = demand
+        self._usage[uid] = self._periods[uid] = self._throttled[uid] = 0
+        self._write(uid)
+        return uid
+
+    def relpath(self, uid: str) -> str:
+        seg = {"Burstable": "burstable/", "BestEffort": "besteffort/"}.get(self.pods.by_uid[uid].qos, "")
+        return f"kubepods/{seg}pod{uid}"
+
+    def _write(self, uid: str) -> None:
+        limit = self.pods.by_uid[uid].limit_mcpu
+        self.fs.write(
+            self.relpath(uid),
+            usage_usec=self._usage[uid],
+            nr_periods=self._periods[uid],
+            nr_throttled=self._throttled[uid],
+            throttled_usec=0,
+            quota_usec=None if limit is None else limit * 100,
+        )
+
+    def advance(self, seconds: float = 1.0) -> None:
+        """Let ``seconds`` pass: every pod burns ``min(demand, limit)``."""
+        self.now_ns += round(seconds * 1e9)
+        periods = round(seconds * 10)  # 100 ms CFS periods
+        for uid, pod in self.pods.by_uid.items():
+            demand = self.demand[uid]
+            cap = math.inf if pod.limit_mcpu is None else pod.limit_mcpu / 1000.0
+            self._usage[uid] += round(min(demand, cap) * seconds * 1e6)
+            self._periods[uid] += periods
+            if demand > cap:
+                self._throttled[uid] += periods
+            self._write(uid)
+
+    def set_limit(self, uid: str, mcpu: int) -> None:
+        self.pods.by_uid[uid] = replace(self.pods.by_uid[uid], limit_mcpu=mcpu)
+        self._write(uid)
+
+    def apply(self, kube: FakeKube) -> None:
+        """The controller: every enforce decision becomes its pod's limit at once."""
+        for obj in kube.objects.values():
+            spec = obj["spec"]
+            uid = spec["podUID"]
+            if spec["mode"] == "enforce" and uid in self.pods.by_uid:
+                mcpu = parse_cpu(spec["cpuLimit"])
+                if self.pods.by_uid[uid].limit_mcpu != mcpu:
+                    self.set_limit(uid, mcpu)

@@ -1,0 +1,118 @@
+"""API writes at steady state: the refresh rule, alone and in the agent loop.
+
+An unchanged decision is rewritten only while it is an ``enforce`` decision the pod does not carry
+yet (so the controller, which refuses stale decisions it has not applied, never sees it stale).
+Applied and ``recommend`` decisions are never rewritten, so a node at steady state writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from agent_fakes import FakeKube, FakeNode
+
+from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
+from mbcas.agent.loop import NodeAgent
+from mbcas.agent.refresh import needs_refresh
+from mbcas.api import parse_cpu
+
+
+@pytest.mark.parametrize(
+    ("enforce", "decision", "pod_limit", "age", "expected"),
+    [
+        (True, 700, 700, 600.0, False),  # applied: never refreshed, however old
+        (True, 700, 701, 600.0, False),  # within the 1m split-rounding tolerance: applied
+        (True, 700, 699, 600.0, False),
+        (True, 700, 702, 600.0, True),  # not applied yet and old: refresh
+        (True, 700, 400, 60.0, True),  # exactly refresh_s old
+        (True, 700, 400, 59.9, False),  # not old enough yet
+        (True, 700, None, 61.0, True),  # pod has no limit: not applied
+        (False, 700, 400, 600.0, False),  # recommend: never applied, never refreshed
+        (False, 700, None, 600.0, False),
+    ],
+)
+def test_refresh_rule(
+    enforce: bool, decision: int, pod_limit: int | None, age: float, expected: bool
+) -> None:
+    assert (
+        needs_refresh(
+            enforce=enforce, decision_mcpu=decision, pod_limit_mcpu=pod_limit, age_s=age, refresh_s=60.0
+        )
+        is expected
+    )
+
+
+def _agent(node: FakeNode, kube: FakeKube, mode: RolloutMode = RolloutMode.ENFORCE) -> NodeAgent:
+    config = AgentConfig(
+        node="n1",
+        allocatable_cpu="1200m",
+        reserve_cpu="200m",
+        config_map=None,
+        live=LiveConfig(mode=mode),
+    )
+    return NodeAgent(
+        config,
+        node="n1",
+        pods=node.pods,
+        reader=node.reader,
+        kube=kube,  # type: ignore[arg-type]
+        clock=lambda: node.now,
+    )
+
+
+def _run(node: FakeNode, kube: FakeKube, agent: NodeAgent, seconds: int, *, controller: bool) -> None:
+    for _ in range(seconds):
+        node.advance(1.0)
+        agent.tick()
+        if controller:
+            node.apply(kube)
+
+
+def test_applied_decisions_are_not_rewritten_at_steady_state(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    busy = node.add("busy", 0.9)
+    idle = node.add("idle", 0.05)
+    agent = _agent(node, kube)
+    _run(node, kube, agent, 180, controller=True)
+    # CPU moved to the busy pod and the controller applied it.
+    assert parse_cpu(kube.spec(busy)["cpuLimit"]) >= 700
+    assert node.pods.by_uid[busy].limit_mcpu == parse_cpu(kube.spec(busy)["cpuLimit"])
+    assert node.pods.by_uid[idle].limit_mcpu == parse_cpu(kube.spec(idle)["cpuLimit"])
+    assert kube.writes(), "the agent wrote its first decisions"
+    # Steady state: ten more minutes, every decision applied -> no write at all (<= 0.2/pod-minute).
+    before = len(kube.writes())
+    _run(node, kube, agent, 600, controller=True)
+    steady = kube.writes()[before:]
+    assert len(steady) / (2 * 10) <= 0.2, steady
+    assert steady == []
+
+
+def test_a_decision_not_applied_is_refreshed_before_it_goes_stale(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    busy = node.add("busy", 0.9)
+    node.add("idle", 0.05)
+    agent = _agent(node, kube)
+    _run(node, kube, agent, 60, controller=False)  # no controller: the pods keep their 400m
+    target = kube.spec(busy)["cpuLimit"]
+    assert parse_cpu(target) > 400
+    first = kube.spec(busy)["decidedAt"]
+    before = len(kube.writes())
+    _run(node, kube, agent, 190, controller=False)
+    patches = [r for r in kube.writes()[before:] if r.body and r.body["spec"]["podUID"] == busy]
+    # Rewritten about once a minute (refresh_s = 60 s), the same decision with a newer decidedAt.
+    assert 3 <= len(patches) <= 4, [p.body["spec"] for p in patches]
+    assert {p.body["spec"]["cpuLimit"] for p in patches} == {target}
+    assert kube.spec(busy)["decidedAt"] > first
+
+
+def test_recommendations_are_never_refreshed(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    busy = node.add("busy", 0.9)
+    node.add("idle", 0.05)
+    agent = _agent(node, kube, RolloutMode.RECOMMEND)
+    _run(node, kube, agent, 60, controller=False)
+    assert kube.spec(busy)["mode"] == "recommend"
+    before = len(kube.writes())
+    _run(node, kube, agent, 300, controller=False)
+    assert kube.writes()[before:] == []
