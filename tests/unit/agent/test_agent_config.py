@@ -1,0 +1,268 @@
+"""The agent's configuration: defaults < MBCAS_AGENT_* env < flags, and the live ConfigMap (modes,
+opt-in/out, CPU quantities as numbers or strings, clear errors naming the field, an invalid
+ConfigMap ignored with the last good config kept)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from agent_fakes import FakeKube, FakeNode
+
+from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
+from mbcas.agent.loop import NodeAgent
+from mbcas.cli.agent import build_config, register
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["agent", *argv])
+
+
+# ---------------------------------------------------------------------------- AgentConfig
+
+
+def test_agent_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NODE_NAME", raising=False)
+    config = AgentConfig()
+    assert config.node is None
+    assert config.tick_s == 1.0
+    assert config.reserve_cores == pytest.approx(0.2)
+    assert config.config_map_ref() == ("mbcas-system", "mbcas-agent")
+    assert config.live == LiveConfig()
+    assert config.live.mode is RolloutMode.ENFORCE
+
+
+def test_agent_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "node-7")
+    monkeypatch.setenv("MBCAS_AGENT_TICK_S", "2.5")
+    monkeypatch.setenv("MBCAS_AGENT_RESERVE_CPU", "0.5")
+    monkeypatch.setenv("MBCAS_AGENT_LIVE__MODE", "recommend")
+    monkeypatch.setenv("MBCAS_AGENT_LIVE__MAX_CPU", "1500m")
+    config = AgentConfig()
+    assert config.node == "node-7"
+    assert config.tick_s == 2.5
+    assert config.reserve_cores == 0.5
+    assert config.live.mode is RolloutMode.RECOMMEND
+    assert config.live.policy().max_cpu == pytest.approx(1.5)
+
+
+def test_flags_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_NAME", "from-env")
+    monkeypatch.setenv("MBCAS_AGENT_TICK_S", "5")
+    monkeypatch.setenv("MBCAS_AGENT_LIVE__MODE", "recommend")
+    config = build_config(
+        _args(
+            "--node", "from-flag", "--tick", "0.5", "--mode", "observe", "--max-cpu", "2", "--config-map", ""
+        )
+    )
+    assert config.node == "from-flag"
+    assert config.tick_s == 0.5
+    assert config.live.mode is RolloutMode.OBSERVE
+    assert config.live.policy().max_cpu == 2.0
+    assert config.config_map_ref() is None
+    # What no flag sets still comes from the environment.
+    monkeypatch.setenv("MBCAS_AGENT_RESERVE_CPU", "300m")
+    assert build_config(_args()).reserve_cpu == "300m"
+    assert build_config(_args()).tick_s == 5.0
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "field"),
+    [
+        ("MBCAS_AGENT_TICK_S", "0", "tick_s"),
+        ("MBCAS_AGENT_RESERVE_CPU", "lots", "reserve_cpu"),
+        ("MBCAS_AGENT_LIVE__MODE", "yolo", "mode"),
+    ],
+)
+def test_bad_env_names_the_field(monkeypatch: pytest.MonkeyPatch, env: str, value: str, field: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValueError, match=field):
+        AgentConfig()
+
+
+def test_bad_config_map_reference() -> None:
+    with pytest.raises(ValueError, match="NAMESPACE/NAME"):
+        AgentConfig(config_map="no-slash").config_map_ref()
+
+
+# ---------------------------------------------------------------------------- LiveConfig
+
+
+def test_modes_global_and_per_namespace() -> None:
+    live = load_live_yaml("mode: recommend\nnamespace_modes: {shop: enforce, lab: observe}\n", LiveConfig())
+    assert live.mode_for("shop") is RolloutMode.ENFORCE
+    assert live.mode_for("lab") is RolloutMode.OBSERVE
+    assert live.mode_for("anything-else") is RolloutMode.RECOMMEND
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_cores"),
+    [
+        ("max_cpu: 3", 3.0),  # YAML int: cores
+        ("max_cpu: 0.5", 0.5),  # YAML float: cores
+        ("max_cpu: '3'", 3.0),
+        ("max_cpu: 1500m", 1.5),
+        ("max_cpu: '250m'", 0.25),
+        ("max_cpu: 1.0005", 1.001),  # rounded up to whole millicores, as the apiserver does
+        ("max_cpu: null", None),
+    ],
+)
+def test_cpu_quantities_accept_numbers_as_cores(text: str, expected_cores: float | None) -> None:
+    live = load_live_yaml(text, LiveConfig())
+    assert live.policy().max_cpu == (None if expected_cores is None else pytest.approx(expected_cores))
+
+
+def test_every_cpu_field_accepts_numbers() -> None:
+    live = load_live_yaml("min_cpu: 0.1\nheadroom_min: 0\ndeadband_min: 0.02\nmax_cpu: 2\n", LiveConfig())
+    assert (live.min_cpu, live.headroom_min, live.deadband_min, live.max_cpu) == ("100m", "0", "20m", "2")
+    policy = live.policy()
+    assert (policy.min_cpu, policy.headroom_min, policy.deadband_min) == pytest.approx((0.1, 0.0, 0.02))
+    assert AgentConfig(reserve_cpu=0.25, allocatable_cpu=4).reserve_cpu == "250m"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("max_cpu: lots", r"max_cpu: .*malformed CPU quantity 'lots'"),
+        ("max_cpu: -1", r"max_cpu: .*>= 0"),
+        ("min_cpu: true", r"min_cpu: .*got True"),
+        ("min_cpu: [1]", r"min_cpu: "),
+        ("mode: yolo", r"mode: .*'observe', 'recommend' or 'enforce'"),
+        ("namespace_modes: {shop: fast}", r"namespace_modes\.shop: "),
+        ("headroom_ratio: -0.5", r"headroom_ratio: .*greater than or equal to 0"),
+        ("pod_selector: 'tier in (web)'", r"pod_selector: .*set-based requirement"),
+        ("exclude_pod_selector: '=x'", r"exclude_pod_selector: .*malformed requirement"),
+        ("max_cpus: 3", r"max_cpus: Extra inputs are not permitted"),
+        ("min_cpu: 2\nmax_cpu: 1", r"max_cpu"),  # NodePolicy: the hard maximum under the floor
+        ("- a list", r"must be a mapping"),
+        ("mode: [unclosed", r"not YAML"),
+    ],
+)
+def test_bad_live_config_names_the_field(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_live_yaml(text, LiveConfig())
+
+
+def test_several_bad_fields_are_all_named() -> None:
+    with pytest.raises(ValueError) as info:
+        load_live_yaml("max_cpu: lots\nmode: yolo\n", LiveConfig())
+    assert "max_cpu: " in str(info.value) and "mode: " in str(info.value)
+
+
+def test_missing_keys_keep_the_base_values() -> None:
+    base = LiveConfig(mode=RolloutMode.RECOMMEND, max_cpu="2")
+    assert load_live_yaml("", base) is base
+    assert load_live_yaml("# nothing\n", base) is base
+    live = load_live_yaml("headroom_ratio: 0.5", base)
+    assert (live.mode, live.max_cpu, live.headroom_ratio) == (RolloutMode.RECOMMEND, "2", 0.5)
+
+
+# ---------------------------------------------------------------------------- in the agent
+
+
+def _agent(node: FakeNode, kube: FakeKube, **config: object) -> NodeAgent:
+    settings: dict[str, object] = {
+        "node": "n1",
+        "allocatable_cpu": "2",
+        "config_map": "mbcas-system/mbcas-agent",
+        "config_poll_s": 10.0,
+        **config,
+    }
+    return NodeAgent(
+        AgentConfig(**settings),  # type: ignore[arg-type]
+        node="n1",
+        pods=node.pods,
+        reader=node.reader,
+        kube=kube,  # type: ignore[arg-type]
+        clock=lambda: node.now,
+    )
+
+
+def _config_map(text: str) -> dict[str, object]:
+    return {"data": {"config.yaml": text}}
+
+
+def _managed(agent: NodeAgent) -> dict[str, bool]:
+    plan = agent.last_plan
+    assert plan is not None
+    names = {p.uid: p.name for p in agent.source.pods().values()}
+    return {names[uid]: bool(plan.managed[i]) for i, uid in enumerate(plan.uids)}
+
+
+def test_opt_in_and_opt_out(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2, labels={"tier": "web"})
+    node.add("batch", 0.2, labels={"tier": "batch"})
+    node.add("opted-out", 0.2, labels={"tier": "web", "mbcas.io/opt-out": "true"})
+    node.add("system", 0.2, namespace="kube-system")
+    node.add("other-ns", 0.2, namespace="lab")
+    node.add("free", 0.2, request=None, limit=None)  # BestEffort: never managed
+    agent = _agent(node, kube)
+    node.advance()
+    agent.tick()
+    assert _managed(agent) == {
+        "web": True,
+        "batch": True,
+        "opted-out": False,
+        "system": False,
+        "other-ns": True,
+        "free": False,
+    }
+    kube.config_map = _config_map("pod_selector: tier=web\ninclude_namespaces: [shop]\n")
+    node.advance(10)
+    agent.tick()
+    assert _managed(agent) == {
+        "web": True,
+        "batch": False,
+        "opted-out": False,
+        "system": False,
+        "other-ns": False,
+        "free": False,
+    }
+    kube.config_map = _config_map("exclude_pod_selector: ''\nexclude_namespaces: [lab]\n")
+    node.advance(10)
+    agent.tick()
+    managed = _managed(agent)
+    assert managed["opted-out"] and managed["system"] and not managed["other-ns"]
+
+
+def test_invalid_config_map_is_ignored_and_the_last_good_one_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    kube.config_map = _config_map("mode: recommend\nmax_cpu: 3\n")  # a bare number: cores
+    node.advance()
+    agent.tick()
+    assert agent.live.mode is RolloutMode.RECOMMEND
+    assert agent.planner.policy.max_cpu == 3.0
+    good = agent.live
+
+    kube.config_map = _config_map("mode: enforce\nmax_cpu: lots\n")
+    node.advance(10)
+    agent.tick()
+    assert agent.live == good  # nothing of the bad ConfigMap applied, not even its valid mode
+    assert agent.planner.policy.max_cpu == 3.0
+    assert "max_cpu: " in caplog.text and "keeping the last good config" in caplog.text
+    assert agent.metrics.config_reloads.labels("invalid")._value.get() == 1
+
+    kube.config_map = None  # deleted: back to flags and env
+    node.advance(10)
+    agent.tick()
+    assert agent.live == agent.config.live
+    assert agent.live.mode is RolloutMode.ENFORCE
+
+
+def test_config_map_is_polled_not_read_every_tick(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    for _ in range(25):
+        node.advance()
+        agent.tick()
+    reads = [r for r in kube.requests if "/configmaps/" in r.path]
+    assert len(reads) == 3  # at t = 1, 11, 21 s with config_poll_s = 10
