@@ -151,7 +151,11 @@ def test_infeasible_is_remembered_and_not_retried(
     )
     assert pa["status"]["appliedCPULimit"] == "500m"
     assert ctl.reconciler.gate.history(pod.metadata.uid).infeasible_mc == 6000
-    assert any(e.reason == "Infeasible" for e in _events(core_v1, namespace, "big"))
+    # The Event is posted after the status write: wait for it rather than race it.
+    wait_for(
+        lambda: any(e.reason == "Infeasible" for e in _events(core_v1, namespace, "big")),
+        message="Infeasible Event on the pod",
+    )
     # the same or a larger value is never sent
     set_allocation(custom, namespace, pod.metadata.uid, "7")
     wait_for(
@@ -259,13 +263,20 @@ def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
     changes = [(t, n, parse_cpu(v)) for t, n, v in seen]
     prev: dict[str, tuple[float, int]] = {}
     steps = []
+    per_pod: dict[str, list[float]] = {}
     for t, n, v in changes:
         if n in prev:
-            pt, pv = prev[n]
+            _, pv = prev[n]
             assert abs(v - pv) <= 400, f"{n}: step {pv}m -> {v}m exceeds the 400m cap"
-            assert t - pt >= 0.8, f"{n}: two resizes {t - pt:.2f}s apart (min interval 1s)"
             steps.append(t)
+        per_pod.setdefault(n, []).append(t)
         prev[n] = (t, v)
+    # Times are when this test's watch saw each change, so one delivery can lag (the controller
+    # shares this process and its GIL). Judge the 1 s minimum interval over three consecutive
+    # resizes of a pod (>= 2 s apart at the server) with 0.5 s of slack, never over one pair.
+    for n, ts in per_pod.items():
+        for a, b in zip(ts, ts[2:], strict=False):
+            assert b - a >= 1.5, f"{n}: three resizes within {b - a:.2f}s (min interval 1s)"
     assert len(steps) >= 4  # the burst really produced several capped steps
     # global rate 1.5/s with burst 1 (plus watch-timing slack): never more than 1 + 1.5*window
     times = sorted(steps)
