@@ -27,22 +27,38 @@ Per tick, in order (all arrays aligned to ``inputs.uids``):
    ``target``). If the floors exceed the capacity the plan is *infeasible*: every pod keeps its
    allocation, :attr:`NodePlan.infeasible` says why, and the next feasible tick recovers.
 5. **Stability** (skipped by a replay). Against the pod's current allocation ``cur`` (the last
-   decision, else its current limit) with ``band = max(deadband_min, deadband_ratio·cur)``:
+   decision, else its current limit) with ``band = max(deadband_min, deadband_ratio·cur)`` and the
+   hysteresis level ``keep = target·(1 + deadband_ratio) + deadband_min``:
 
-   - *short*: ``need > cur + band`` while the pod is under pressure (throttled-period ratio or
-     PSI ``full`` >= ``pressure_threshold``), or ``need > cur + 2·band``, or ``cur`` is outside
-     ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up).
+   - *short* (hard): ``need > cur + band`` while the pod is under pressure (throttled-period
+     ratio or PSI ``full`` >= ``pressure_threshold``), or ``cur`` is outside
+     ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up). First
+     decisions are paid the same way.
    - *shrink*: ``down_interval_s`` after its last decision, down to
-     ``max(target·(1 + deadband_ratio) + deadband_min, cur·(1 − down_step_ratio))`` if that is
-     more than a band below ``cur`` (slow down; stopping a deadband above the target is the
-     hysteresis that keeps noise around the target from raising the pod again).
+     ``max(keep, cur·(1 − down_step_ratio))`` if that is more than a band below ``cur`` (slow
+     down; stopping at ``keep`` is the hysteresis that keeps noise around the target from
+     raising the pod again).
+   - Hard shorts are paid at once by the pods above their target, **the furthest above first**
+     (each cut at least a band or all it has above), down to their targets (the targets fit, so
+     this always suffices): one raise moves as few other pods as possible (*reclaim*). Spreading
+     the cut over every pod, as earlier versions did, left each just at its demand-limited share,
+     so the next noise peak raised it again: a cascade of small resizes under steady demand.
+   - *short* (soft): ``need > cur + 2·band`` without pressure (its headroom is gone, it is not
+     losing work yet): raised towards ``target`` only from free capacity and from what others
+     hold above their ``keep`` level, never pushing another pod into its noise band; not raised
+     if that gives less than a band.
+   - *contention*: while pods under pressure still want more than they hold (``need > cur``),
+     the CPU that pods **not** under pressure hold above their targets (cuts of at least a band)
+     goes to them at once, the most short first, each raise at least
+     ``max(deadband_min, pressure_deadband_ratio·cur)`` (a pod losing work is worth a smaller
+     step). Hysteresis only matters while nobody needs the CPU.
    - *grow*: ``target > cur + band`` and ``min_interval_s`` since its last decision: towards
      ``target``, using only capacity nobody holds (it never hurries another pod's descent).
    - otherwise keep ``cur`` (deadband, no change).
 
-   Pods short of CPU and first decisions are paid for at once: if the decisions add up to more
-   than the capacity, pods held above their target give the excess back (*reclaim*), in
-   proportion to how far above it they are (the targets fit, so this always suffices).
+   Every band is larger than the controller's resize deadband (5 %, 10m), so a decision is
+   normally worth a resize; only a reclaim that must take less than a band from a pod to fit the
+   capacity can be smaller.
 6. **Rounding.** Decisions become whole millicores (largest remainder) within what the unchanged
    pods leave, so ``Σ allocation <= capacity`` in every feasible tick.
 
@@ -541,51 +557,126 @@ def _stabilise(
 ) -> tuple[FloatArray, BoolArray, NDArray[np.int8]]:
     """Apply the deadband, the intervals, the slow-down step and reclaiming (see module text)."""
     known = cur_mcpu > 0
+    first = ~known
     cur = np.where(known, cur_mcpu / 1000.0, 0.0)
     band = np.maximum(policy.deadband_min, policy.deadband_ratio * cur)
+    # A pod under pressure is already losing work: a smaller shortfall is worth a change.
+    pressed_band = np.maximum(policy.deadband_min, policy.pressure_deadband_ratio * cur)
     since = now - decided_at
+    # The hysteresis level: a decrease for the pod's own sake stops here, so noise around the
+    # target cannot raise the pod again right away.
+    keep_level = np.maximum(target * (1.0 + policy.deadband_ratio) + policy.deadband_min, target)
     out_of_bounds = known & ((cur < floor - 1e-9) | (cur > hard_max + 1e-9))
-    short = known & (((need > cur + band) & pressured) | (need > cur + 2.0 * band) | out_of_bounds)
-    grow = known & ~short & (target > cur + band) & (since >= policy.min_interval_s)
-    # A decrease stops a deadband above the target, so noise around the target cannot raise the
-    # pod again right away (hysteresis), and moves at most one step.
-    low = np.maximum(
-        target * (1.0 + policy.deadband_ratio) + policy.deadband_min, cur * (1.0 - policy.down_step_ratio)
-    )
-    shrink = known & ~short & (low < cur - band) & (since >= policy.down_interval_s)
-    first = ~known
+    # Hard short: under pressure and short of its share, or out of bounds. Paid at once, down to
+    # the other pods' targets (someone is losing work, so nobody keeps a hysteresis margin).
+    hard = known & (((need > cur + band) & pressured) | out_of_bounds)
+    # Soft short: not (yet) under pressure but its headroom is gone. Paid only from free
+    # capacity and from what others hold above their hysteresis level, so it never pushes another
+    # pod into its own noise band (that cascade is what made steady demand flap).
+    soft = known & ~hard & (need > cur + 2.0 * band)
+    grow = known & ~hard & ~soft & (target > cur + band) & (since >= policy.min_interval_s)
+    low = np.maximum(keep_level, cur * (1.0 - policy.down_step_ratio))
+    shrink = known & ~hard & ~soft & (low < cur - band) & (since >= policy.down_interval_s)
 
     d = cur.copy()
-    d[first | short] = target[first | short]
-    d[shrink] = low[shrink]
     why = np.full(need.shape[0], Cause.KEEP, dtype=np.int8)
+    takers = first | hard
+    d[takers] = target[takers]
     why[first] = Cause.FIRST
-    why[short] = Cause.SHORT
+    why[hard] = Cause.SHORT
+    d[shrink] = low[shrink]
     why[shrink] = Cause.SHRINK
-    chg = first | short | shrink
+    chg = takers | shrink
 
-    # Pods short of CPU (and new ones) are paid for at once by the pods held above their target.
+    # Pods short of CPU (and new ones) are paid for at once by the pods held above their target,
+    # the furthest above first, so one raise moves as few other pods as possible.
     excess = float(d.sum()) - capacity
     if excess > 1e-12:
-        above = np.maximum(d - target, 0.0)
-        total_above = float(above.sum())
-        cut = above * min(1.0, excess / total_above) if total_above > 0 else above
-        reclaimed = cut > 1e-12
-        d = d - cut
-        why[reclaimed & ~(first | short)] = Cause.RECLAIM
-        chg = chg | reclaimed
+        d, cut = _take(d, excess, target, ~takers, band)
+        why[cut] = Cause.RECLAIM
+        chg = chg | cut
+    # Soft shorts, the most short first, from free capacity and then from the excess others hold
+    # above their hysteresis level; a raise smaller than a band is not worth a change.
+    for i in np.argsort(cur - need, kind="stable"):
+        if not soft[i]:
+            continue
+        others = ~takers & ~soft
+        others[i] = False
+        free = capacity - float(d.sum())
+        spare_above = float(np.maximum(d - np.maximum(keep_level, target), 0.0)[others].sum())
+        give = min(float(target[i] - d[i]), max(free, 0.0) + spare_above)
+        if give <= band[i]:
+            continue
+        if give > free:
+            d, cut = _take(d, give - max(free, 0.0), np.maximum(keep_level, target), others, band)
+            why[cut] = Cause.RECLAIM
+            chg = chg | cut
+        d[i] += give
+        why[i] = Cause.SHORT
+        chg[i] = True
+        takers[i] = True
+    # Contention: pods under pressure still want more than they hold, so CPU held above a target
+    # by pods that are not under pressure goes to them now, without the hysteresis margin (it only
+    # matters while nobody needs the CPU). The most short first; each raise at least a pressure
+    # band (possibly a little beyond its share) so that it is worth a resize.
+    wanting = known & pressured & ~chg & (need > d + 1e-9)
+    if wanting.any():
+        victims = known & ~pressured & ~takers
+        above = np.where(victims, np.maximum(d - target, 0.0), 0.0)
+        above = np.where(above >= band, above, 0.0)  # smaller cuts are not worth a resize
+        pool = max(capacity - float(d.sum()), 0.0) + float(above.sum())
+        given = 0.0
+        for i in np.argsort(d - need, kind="stable"):
+            if not wanting[i]:
+                continue
+            give = min(pool - given, max(float(need[i] - d[i]), float(pressed_band[i])))
+            if give < pressed_band[i] - 1e-12:
+                continue
+            d[i] += give
+            given += give
+            why[i] = Cause.SHORT
+            chg[i] = True
+            takers[i] = True
+        excess = float(d.sum()) - capacity
+        if excess > 1e-12:
+            d, cut = _take(d, excess, target, above > 0, band)
+            why[cut] = Cause.RECLAIM
+            chg = chg | cut
     # Growing into spare capacity only uses what is free: it never hurries anyone's slow descent.
+    grow &= ~chg
     if grow.any():
         room = capacity - float(d.sum())
         want = np.where(grow, target - d, 0.0)
         total_want = float(want.sum())
         if room > 1e-12 and total_want > 0:
-            give = want * min(1.0, room / total_want)
-            ok = grow & (give > band)
-            d = np.where(ok, d + give, d)
+            give_all = want * min(1.0, room / total_want)
+            ok = grow & (give_all > band)
+            d = np.where(ok, d + give_all, d)
             why[ok] = Cause.GROW
             chg = chg | ok
     return d, chg, why
+
+
+def _take(
+    d: FloatArray, amount: float, level: FloatArray, eligible: BoolArray, band: FloatArray
+) -> tuple[FloatArray, BoolArray]:
+    """Lower ``d`` by ``amount`` in total from the ``eligible`` pods above ``level``, the furthest
+    above first; each cut is at least a band (or all the pod has above its level), so no cut is
+    too small to be worth a resize. Returns the new ``d`` and which pods were cut."""
+    out = d.copy()
+    cut = np.zeros(d.shape[0], dtype=np.bool_)
+    above = np.where(eligible, np.maximum(d - level, 0.0), 0.0)
+    remaining = amount
+    # Pods at least a band above their level first (furthest first), the smaller ones last.
+    order = np.lexsort((-above, above < band))
+    for i in order:
+        if remaining <= 1e-12 or above[i] <= 1e-12:
+            break
+        c = min(float(above[i]), max(remaining, float(band[i])))
+        out[i] -= c
+        cut[i] = True
+        remaining -= c
+    return out, cut
 
 
 def _round(cores: FloatArray, room_mcpu: int) -> NDArray[np.int64]:

@@ -104,8 +104,9 @@ def test_noisy_steady_demand_does_not_flap() -> None:
     result = run_trace(pods, 3600, allocatable=2.2, reserve=0.2, noise=0.2, seed=7)
     assert_within_capacity(result)
     assert result.changes is not None
-    # < 1 change per pod per 10 minutes, the first decision included.
-    assert result.changes.max() < 6, result.changes
+    # < 1 change per pod per 20 minutes, the first decision included (the noise raises pods now
+    # and then; a raise is paid by the pod furthest above its target, not by everyone).
+    assert result.changes.max() < 3, result.changes
     # ... and every pod gets at least what it uses on average.
     final = result.allocations[-1]
     for i, pod in enumerate(pods):
@@ -117,7 +118,28 @@ def test_noisy_uncontended_demand_does_not_flap() -> None:
     result = run_trace(pods, 3600, allocatable=8.0, reserve=0.2, noise=0.3, seed=3)
     assert_within_capacity(result)
     assert result.changes is not None
-    assert result.changes.max() < 6, result.changes
+    assert result.changes.max() < 3, result.changes
+
+
+def test_idle_cpu_goes_to_throttled_pods_without_the_hysteresis_gap() -> None:
+    # 2 cores; a and b want 1.0 each (throttled at their 0.8 shares), c wants 0.8 until t = 30 s
+    # and then 0.1. Its share falls to its floor (request 0.2). While a and b are throttled, c
+    # goes all the way down to its target (no deadband margin above it), and a and b get the CPU.
+    pods = [
+        Pod("a", constant(1.0), request=0.4, limit=0.4),
+        Pod("b", constant(1.0), request=0.4, limit=0.4),
+        Pod("c", step(0.8, 0.1, 30.0), request=0.2, limit=0.2),
+    ]
+    policy = NodePolicy()
+    result = run_trace(pods, 400, allocatable=2.2, reserve=0.2, policy=policy)
+    assert_within_capacity(result)
+    assert 350 <= result.alloc(2, 29) <= 450
+    last = result.plans[-1]
+    # A decrease for c's own sake would stop at 0.2 · 1.1 + 0.025 = 245m.
+    assert result.alloc(2, 399) <= 201
+    assert any(p.cause[2] == Cause.RECLAIM for p in result.plans[30:])
+    assert result.alloc(0, 399) + result.alloc(1, 399) >= 1790
+    assert int(last.allocation_mcpu.sum()) <= last.capacity_mcpu
 
 
 def test_guaranteed_besteffort_and_opted_out_pods_are_never_allocated() -> None:
