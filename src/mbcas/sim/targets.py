@@ -90,7 +90,7 @@ def evaluate_targets(
                 "passed": rate < 6.0,
                 "why": (
                     "noise around a demand crosses the planner's pressure and deadband thresholds "
-                    "now and then; each raise is paid for by reclaiming from other pods"
+                    "now and then; each raise is paid for by reclaiming from another pod"
                 ),
             }
         )
@@ -101,9 +101,10 @@ def evaluate_targets(
                 "measured": f"{writes:.3f} per pod-minute",
                 "passed": writes <= 0.2,
                 "why": (
-                    "every changed decision is one PodAllocation write plus (usually) one resize, so "
-                    "the write rate is about twice the decision rate; unchanged decisions are only "
-                    "rewritten while not applied"
+                    "a decision the controller skips as within its resize deadband (a reclaim cut "
+                    "smaller than 5 %) is never applied, so the agent rewrites it every refresh_s "
+                    "(it counts only a limit within 1m as applied); changed decisions add one "
+                    "PodAllocation write and usually one resize each"
                 ),
             }
         )
