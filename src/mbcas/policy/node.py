@@ -561,7 +561,8 @@ def _stabilise(
     cur = np.where(known, cur_mcpu / 1000.0, 0.0)
     band = np.maximum(policy.deadband_min, policy.deadband_ratio * cur)
     # A pod under pressure is already losing work: a smaller shortfall is worth a change.
-    pressed_band = np.maximum(policy.deadband_min, policy.pressure_deadband_ratio * cur)
+    pressed_ratio = min(policy.pressure_deadband_ratio, policy.deadband_ratio)
+    pressed_band = np.maximum(policy.deadband_min, pressed_ratio * cur)
     since = now - decided_at
     # The hysteresis level: a decrease for the pod's own sake stops here, so noise around the
     # target cannot raise the pod again right away.
