@@ -7,7 +7,7 @@ The model and its limits are documented in :mod:`mbcas.demand.estimate` and ``do
 """
 
 from mbcas.demand.config import DemandConfig
-from mbcas.demand.estimate import DemandEstimate, FloatArray, estimate_demand
+from mbcas.demand.estimate import DemandEstimate, FloatArray, estimate_demand, pod_array
 from mbcas.demand.tracker import DemandTracker
 
-__all__ = ["DemandConfig", "DemandEstimate", "DemandTracker", "FloatArray", "estimate_demand"]
+__all__ = ["DemandConfig", "DemandEstimate", "DemandTracker", "FloatArray", "estimate_demand", "pod_array"]

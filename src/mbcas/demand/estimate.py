@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from mbcas.demand.config import DemandConfig
 
-__all__ = ["DemandEstimate", "FloatArray", "estimate_demand"]
+__all__ = ["DemandEstimate", "FloatArray", "estimate_demand", "pod_array"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -50,14 +50,16 @@ class DemandEstimate(NamedTuple):
     """``cores / limit`` clipped to [0, 1]; 0 for unlimited pods; NaN where ``cores`` is NaN."""
 
 
-def _arr(values: npt.ArrayLike | None, n: int, fill: float) -> FloatArray:
+def pod_array(values: npt.ArrayLike | None, n: int, fill: float, name: str = "signal") -> FloatArray:
+    """``values`` as a float64 array of one value per pod: ``None`` gives ``fill`` everywhere, a
+    scalar is broadcast, any other shape than ``(n,)`` is a ``ValueError`` naming ``name``."""
     if values is None:
         return np.full(n, fill)
     out = np.asarray(values, dtype=np.float64)
     if out.ndim == 0:
         return np.full(n, float(out))
     if out.shape != (n,):
-        raise ValueError(f"signal arrays must all have shape ({n},), got {out.shape}")
+        raise ValueError(f"{name} has shape {out.shape}, expected ({n},): one value per pod")
     return out
 
 
@@ -83,12 +85,12 @@ def estimate_demand(
         u = u.reshape(1)
     n = u.shape[0]
     u = np.maximum(u, 0.0)
-    ratio = np.clip(_arr(throttled_ratio, n, np.nan), 0.0, 1.0)
-    full = np.clip(_arr(psi_full, n, np.nan), 0.0, 1.0)
-    some = np.clip(_arr(psi_some, n, np.nan), 0.0, 1.0)
-    limit = _arr(limit_cores, n, np.inf)
+    ratio = np.clip(pod_array(throttled_ratio, n, np.nan, "throttled_ratio"), 0.0, 1.0)
+    full = np.clip(pod_array(psi_full, n, np.nan, "psi_full"), 0.0, 1.0)
+    some = np.clip(pod_array(psi_some, n, np.nan, "psi_some"), 0.0, 1.0)
+    limit = pod_array(limit_cores, n, np.inf, "limit_cores")
     limit = np.where(np.isnan(limit) | (limit <= 0), np.inf, limit)
-    thr = np.maximum(_arr(throttled_cores, n, np.nan), 0.0)
+    thr = np.maximum(pod_array(throttled_cores, n, np.nan, "throttled_cores"), 0.0)
 
     floor = cfg.psi_noise_floor
     full = np.where(full < floor, 0.0, full)

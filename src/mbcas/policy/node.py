@@ -76,7 +76,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mbcas.demand import DemandConfig, DemandTracker, estimate_demand
+from mbcas.demand import DemandConfig, DemandTracker, estimate_demand, pod_array
 from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_millicores
 from mbcas.policy.capacity import QOS_BESTEFFORT, QOS_BURSTABLE, QOS_GUARANTEED, node_capacity
 from mbcas.policy.node_config import NodePolicy
@@ -128,17 +128,6 @@ _CAUSE_TEXT: dict[int, str] = {
     Cause.HOLD_INFEASIBLE: "held: floors exceed capacity",
     Cause.REPLAY: "replay",
 }
-
-
-def _vec(name: str, values: ArrayLike | None, n: int, fill: float) -> FloatArray:
-    if values is None:
-        return np.full(n, fill)
-    out = np.asarray(values, dtype=np.float64)
-    if out.ndim == 0:
-        return np.full(n, float(out))
-    if out.shape != (n,):
-        raise ValueError(f"{name} has shape {out.shape}, expected ({n},) like uids")
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +186,13 @@ class NodeInputs:
         if elig.shape != (n,):
             raise ValueError(f"eligible has shape {elig.shape}, expected ({n},) like uids")
         arrays = {
-            "request": _vec("request", request, n, np.nan),
-            "limit": _vec("limit", limit, n, np.nan),
-            "usage": _vec("usage", usage, n, np.nan),
-            "throttled_ratio": _vec("throttled_ratio", throttled_ratio, n, np.nan),
-            "throttled_cores": _vec("throttled_cores", throttled_cores, n, np.nan),
-            "psi_some": _vec("psi_some", psi_some, n, np.nan),
-            "psi_full": _vec("psi_full", psi_full, n, np.nan),
+            "request": pod_array(request, n, np.nan, "request"),
+            "limit": pod_array(limit, n, np.nan, "limit"),
+            "usage": pod_array(usage, n, np.nan, "usage"),
+            "throttled_ratio": pod_array(throttled_ratio, n, np.nan, "throttled_ratio"),
+            "throttled_cores": pod_array(throttled_cores, n, np.nan, "throttled_cores"),
+            "psi_some": pod_array(psi_some, n, np.nan, "psi_some"),
+            "psi_full": pod_array(psi_full, n, np.nan, "psi_full"),
         }
         for name, arr in arrays.items():
             bad = (arr < 0) | np.isinf(arr)
