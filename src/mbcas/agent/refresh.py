@@ -5,9 +5,10 @@ age only while the pod does not already carry the decision (see :mod:`mbcas.cont
 So an unchanged decision needs a fresh ``decidedAt`` only while it is still waiting to be applied:
 
 * ``recommend`` decisions are never applied, so they are never refreshed;
-* an ``enforce`` decision the pod's spec already carries (its CPU limit, summed over the
-  containers, within ``tolerance_mcpu`` of the decision, allowing for the controller's
-  per-container rounding) is never refreshed either;
+* an ``enforce`` decision the pod's spec already carries is never refreshed either: its CPU
+  limit, summed over the containers, is within the controller's deadband of the decision
+  (:func:`mbcas.policy.resize.within_deadband` with the controller's default rules, 5 % or 10m),
+  so the controller would not change it anyway; this also absorbs per-container rounding;
 * an ``enforce`` decision not applied yet (the pod has no limit, or another one) is rewritten once
   it is ``refresh_s`` old, so the controller never sees it as stale.
 
@@ -16,10 +17,9 @@ At steady state every decision is applied, so the agent writes nothing until a d
 
 from __future__ import annotations
 
-__all__ = ["APPLIED_TOLERANCE_MCPU", "needs_refresh"]
+from mbcas.policy.resize import ResizeRules, within_deadband
 
-APPLIED_TOLERANCE_MCPU = 1
-"""A pod limit this close to the decision counts as applied (container split rounding)."""
+__all__ = ["needs_refresh"]
 
 
 def needs_refresh(
@@ -29,13 +29,16 @@ def needs_refresh(
     pod_limit_mcpu: int | None,
     age_s: float,
     refresh_s: float,
-    tolerance_mcpu: int = APPLIED_TOLERANCE_MCPU,
+    rules: ResizeRules | None = None,
 ) -> bool:
     """Whether an unchanged decision must be rewritten now (see module docs).
 
     ``pod_limit_mcpu`` is the pod's current spec CPU limit (None: some container has no limit);
-    ``age_s`` is the time since the decision was last written.
+    ``age_s`` is the time since the decision was last written; ``rules`` are the controller's
+    resize rules (defaults when None).
     """
     if not enforce or age_s < refresh_s:
         return False
-    return pod_limit_mcpu is None or abs(pod_limit_mcpu - decision_mcpu) > tolerance_mcpu
+    if pod_limit_mcpu is None:
+        return True
+    return not within_deadband(rules or ResizeRules(), pod_limit_mcpu, decision_mcpu)

@@ -38,6 +38,7 @@ __all__ = [
     "TokenBucket",
     "is_stale",
     "step_limit",
+    "within_deadband",
 ]
 
 
@@ -160,6 +161,14 @@ class TokenBucket:
         return False
 
 
+def within_deadband(rules: ResizeRules, current_mc: int, target_mc: int) -> bool:
+    """True when ``|target - current| <= max(deadband_mc, deadband_ratio * current)``: the change
+    is too small for the controller to make, so a pod at ``current_mc`` already carries a decision
+    of ``target_mc`` as far as anyone can tell (the agent uses this to know a decision is applied)."""
+    band = max(rules.deadband_mc, int(rules.deadband_ratio * current_mc))
+    return abs(target_mc - current_mc) <= band
+
+
 class ResizeGate:
     """Per-pod and global resize rules with their memory. Not thread-safe: guard it with a lock."""
 
@@ -182,8 +191,7 @@ class ResizeGate:
 
     def in_deadband(self, current_mc: int, target_mc: int) -> bool:
         """True when moving from ``current_mc`` to ``target_mc`` is too small to bother."""
-        band = max(self.rules.deadband_mc, int(self.rules.deadband_ratio * current_mc))
-        return abs(target_mc - current_mc) <= band
+        return within_deadband(self.rules, current_mc, target_mc)
 
     def evaluate(self, uid: str, current_mc: int | None, target_mc: int, now: float) -> GateDecision:
         """Decide about moving pod ``uid`` from ``current_mc`` to ``target_mc`` at time ``now``.

@@ -101,10 +101,9 @@ def evaluate_targets(
                 "measured": f"{writes:.3f} per pod-minute",
                 "passed": writes <= 0.2,
                 "why": (
-                    "a decision the controller skips as within its resize deadband (a reclaim cut "
-                    "smaller than 5 %) is never applied, so the agent rewrites it every refresh_s "
-                    "(it counts only a limit within 1m as applied); changed decisions add one "
-                    "PodAllocation write and usually one resize each"
+                    "every changed decision costs one PodAllocation write and usually one resize; "
+                    "decisions the pod already carries (within the controller's deadband) are "
+                    "never rewritten"
                 ),
             }
         )

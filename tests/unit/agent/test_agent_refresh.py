@@ -22,9 +22,12 @@ from mbcas.api import parse_cpu
     ("enforce", "decision", "pod_limit", "age", "expected"),
     [
         (True, 700, 700, 600.0, False),  # applied: never refreshed, however old
-        (True, 700, 701, 600.0, False),  # within the 1m split-rounding tolerance: applied
-        (True, 700, 699, 600.0, False),
-        (True, 700, 702, 600.0, True),  # not applied yet and old: refresh
+        (True, 700, 701, 600.0, False),  # split rounding: applied
+        (True, 700, 735, 600.0, False),  # within the controller's 5 % deadband: it won't move
+        (True, 700, 670, 600.0, False),  # the band is 5 % of the current limit (33m)
+        (True, 700, 740, 600.0, True),  # outside the deadband (37m at 740m): not applied, refresh
+        (True, 100, 111, 600.0, True),  # small pods: the 10m minimum band
+        (True, 100, 110, 600.0, False),
         (True, 700, 400, 60.0, True),  # exactly refresh_s old
         (True, 700, 400, 59.9, False),  # not old enough yet
         (True, 700, None, 61.0, True),  # pod has no limit: not applied

@@ -21,8 +21,8 @@ The node's capacity in a scenario is what its pods share, so the planner's ``res
 
 API writes besides the resizes (:meth:`MbcasPolicy.allocation_writes`): one PodAllocation write
 per changed decision, plus the agent's rewrite of an unchanged decision that is *not yet applied*
-(the pod's limit differs from it by more than 1m, e.g. while the controller's gate makes it wait
-or skips it as within its deadband) once
+(the pod's limit is outside the controller's deadband around it, e.g. while the controller's
+gate makes it wait) once
 ``refresh_s`` (60 s, the agent's default) has passed since its last write. An applied decision
 is never rewritten, as in the agent. The controller's status updates of PodAllocations are not
 counted.
@@ -46,10 +46,6 @@ from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
 __all__ = ["ControllerGate", "MbcasPolicy", "PassThroughGate", "ResizeGate"]
 
 IntArray = npt.NDArray[np.int64]
-
-_APPLIED_TOLERANCE_MCPU = 1
-"""The agent counts a decision as applied when the pod's limit is this close to it
-(``mbcas.agent.refresh.APPLIED_TOLERANCE_MCPU``)."""
 
 
 class ResizeGate(Protocol):
@@ -163,9 +159,10 @@ class MbcasPolicy(Policy):
         # from it, once per refresh period (every simulated pod is in enforce mode).
         self._decision_mcpu = np.where(desired > 0, desired, self._decision_mcpu)
         limit_mcpu = np.round(obs.limit * 1000.0).astype(np.int64)
-        pending = (self._decision_mcpu > 0) & (
-            np.abs(limit_mcpu - self._decision_mcpu) > _APPLIED_TOLERANCE_MCPU
-        )
+        # Applied = within the controller's deadband, the agent's rule (mbcas.agent.refresh).
+        rules = ResizeRules()
+        band = np.maximum(rules.deadband_mc, (rules.deadband_ratio * limit_mcpu).astype(np.int64))
+        pending = (self._decision_mcpu > 0) & (np.abs(limit_mcpu - self._decision_mcpu) > band)
         stale = np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
         written = (desired > 0) | (pending & stale)
         self._written_at = np.where(written, obs.now_s, self._written_at)
