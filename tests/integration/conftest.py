@@ -25,15 +25,19 @@ def crd(control_plane: Any) -> str:
 
 
 @pytest.fixture
-def run_controller(kubeconfig: str, crd: str) -> Iterator[Callable[..., Any]]:
-    """Factory: start a controller in a background thread with fast test settings; stopped after."""
+def run_controller(kubeconfig: str, crd: str, namespace: str) -> Iterator[Callable[..., Any]]:
+    """Factory: start a controller in a background thread with fast test settings; stopped after.
+
+    It watches only the test's namespace: a controller of one test must not spend its global
+    resize budget on allocations another test left behind in a namespace being deleted.
+    """
     from mbcas.controller.config import ControllerConfig
     from mbcas.controller.main import Controller
 
     started: list[Any] = []
 
     def factory(**overrides: Any) -> Any:
-        settings = {**FAST, "kubeconfig": kubeconfig, **overrides}
+        settings = {**FAST, "kubeconfig": kubeconfig, "namespace": namespace, **overrides}
         ctl = Controller(ControllerConfig(**settings))
         started.append(ctl)
         ctl.start()

@@ -14,7 +14,6 @@ containers may already run) and not being deleted.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import KubeError, translate
 from mbcas.kube.podview import PodView
+from mbcas.kube.watch import PodWatch
 
 __all__ = ["NodePods", "PodInfo"]
 
@@ -177,30 +177,14 @@ class NodePods:
                 backoff = min(backoff * 2, self.backoff_max_s)
 
     def _watch(self, rv: str) -> None:
-        from kubernetes.watch.watch import iter_resp_lines
-
-        core = self.kube.core
-        resp = core.list_pod_for_all_namespaces(
-            field_selector=f"spec.nodeName={self.node}",
-            watch=True,
-            resource_version=rv,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.watch_timeout_s,
-            _preload_content=False,
-        )
-        self._response = resp
+        watch = PodWatch(self.kube.core, f"spec.nodeName={self.node}", rv, self.watch_timeout_s)
+        self._response = watch
         try:
-            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+            for etype, obj in watch:
                 if self._stop.is_set():
                     return
-                if not line:
-                    continue
-                event = json.loads(line)
-                etype, obj = event.get("type"), event.get("object") or {}
                 if etype == "ERROR":
                     raise KubeError(f"watch pods on node {self.node}: {obj.get('message', 'error event')}")
-                if etype == "BOOKMARK" or "metadata" not in obj:
-                    continue
                 uid = str(obj["metadata"].get("uid", ""))
                 info = None if etype == "DELETED" else self._parse(obj)
                 with self._lock:
@@ -210,5 +194,3 @@ class NodePods:
                         self._pods[uid] = info
         finally:
             self._response = None
-            with contextlib.suppress(Exception):
-                resp.release_conn()

@@ -51,8 +51,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
+from mbcas.kube.watch import PodWatch
 from mbcas.local.kernel import ContainerSpec, KernelMode, KernelSandbox
 from mbcas.local.podres import (
     Json,
@@ -260,9 +260,8 @@ class NodeEmulator:
         """Stop the threads, kill every process and remove every cgroup; delete the Nodes."""
         self._stop.set()
         self._queue.put("")  # wake the worker
-        for resp in list(self._responses):
-            with contextlib.suppress(Exception):
-                resp.shutdown()
+        for watch in list(self._responses):
+            watch.close()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -451,27 +450,14 @@ class NodeEmulator:
                 backoff = min(backoff * 2, 5.0)
 
     def _stream(self, core: Any, scope: str, selector: str, rv: str) -> None:
-        resp = core.list_pod_for_all_namespaces(
-            field_selector=selector,
-            watch=True,
-            resource_version=rv,
-            allow_watch_bookmarks=True,
-            timeout_seconds=max(1, int(self.resync)),
-            _preload_content=False,
-        )
-        self._responses.append(resp)
+        watch = PodWatch(core, selector, rv, max(1, int(self.resync)))
+        self._responses.append(watch)
         try:
-            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+            for etype, obj in watch:
                 if self._stop.is_set():
                     return
-                if not line:
-                    continue
-                event = json.loads(line)
-                etype, obj = event.get("type"), event.get("object") or {}
                 if etype == "ERROR":
                     return  # e.g. 410 Gone: relist
-                if etype == "BOOKMARK" or "metadata" not in obj:
-                    continue
                 key = _key(obj)
                 with self._lock:
                     if etype == "DELETED":
@@ -481,8 +467,7 @@ class NodeEmulator:
                 self._queue.put(key)
         finally:
             with contextlib.suppress(ValueError):
-                self._responses.remove(resp)
-            resp.release_conn()
+                self._responses.remove(watch)
 
     def _lookup(self, key: str) -> Json | None:
         with self._lock:
