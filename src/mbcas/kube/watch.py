@@ -14,8 +14,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from kubernetes.watch.watch import iter_resp_lines
-
 __all__ = ["PodWatch"]
 
 Json = dict[str, Any]
@@ -40,6 +38,10 @@ class PodWatch:
         ``ERROR`` events (e.g. 410 Gone: the resource version is too old) are yielded for the
         caller to decide: typically relist. Objects without metadata are skipped.
         """
+        # Imported here: kubernetes.watch pulls in the generated client models (~8 MiB of RSS),
+        # which the agent otherwise never loads.
+        from kubernetes.watch.watch import iter_resp_lines
+
         try:
             for line in iter_resp_lines(self._resp):  # type: ignore[no-untyped-call]
                 if not line:
