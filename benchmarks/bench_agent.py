@@ -5,7 +5,8 @@ tree of Burstable pods in a temp dir, a static pod list, and a :class:`mbcas.age
 with no API client, then runs ticks. Between ticks (outside the timing) every pod's ``cpu.stat``
 and ``cpu.pressure`` counters advance, with a third of the pods throttled, so each tick reads,
 estimates, solves and decides for real. Reported per size: the tick's CPU time (``process_time``)
-p50/p99, its wall time p50, and the process RSS after the ticks (``VmRSS``).
+p50/p99, its wall time p50, and the process RSS after the ticks (``VmRSS``), without and with the
+Kubernetes client library loaded (a live agent has it; the RSS budget is judged with it).
 
 Budget (the issue): with 110 pods, p50 tick < 5 ms of CPU and RSS < 60 MiB.
 """
@@ -100,7 +101,16 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
             "tick_wall_ms_p50": percentile(wall_ms[5:], 50),
             "managed": int(plan.managed.sum()),
             "rss_mib": _rss_mib(),
+            "rss_with_client_mib": _rss_with_client(),
         }
+
+
+def _rss_with_client() -> float:
+    """RSS once the Kubernetes client is loaded too, as in a live agent (its generated models
+    alone are ~8 MiB); the budget is judged on this one."""
+    import kubernetes.client  # noqa: F401
+
+    return _rss_mib()
 
 
 def main() -> dict[str, Any]:
@@ -122,13 +132,18 @@ def main() -> dict[str, Any]:
             f"{r['tick_cpu_ms_p99']:.2f}",
             f"{r['tick_wall_ms_p50']:.2f}",
             f"{r['rss_mib']:.1f}",
+            f"{r['rss_with_client_mib']:.1f}",
         )
         for r in results
     ]
     print("agent tick (sense + plan, no API I/O), one fresh process per size")
-    print(format_table(["pods", "CPU p50 ms", "CPU p99 ms", "wall p50 ms", "RSS MiB"], rows))
+    print(
+        format_table(
+            ["pods", "CPU p50 ms", "CPU p99 ms", "wall p50 ms", "RSS MiB", "RSS + k8s client MiB"], rows
+        )
+    )
     at110 = next(r for r in results if r["pods"] == 110)
-    ok = at110["tick_cpu_ms_p50"] < BUDGET_CPU_MS_110 and at110["rss_mib"] < BUDGET_RSS_MIB_110
+    ok = at110["tick_cpu_ms_p50"] < BUDGET_CPU_MS_110 and at110["rss_with_client_mib"] < BUDGET_RSS_MIB_110
     print(
         f"budget at 110 pods: p50 CPU < {BUDGET_CPU_MS_110} ms and RSS < {BUDGET_RSS_MIB_110} MiB: "
         f"{'met' if ok else 'NOT met'}"
