@@ -198,7 +198,8 @@ class AgentConfig(BaseSettings):
     bind_address: str = "0.0.0.0"
 
     config_map: str | None = Field(
-        default="mbcas-system/mbcas-agent", description="NAMESPACE/NAME of the live ConfigMap (None: off)"
+        default="mbcas-system/mbcas-agent-config",
+        description="NAMESPACE/NAME of the live ConfigMap (None: off)",
     )
     config_poll_s: float = Field(default=10.0, gt=0)
     refresh_s: float = Field(
@@ -213,6 +214,15 @@ class AgentConfig(BaseSettings):
     node_refresh_s: float = Field(default=30.0, gt=0, description="re-read the Node's allocatable this often")
 
     live: LiveConfig = Field(default_factory=LiveConfig)
+
+    @field_validator("config_map")
+    @classmethod
+    def _namespaced_name(cls, value: str | None) -> str | None:
+        if value:
+            namespace, sep, name = value.partition("/")
+            if not sep or not namespace or not name or "/" in name:
+                raise ValueError(f"must be NAMESPACE/NAME, got {value!r}")
+        return value
 
     @field_validator("reserve_cpu", "allocatable_cpu", mode="before")
     @classmethod

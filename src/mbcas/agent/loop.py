@@ -48,7 +48,7 @@ from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
 from mbcas.kube.client import Kube
-from mbcas.kube.errors import KubeError, NotFoundError
+from mbcas.kube.errors import ApiUnavailableError, KubeError, NotFoundError
 from mbcas.kube.events import EventRecorder, ObjectRef
 from mbcas.kube.pods import PodInfo
 from mbcas.kube.store import AllocationStore
@@ -371,14 +371,24 @@ class NodeAgent:
                     self.metrics.api_writes.labels("write", "gone").inc()
                     log.info("pod %s/%s gone while writing: %s", pod.namespace, pod.name, exc)
                     continue
+                except ApiUnavailableError:
+                    raise  # the API is down: back off for every pod
+                except KubeError as exc:  # this pod only (conflict, forbidden, invalid): next tick
+                    self.metrics.api_writes.labels("write", exc.code).inc()
+                    log.warning("PodAllocation for %s/%s not written: %s", pod.namespace, pod.name, exc)
+                    continue
                 self.metrics.api_writes.labels("write", result.value).inc()
-            present = {p.uid for p in sensed.pods}
             for uid, last in known.items():
                 if uid in wanted:
                     continue
-                if uid in present and not self.source.synced:
+                try:
+                    store.delete(last.namespace, uid)
+                except ApiUnavailableError:
+                    raise
+                except KubeError as exc:
+                    self.metrics.api_writes.labels("delete", exc.code).inc()
+                    log.warning("PodAllocation %s/%s not deleted: %s", last.namespace, uid, exc)
                     continue
-                store.delete(last.namespace, uid)
                 self.metrics.api_writes.labels("delete", "deleted").inc()
         except KubeError as exc:
             self.metrics.api_writes.labels("write", exc.code).inc()

@@ -34,11 +34,10 @@ _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 class _PlanCollector(Collector):
     def __init__(self) -> None:
-        self.plan: NodePlan | None = None
-        self.names: Sequence[tuple[str, str]] = ()
+        self.published: tuple[NodePlan | None, Sequence[tuple[str, str]]] = (None, ())
 
     def collect(self) -> Iterator[Metric]:
-        plan, names = self.plan, self.names
+        plan, names = self.published
         demand = GaugeMetricFamily(
             "mbcas_agent_pod_demand_cores",
             "Smoothed CPU demand estimate per pod",
@@ -54,11 +53,11 @@ class _PlanCollector(Collector):
         if plan is not None:
             dem = plan.demand.tolist()
             mc = plan.allocation_mcpu.tolist()
-            for i, (ns, name) in enumerate(names):
-                if not math.isnan(dem[i]):
-                    demand.add_metric([ns, name], dem[i])
-                if mc[i] > 0:
-                    alloc.add_metric([ns, name], mc[i] / 1000.0)
+            for (ns, name), d, m in zip(names, dem, mc, strict=False):
+                if not math.isnan(d):
+                    demand.add_metric([ns, name], d)
+                if m > 0:
+                    alloc.add_metric([ns, name], m / 1000.0)
             capacity.add_metric([], plan.capacity_mcpu / 1000.0)
             if math.isfinite(plan.objective):
                 objective.add_metric([], plan.objective)
@@ -104,8 +103,8 @@ class AgentMetrics:
 
     def observe_plan(self, plan: NodePlan, names: Sequence[tuple[str, str]]) -> None:
         """Publish a tick's plan (rendered at scrape time)."""
-        self._plan.names = names
-        self._plan.plan = plan
+        # One assignment, so a scrape never pairs one tick's names with another tick's plan.
+        self._plan.published = (plan, names)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -223,6 +223,11 @@ def ensure_binaries(build: bool = True) -> Binaries:
             raise BuildError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(missing)}")
         kcm = root / "kube-controller-manager"
         kubectl = root / "kubectl"
+        if not kcm.is_file():
+            _log(
+                f"KUBEBUILDER_ASSETS={assets} has no kube-controller-manager: no garbage collection "
+                "of owned objects and no namespace deletion in this control plane"
+            )
         return Binaries(
             etcd=root / "etcd",
             kube_apiserver=root / "kube-apiserver",
@@ -258,7 +263,7 @@ def ensure_helm(build: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "helm").is_file():
         if not build:
-            raise BuildError(f"helm missing in {out}; run 'make helm-build'")
+            raise BuildError(f"helm missing in {out}; run 'python -m mbcas.local.build --helm'")
         _build_single(
             out, "helm.sh/helm/v3", HELM_VERSION, pkg="helm.sh/helm/v3/cmd/helm", binary="helm", go="1.24.0"
         )

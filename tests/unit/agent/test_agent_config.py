@@ -30,7 +30,7 @@ def test_agent_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.node is None
     assert config.tick_s == 1.0
     assert config.reserve_cores == pytest.approx(0.2)
-    assert config.config_map_ref() == ("mbcas-system", "mbcas-agent")
+    assert config.config_map_ref() == ("mbcas-system", "mbcas-agent-config")
     assert config.live == LiveConfig()
     assert config.live.mode is RolloutMode.ENFORCE
 
@@ -167,7 +167,7 @@ def _agent(node: FakeNode, kube: FakeKube, **config: object) -> NodeAgent:
     settings: dict[str, object] = {
         "node": "n1",
         "allocatable_cpu": "2",
-        "config_map": "mbcas-system/mbcas-agent",
+        "config_map": "mbcas-system/mbcas-agent-config",
         "config_poll_s": 10.0,
         **config,
     }
@@ -266,3 +266,11 @@ def test_config_map_is_polled_not_read_every_tick(tmp_path: Path) -> None:
         agent.tick()
     reads = [r for r in kube.requests if "/configmaps/" in r.path]
     assert len(reads) == 3  # at t = 1, 11, 21 s with config_poll_s = 10
+
+
+@pytest.mark.parametrize("bad", ["foo", "ns/", "/name", "a/b/c"])
+def test_config_map_must_be_namespace_slash_name(bad: str) -> None:
+    # A bad value used to pass validation and fail at every tick, leaving the agent "healthy"
+    # but planning nothing; now it is refused at start-up, naming the field.
+    with pytest.raises(ValueError, match="config_map"):
+        AgentConfig(node="n1", config_map=bad)
