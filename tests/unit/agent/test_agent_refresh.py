@@ -8,14 +8,16 @@ Applied and ``recommend`` decisions are never rewritten, so a node at steady sta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from agent_fakes import FakeKube, FakeNode
+from agent_fakes import FakeKube, FakeNode, Request
 
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
 from mbcas.agent.refresh import needs_refresh
 from mbcas.api import parse_cpu
+from mbcas.kube.errors import ForbiddenError
 
 
 @pytest.mark.parametrize(
@@ -119,3 +121,40 @@ def test_recommendations_are_never_refreshed(tmp_path: Path) -> None:
     before = len(kube.writes())
     _run(node, kube, agent, 300, controller=False)
     assert kube.writes()[before:] == []
+
+
+class _ForbidsOnePod(FakeKube):
+    """Refuses (403) every write for the first pod the agent writes, as an admission policy or a
+    terminating namespace would; everything else behaves normally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused_uid: str | None = None
+
+    def request_json(self, method: str, path: str, *, what: str, body: Any = None, **kw: Any) -> Any:
+        if method == "POST" and "podallocations" in path:
+            uid = body["spec"]["podUID"]
+            if self.refused_uid is None:
+                self.refused_uid = uid
+            if uid == self.refused_uid:
+                self.requests.append(Request(method, path, body))
+                raise ForbiddenError(f"{what}: denied by policy", status=403)
+        return super().request_json(method, path, what=what, body=body, **kw)
+
+
+def test_one_pod_refused_does_not_stop_the_others(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), _ForbidsOnePod()
+    a = node.add("a", 0.9)
+    b = node.add("b", 0.3)
+    agent = _agent(node, kube)
+    _run(node, kube, agent, 30, controller=True)
+    assert kube.refused_uid in {a, b}
+    other = b if kube.refused_uid == a else a
+    # The refused pod has no allocation; the other pod's was written all the same, every tick's
+    # refusal stayed with that one pod (no node-wide backoff).
+    assert other in {body["metadata"]["name"] for body in kube.objects.values()}
+    assert kube.refused_uid not in {body["metadata"]["name"] for body in kube.objects.values()}
+    refusals = [
+        r for r in kube.requests if r.method == "POST" and r.body["spec"]["podUID"] == kube.refused_uid
+    ]
+    assert len(refusals) >= 10, "retried every tick, not backed off"
