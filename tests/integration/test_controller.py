@@ -213,18 +213,24 @@ def _watch_limits(
 
 
 def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
-    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+    core_v1: Any, custom: Any, namespace: str, make_emulator: Any, run_controller: Any
 ) -> None:
     import random
     import threading
     import time
+    import uuid
 
     from mbcas.api.quantity import parse_cpu
+    from mbcas.local.emulator import NodeSpec
 
+    # A node of its own: pods other tests leave on the shared node while their namespaces
+    # terminate must not defer these resizes.
+    node = f"step-{uuid.uuid4().hex[:6]}"
+    make_emulator(nodes=[NodeSpec(node, "4", "8Gi")], resize_delay=0.2)
     names = {"b0", "b1"}
     pods = {}
     for n in sorted(names):
-        core_v1.create_namespaced_pod(namespace, make_pod(n, "100m", "500m", memory_request="64Mi"))
+        core_v1.create_namespaced_pod(namespace, make_pod(n, "100m", "500m", node, memory_request="64Mi"))
     for n in sorted(names):
         pods[n] = wait_running(core_v1, namespace, n)
     seen: list[tuple[float, str, str]] = []
@@ -249,14 +255,20 @@ def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
             time.sleep(0.1)
         final = {n: v for n, v in values}
         for n, pod in pods.items():
-            wait_for(
-                lambda pod=pod, n=n: (
-                    _phase(custom, namespace, pod.metadata.uid) == "Applied"
-                    and _pod_limit(core_v1, namespace, n)[1] == final[n].replace("000m", "")
-                ),
-                timeout=60,
-                message=f"{n} converged to {final[n]}",
-            )
+            try:
+                wait_for(
+                    lambda pod=pod, n=n: (
+                        _phase(custom, namespace, pod.metadata.uid) == "Applied"
+                        and _pod_limit(core_v1, namespace, n)[1] == final[n].replace("000m", "")
+                    ),
+                    timeout=60,
+                    message=f"{n} converged to {final[n]}",
+                )
+            except AssertionError as exc:  # say where it stuck
+                status = _pa(custom, namespace, pod.metadata.uid).get("status")
+                raise AssertionError(
+                    f"{exc}; status={status}; pod={_pod_limit(core_v1, namespace, n)}"
+                ) from exc
     finally:
         stop.set()
         watcher.join(timeout=10)
