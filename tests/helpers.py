@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_NODE",
     "condition",
     "make_pod",
+    "pod_bound_token",
     "resize_pod",
     "wait_for",
     "wait_for_pod",
@@ -124,6 +125,22 @@ def wait_for_pod(
         return pod if predicate(pod) else None
 
     return wait_for(check, timeout=timeout, message=message or f"pod {namespace}/{name}")
+
+
+def pod_bound_token(core_v1: Any, namespace: str, service_account: str, pod: Any) -> str:
+    """A token of ``service_account`` bound to ``pod`` (TokenRequest): the apiserver adds the
+    pod's node as the ``authentication.kubernetes.io/node-name`` claim, as for a DaemonSet pod."""
+    body = {
+        "spec": {
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod.metadata.name,
+                "uid": pod.metadata.uid,
+            }
+        }
+    }
+    return str(core_v1.create_namespaced_service_account_token(service_account, namespace, body).status.token)
 
 
 def wait_running(core_v1: Any, namespace: str, name: str, timeout: float = 30.0) -> Any:

@@ -484,7 +484,7 @@ def test_node_confinement_with_a_real_pod_bound_token(
 ) -> None:
     """No impersonation: the agent's ServiceAccount gets a token bound to a pod on an emulated node,
     as the kubelet would project it, and the apiserver itself derives the node claim from it."""
-    from helpers import DEFAULT_NODE, make_pod, wait_running
+    from helpers import DEFAULT_NODE, make_pod, pod_bound_token, wait_running
 
     ns = release.namespace
     release.apply(RBAC_KINDS | {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
@@ -493,20 +493,7 @@ def test_node_confinement_with_a_real_pod_bound_token(
     body["spec"]["serviceAccountName"] = f"{release.name}-agent"
     pod = core_v1.create_namespaced_pod(ns, body)
     wait_running(core_v1, ns, "agent-pod")
-    token = core_v1.create_namespaced_service_account_token(
-        f"{release.name}-agent",
-        ns,
-        {
-            "spec": {
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": "agent-pod",
-                    "uid": pod.metadata.uid,
-                }
-            }
-        },
-    ).status.token
+    token = pod_bound_token(core_v1, ns, f"{release.name}-agent", pod)
     empty = tmp_path / "empty.kubeconfig"
     empty.write_text("apiVersion: v1\nkind: Config\n")
     as_agent = [

@@ -11,7 +11,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from helpers import DEFAULT_NODE, condition, make_pod, resize_pod, wait_for, wait_for_pod, wait_running
+from helpers import (
+    DEFAULT_NODE,
+    condition,
+    make_pod,
+    pod_bound_token,
+    resize_pod,
+    wait_for,
+    wait_for_pod,
+    wait_running,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -351,20 +360,7 @@ def test_pod_bound_token_carries_the_node_name(
     body["spec"]["serviceAccountName"] = "agent"
     pod = core_v1.create_namespaced_pod(namespace, body)
     wait_running(core_v1, namespace, "agent-pod")
-    token = core_v1.create_namespaced_service_account_token(
-        "agent",
-        namespace,
-        {
-            "spec": {
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": "agent-pod",
-                    "uid": pod.metadata.uid,
-                }
-            }
-        },
-    ).status.token
+    token = pod_bound_token(core_v1, namespace, "agent", pod)
     review = client.AuthenticationV1Api(api_client).create_token_review({"spec": {"token": token}})
     assert review.status.authenticated
     assert review.status.user.username == f"system:serviceaccount:{namespace}:agent"
