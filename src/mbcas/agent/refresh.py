@@ -41,4 +41,4 @@ def needs_refresh(
         return False
     if pod_limit_mcpu is None:
         return True
-    return not within_deadband(rules or ResizeRules(), pod_limit_mcpu, decision_mcpu)
+    return not bool(within_deadband(rules or ResizeRules(), pod_limit_mcpu, decision_mcpu))

@@ -29,6 +29,9 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
     "GateAction",
     "GateDecision",
@@ -161,12 +164,17 @@ class TokenBucket:
         return False
 
 
-def within_deadband(rules: ResizeRules, current_mc: int, target_mc: int) -> bool:
+def within_deadband(
+    rules: ResizeRules, current_mc: npt.ArrayLike, target_mc: npt.ArrayLike
+) -> npt.NDArray[np.bool_]:
     """True when ``|target - current| <= max(deadband_mc, deadband_ratio * current)``: the change
     is too small for the controller to make, so a pod at ``current_mc`` already carries a decision
-    of ``target_mc`` as far as anyone can tell (the agent uses this to know a decision is applied)."""
-    band = max(rules.deadband_mc, int(rules.deadband_ratio * current_mc))
-    return abs(target_mc - current_mc) <= band
+    of ``target_mc`` as far as anyone can tell (the agent uses this to know a decision is applied).
+
+    Element-wise on arrays of pods (the simulator); ``bool()`` of the result for one pod."""
+    current = np.asarray(current_mc, dtype=np.int64)
+    band = np.maximum(rules.deadband_mc, (rules.deadband_ratio * current).astype(np.int64))
+    return np.asarray(np.abs(np.asarray(target_mc, dtype=np.int64) - current) <= band)
 
 
 class ResizeGate:
@@ -191,7 +199,7 @@ class ResizeGate:
 
     def in_deadband(self, current_mc: int, target_mc: int) -> bool:
         """True when moving from ``current_mc`` to ``target_mc`` is too small to bother."""
-        return within_deadband(self.rules, current_mc, target_mc)
+        return bool(within_deadband(self.rules, current_mc, target_mc))
 
     def evaluate(self, uid: str, current_mc: int | None, target_mc: int, now: float) -> GateDecision:
         """Decide about moving pod ``uid`` from ``current_mc`` to ``target_mc`` at time ``now``.

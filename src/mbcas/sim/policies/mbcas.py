@@ -39,7 +39,7 @@ from mbcas.demand import DemandConfig
 from mbcas.policy.capacity import QOS_BURSTABLE
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.policy.node_config import NodePolicy
-from mbcas.policy.resize import GateAction, ResizeRules
+from mbcas.policy.resize import GateAction, ResizeRules, within_deadband
 from mbcas.policy.resize import ResizeGate as ProductionResizeGate
 from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
 
@@ -160,9 +160,7 @@ class MbcasPolicy(Policy):
         self._decision_mcpu = np.where(desired > 0, desired, self._decision_mcpu)
         limit_mcpu = np.round(obs.limit * 1000.0).astype(np.int64)
         # Applied = within the controller's deadband, the agent's rule (mbcas.agent.refresh).
-        rules = ResizeRules()
-        band = np.maximum(rules.deadband_mc, (rules.deadband_ratio * limit_mcpu).astype(np.int64))
-        pending = (self._decision_mcpu > 0) & (np.abs(limit_mcpu - self._decision_mcpu) > band)
+        pending = (self._decision_mcpu > 0) & ~within_deadband(ResizeRules(), limit_mcpu, self._decision_mcpu)
         stale = np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
         written = (desired > 0) | (pending & stale)
         self._written_at = np.where(written, obs.now_s, self._written_at)
