@@ -1,9 +1,9 @@
 """The controller: applies PodAllocation decisions as in-place pod resizes, safely.
 
 - :mod:`mbcas.controller.main` — every kopf decorator, and :class:`~mbcas.controller.main.Controller`;
-- :mod:`mbcas.controller.reconciler` — caches, work queue, workers, status and Events;
+- :mod:`mbcas.controller.reconciler` — caches, work queue (:mod:`mbcas.kube.workqueue`), workers,
+  status and Events;
 - :mod:`mbcas.controller.decide` — the pure decision for one allocation against its pod;
-- :mod:`mbcas.controller.workqueue` — delaying, de-duplicating key queue;
 - :mod:`mbcas.controller.config` — ``ControllerConfig`` (``MBCAS_CONTROLLER_*``);
 - :mod:`mbcas.controller.metrics` — Prometheus metrics on a per-controller registry.
 """

@@ -43,7 +43,6 @@ from mbcas.api.quantity import format_cpu
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
-from mbcas.controller.workqueue import WorkQueue
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import (
@@ -56,6 +55,7 @@ from mbcas.kube.errors import (
 )
 from mbcas.kube.events import EventRecorder, ObjectRef
 from mbcas.kube.podview import PodView
+from mbcas.kube.workqueue import WorkQueue
 from mbcas.policy.resize import ResizeGate
 
 __all__ = ["Reconciler"]

@@ -6,6 +6,8 @@
   with the QoS safety checks.
 - :mod:`mbcas.kube.discovery` — does the server support ``pods/resize``; is the CRD installed.
 - :mod:`mbcas.kube.store` and :mod:`mbcas.kube.pods` — PodAllocation store and pod listing.
+- :mod:`mbcas.kube.workqueue` — the delaying, de-duplicating key queue of the controller's
+  workers and the node emulator.
 
 Import from the submodules; this package re-exports nothing so that importing one part never
 drags in the others.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from mbcas.controller.workqueue import WorkQueue
+from mbcas.kube.workqueue import WorkQueue
 
 
 class Clock:
