@@ -78,7 +78,7 @@ demo: cluster-build ## Run the whole system on one machine (control plane, emula
 
 .PHONY: evaluate
 evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spike and contention scenarios
-	$(PY) -m mbcas.sim.experiment --out report/experiment
+	$(PY) -m mbcas.experiment --out report/experiment
 
 .PHONY: simulate
 simulate: install ## Run the simulator on SCENARIO (default contention) into report/

@@ -7,7 +7,7 @@ each tick into the kernel-like signals MBCAS reads in production. Every policy
 rules) runs on identical traces (:mod:`mbcas.sim.engine`), the metrics are defined in
 :mod:`mbcas.sim.metrics`, the targets checked in :mod:`mbcas.sim.targets`, and
 :mod:`mbcas.sim.report` writes the table, ``results.json``, the plots and a Markdown report.
-``mbcas simulate`` is the command; :mod:`mbcas.sim.experiment` is the real-kernel counterpart.
+``mbcas simulate`` is the command; :mod:`mbcas.experiment` is the real-kernel counterpart.
 """
 
 from mbcas.sim.runner import SimulationResult, simulate

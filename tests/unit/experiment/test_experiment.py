@@ -10,18 +10,10 @@ import json
 
 import pytest
 
-from mbcas.sim.experiment import (
-    DEMAND_ANNOTATION,
-    EXPERIMENTS,
-    ExperimentPod,
-    ExperimentScenario,
-    KernelDelta,
-    applied_limit,
-    generation_bumps,
-    iter_watch_events,
-    pod_body,
-    summarise,
-)
+from mbcas.experiment.cluster import DEMAND_ANNOTATION, iter_watch_events, pod_body
+from mbcas.experiment.measure import KernelDelta
+from mbcas.experiment.scenarios import EXPERIMENTS, ExperimentPod, ExperimentScenario
+from mbcas.experiment.summary import applied_limit, generation_bumps, summarise
 
 
 def _pod(name: str, generation: int, limit: str | None) -> dict[str, object]:
