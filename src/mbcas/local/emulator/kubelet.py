@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -44,28 +45,20 @@ __all__ = ["DEMAND_ANNOTATION", "Kubelet"]
 DEMAND_ANNOTATION = "mbcas.io/emulator-demand"
 
 
+@dataclass
 class Kubelet:
     """The pods admitted on the emulated nodes, and what the kubelet does with them."""
 
-    def __init__(
-        self,
-        core: Any,
-        nodes: EmulatedNodes,
-        cache: PodCache,
-        *,
-        sandbox: KernelSandbox | None,
-        resize_delay: float,
-        enqueue: Callable[[str, float], None],
-    ) -> None:
-        self._core = core
-        self._nodes = nodes
-        self._cache = cache
-        self._sandbox = sandbox
-        self.resize_delay = resize_delay
-        self._enqueue = enqueue
-        self._lock = threading.Lock()
-        self._pods: dict[str, PodState] = {}
-        self._ip_counter: dict[str, int] = {}
+    core: Any
+    nodes: EmulatedNodes
+    cache: PodCache
+    _: KW_ONLY
+    sandbox: KernelSandbox | None
+    resize_delay: float
+    enqueue: Callable[[str, float], None]
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _pods: dict[str, PodState] = field(default_factory=dict, init=False, repr=False)
+    _ip_counter: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def pod_view(self, key: str) -> dict[str, Any] | None:
         """What the kubelet remembers about pod ``key`` (allocated/actuated resources, pending)."""
@@ -87,7 +80,7 @@ class Kubelet:
         with self._lock:
             keys = [s.key for s in self._pods.values() if s.node == node and s.pending is not None]
         for key in keys:
-            self._enqueue(key, 0.0)
+            self.enqueue(key, 0.0)
 
     def state_for(self, key: str) -> PodState | None:
         """The state of the admitted pod ``key``, if any."""
@@ -113,7 +106,7 @@ class Kubelet:
             # gracePeriodSeconds goes in the body: this client drops a falsy query parameter.
             options = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
             try:
-                self._core.delete_namespaced_pod(
+                self.core.delete_namespaced_pod(
                     meta["name"], meta["namespace"], body=options, _preload_content=False
                 )
             except ApiException as exc:
@@ -139,7 +132,7 @@ class Kubelet:
                 s for s in self._pods.values() if s.node == node and s.uid != exclude_uid and not s.failed
             ]
         for s in states:
-            pod = self._cache.lookup(s.key)
+            pod = self.cache.lookup(s.key)
             if pod is not None:
                 used = used + pod_requests(pod, s.allocated_requests())
         return used
@@ -149,7 +142,7 @@ class Kubelet:
     def _admit(self, pod: Json, node_name: str) -> PodState | None:
         meta = pod["metadata"]
         used = self.node_used(node_name, exclude_uid=meta["uid"])
-        failed = admission_failure(self._nodes.spec(node_name), used, pod_requests(pod))
+        failed = admission_failure(self.nodes.spec(node_name), used, pod_requests(pod))
         status = pod.get("status") or {}
         adopted = {c["name"]: c for c in status.get("containerStatuses") or []}
         started_at = status.get("startTime") or timestamp()
@@ -171,7 +164,7 @@ class Kubelet:
             req, lim = Resources.from_list(block.get("requests")), Resources.from_list(block.get("limits"))
             containers[c["name"]] = ContainerState(c["name"], cid, req, lim, block, started_at)
         with self._lock:
-            index = self._nodes.names.index(node_name)
+            index = self.nodes.names.index(node_name)
             self._ip_counter[node_name] = self._ip_counter.get(node_name, 1) + 1
             ip = f"10.244.{index}.{self._ip_counter[node_name] % 250 + 2}"
         pod_ip = status.get("podIP") or ip
@@ -181,9 +174,9 @@ class Kubelet:
         state.failed = failed
         with self._lock:
             self._pods[state.uid] = state
-        if failed is None and self._sandbox is not None and self._sandbox.available:
+        if failed is None and self.sandbox is not None and self.sandbox.available:
             state.demand = self._demand_of(pod)
-            self._sandbox.start_pod(
+            self.sandbox.start_pod(
                 state.uid,
                 qos_class(pod),
                 [
@@ -199,8 +192,8 @@ class Kubelet:
         """Drop the pod's state, stop its processes, and retry deferred resizes on its node."""
         with self._lock:
             self._pods.pop(state.uid, None)
-        if self._sandbox is not None:
-            self._sandbox.stop_pod(state.uid)
+        if self.sandbox is not None:
+            self.sandbox.stop_pod(state.uid)
         self.requeue_pending(state.node)
 
     # ---------------------------------------------------------------- demand (kernel mode)
@@ -218,21 +211,21 @@ class Kubelet:
         return specific if specific is not None else annotations.get(DEMAND_ANNOTATION)
 
     def _handle_demand(self, pod: Json, state: PodState) -> None:
-        if self._sandbox is None or not self._sandbox.available:
+        if self.sandbox is None or not self.sandbox.available:
             return
         demand = self._demand_of(pod)
         if demand == state.demand:
             return
         state.demand = demand
         for c in state.containers.values():
-            self._sandbox.set_demand(state.uid, c.container_id, self._demand_for(pod, c.name))
+            self.sandbox.set_demand(state.uid, c.container_id, self._demand_for(pod, c.name))
 
     # ---------------------------------------------------------------- resize
 
     def _handle_resize(self, pod: Json, state: PodState) -> None:
         generation = int(pod["metadata"].get("generation") or 1)
         desired = {c["name"]: resources_block(c) for c in pod["spec"].get("containers") or []}
-        node = self._nodes.spec(state.node)
+        node = self.nodes.spec(state.node)
         if desired != state.allocated:
             want = pod_requests(pod)
             used = self.node_used(state.node, exclude_uid=state.uid)
@@ -270,9 +263,9 @@ class Kubelet:
                 c.requests = Resources.from_list(block.get("requests"))
                 c.limits = Resources.from_list(block.get("limits"))
                 c.raw = block
-                if self._sandbox is not None and self._sandbox.available:
-                    self._sandbox.resize(state.uid, c.container_id, c.requests.cpu, c.limits.cpu)
-            self._enqueue(state.key, self.resize_delay)
+                if self.sandbox is not None and self.sandbox.available:
+                    self.sandbox.resize(state.uid, c.container_id, c.requests.cpu, c.limits.cpu)
+            self.enqueue(state.key, self.resize_delay)
             self.requeue_pending(state.node)  # a decrease may make room for a deferred resize
             return
         state.pending = None
@@ -281,7 +274,7 @@ class Kubelet:
                 state.actuated = {n: dict(b) for n, b in state.allocated.items()}
                 state.in_progress_generation = None
             else:
-                self._enqueue(state.key, self.resize_delay - (time.monotonic() - state.in_progress_since))
+                self.enqueue(state.key, self.resize_delay - (time.monotonic() - state.in_progress_since))
 
     # ---------------------------------------------------------------- status
 
@@ -296,24 +289,24 @@ class Kubelet:
             body = {**pod, "status": desired}
             meta = pod["metadata"]
             try:
-                resp = self._core.replace_namespaced_pod_status(
+                resp = self.core.replace_namespaced_pod_status(
                     meta["name"], meta["namespace"], body, _preload_content=False
                 )
             except ApiException as exc:
                 if exc.status == 409:
-                    fresh = self._core.read_namespaced_pod(
+                    fresh = self.core.read_namespaced_pod(
                         meta["name"], meta["namespace"], _preload_content=False
                     )
                     pod = json.loads(fresh.data)
                     if pod["metadata"]["uid"] != state.uid:
                         return
-                    self._cache.remember(pod)
+                    self.cache.remember(pod)
                     continue
                 if exc.status == 404:
                     return
                 raise
             written = json.loads(resp.data)
             state.last_written, state.last_written_rv = wanted, written["metadata"]["resourceVersion"]
-            self._cache.remember(written)
+            self.cache.remember(written)
             return
-        self._enqueue(state.key, 0.5)
+        self.enqueue(state.key, 0.5)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from mbcas.kube.watch import PodWatch
@@ -32,28 +33,20 @@ def pod_key(pod: Json) -> str:
     return f"{meta['namespace']}/{meta['name']}"
 
 
+@dataclass
 class PodCache:
     """The latest pods of each watched scope (a node name, or :data:`UNSCHEDULED`)."""
 
-    def __init__(
-        self,
-        node_names: Sequence[str],
-        new_core: Callable[[], Any],
-        enqueue: Callable[[str], None],
-        *,
-        stop: threading.Event,
-        note_error: Callable[[str, BaseException], None],
-        resync: float,
-    ) -> None:
-        self._node_names = list(node_names)
-        self._new_core = new_core
-        self._enqueue = enqueue
-        self._stop = stop
-        self._note_error = note_error
-        self._resync = resync
-        self._lock = threading.Lock()
-        self._cache: dict[str, dict[str, Json]] = {}
-        self._responses: list[Any] = []
+    node_names: Sequence[str]
+    new_core: Callable[[], Any]
+    enqueue: Callable[[str], None]
+    _: KW_ONLY
+    stop: threading.Event
+    note_error: Callable[[str, BaseException], None]
+    resync: float
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _cache: dict[str, dict[str, Json]] = field(default_factory=dict, init=False, repr=False)
+    _responses: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def add_scope(self, scope: str) -> None:
         """Start caching ``scope`` (before its :meth:`watch_loop` runs)."""
@@ -67,10 +60,10 @@ class PodCache:
 
     def watch_loop(self, scope: str) -> None:
         """List and watch the pods of ``scope`` until ``stop`` (a thread's target)."""
-        core = self._new_core()
+        core = self.new_core()
         selector = f"spec.nodeName={scope}"
         backoff = 0.2
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             try:
                 listing = json.loads(
                     core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False).data
@@ -80,23 +73,23 @@ class PodCache:
                     gone = set(self._cache[scope]) - set(fresh)
                     self._cache[scope] = fresh
                 for key in [*fresh, *gone]:
-                    self._enqueue(key)
+                    self.enqueue(key)
                 rv = listing["metadata"]["resourceVersion"]
                 self._stream(core, scope, selector, rv)
                 backoff = 0.2
             except Exception as exc:
-                if self._stop.is_set():
+                if self.stop.is_set():
                     return
-                self._note_error(f"watch {selector}", exc)
-                self._stop.wait(backoff)
+                self.note_error(f"watch {selector}", exc)
+                self.stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     def _stream(self, core: Any, scope: str, selector: str, rv: str) -> None:
-        watch = PodWatch(core, selector, rv, max(1, int(self._resync)))
+        watch = PodWatch(core, selector, rv, max(1, int(self.resync)))
         self._responses.append(watch)
         try:
             for etype, obj in watch:
-                if self._stop.is_set():
+                if self.stop.is_set():
                     return
                 if etype == "ERROR":
                     return  # e.g. 410 Gone: relist
@@ -106,7 +99,7 @@ class PodCache:
                         self._cache[scope].pop(key, None)
                     else:
                         self._cache[scope][key] = obj
-                self._enqueue(key)
+                self.enqueue(key)
         finally:
             with contextlib.suppress(ValueError):
                 self._responses.remove(watch)
@@ -114,7 +107,7 @@ class PodCache:
     def lookup(self, key: str) -> Json | None:
         """The cached pod ``key`` (on one of our nodes first, else unscheduled), or None."""
         with self._lock:
-            for scope in self._node_names:
+            for scope in self.node_names:
                 pod = self._cache.get(scope, {}).get(key)
                 if pod is not None:
                     return pod
