@@ -280,7 +280,7 @@ class NodeAgent:
         finished = time.perf_counter()
         self.metrics.solve_seconds.observe(finished - solve_started)
         self.metrics.tick_seconds.observe(finished - started)
-        self.metrics.observe_plan(plan, sensed.names)
+        self.metrics.observe_plan(plan, sensed.names, node=self.node)
         self._note_infeasible(plan)
         if not self.dry_run:
             self._write(now, plan, sensed)

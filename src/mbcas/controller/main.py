@@ -148,6 +148,7 @@ class Controller:
                 on_change=self._leadership,
             )
         self.reconciler = Reconciler(self.kube, config, self.metrics, is_active=lambda: self.is_leader)
+        self.metrics.track_allocations(self.reconciler.allocation_bodies)
         self._stop_flag = threading.Event()
         self._ready_flag = threading.Event()
         self._thread: threading.Thread | None = None

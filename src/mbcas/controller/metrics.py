@@ -4,6 +4,7 @@ Each :class:`ControllerMetrics` owns a fresh ``CollectorRegistry``, so several c
 one process (tests, or a demo) never collide on duplicate registration, and ``/metrics`` of one
 controller shows only its own numbers.
 
+- ``mbcas_controller_build_info{version}`` — always 1;
 - ``mbcas_controller_resizes_total{result}`` — patches sent (``applied``, ``capped``) and failed
   attempts (``conflict``, ``invalid``, ``error``);
 - ``mbcas_controller_refusals_total{reason}`` — allocations refused (``GuaranteedPod``,
@@ -11,18 +12,70 @@ controller shows only its own numbers.
 - ``mbcas_controller_apply_latency_seconds`` — from the controller seeing a new allocation
   generation to the pod status reporting it applied;
 - ``mbcas_controller_reconcile_seconds`` — time per reconcile;
-- ``mbcas_controller_queue_depth``, ``mbcas_controller_leader`` — gauges.
+- ``mbcas_controller_queue_depth``, ``mbcas_controller_leader`` — gauges;
+- ``mbcas_controller_allocations{node,phase,reason}`` — the PodAllocations this replica's cache
+  holds, by the node they are for, their status phase and the reason of their ``Applied``
+  condition (e.g. ``Stale``); counted at scrape time from the cache (:meth:`track_allocations`),
+  so a combination no allocation has any more simply disappears. Every replica watches, so every
+  replica reports the same numbers: aggregate with ``max``, not ``sum``.
+
+docs/metrics.md lists every series of the agent and the controller.
 """
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mbcas import __version__
 
 __all__ = ["ControllerMetrics"]
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+AllocationSource = Callable[[], Iterable[Mapping[str, Any]]]
+
+
+def _applied_reason(status: Mapping[str, Any]) -> str:
+    for cond in status.get("conditions") or ():
+        if isinstance(cond, Mapping) and cond.get("type") == "Applied":
+            return str(cond.get("reason") or "")
+    return ""
+
+
+class _AllocationCollector(Collector):
+    """Counts the cached PodAllocations by node, phase and ``Applied`` reason at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: AllocationSource | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "mbcas_controller_allocations",
+            "PodAllocations known to this replica by node, status phase and Applied-condition reason",
+            labels=["node", "phase", "reason"],
+        )
+        source = self.source
+        if source is not None:
+            tally: Tally[tuple[str, str, str]] = Tally()
+            for body in source():
+                spec = body.get("spec") or {}
+                status = body.get("status") or {}
+                tally[
+                    (
+                        str(spec.get("nodeName") or ""),
+                        str(status.get("phase") or "Pending"),
+                        _applied_reason(status),
+                    )
+                ] += 1
+            for labels, count in sorted(tally.items()):
+                family.add_metric(list(labels), float(count))
+        yield family
 
 
 class ControllerMetrics:
@@ -30,6 +83,12 @@ class ControllerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        Gauge(
+            "mbcas_controller_build_info",
+            "MBCAS controller version (always 1)",
+            ["version"],
+            registry=self.registry,
+        ).labels(__version__).set(1)
         self.resizes = Counter(
             "mbcas_controller_resizes", "Resize attempts by result", ["result"], registry=self.registry
         )
@@ -49,6 +108,13 @@ class ControllerMetrics:
             "mbcas_controller_queue_depth", "Allocations waiting", registry=self.registry
         )
         self.leader = Gauge("mbcas_controller_leader", "1 when this replica acts", registry=self.registry)
+        self._allocations = _AllocationCollector()
+        self.registry.register(self._allocations)
+
+    def track_allocations(self, source: AllocationSource) -> None:
+        """Count ``source()`` (PodAllocation bodies: the controller's cache) at every scrape in
+        ``mbcas_controller_allocations``."""
+        self._allocations.source = source
 
     def render(self) -> bytes:
         """The text exposition format of this registry."""

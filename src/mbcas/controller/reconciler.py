@@ -157,6 +157,11 @@ class Reconciler:
         for key in keys:
             self.queue.add(key)
 
+    def allocation_bodies(self) -> list[dict[str, Any]]:
+        """A snapshot of the cached PodAllocation bodies (the ``mbcas_controller_allocations`` gauge)."""
+        with self._lock:
+            return list(self._allocations.values())
+
     def requeue_all(self) -> None:
         """Enqueue every known allocation (resync, new leadership)."""
         with self._lock:

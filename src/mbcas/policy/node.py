@@ -239,6 +239,23 @@ class NodePlan:
     def uids(self) -> tuple[str, ...]:
         return self.inputs.uids
 
+    @property
+    def limit_bound(self) -> float:
+        """The node-level bound on Σ managed limits, in cores: ``limit_overcommit × shareable CPU``.
+
+        The planner is strict today (overcommit 1.0): the bound is :attr:`capacity_mcpu`, which
+        every feasible plan keeps ``Σ allocation_mcpu[managed]`` under. This is the one place the
+        bound is read from (the agent's ``mbcas_agent_node_limit_bound_*`` metrics); a planner
+        with a ``limit_overcommit`` setting changes only this value.
+        """
+        return self.capacity_mcpu / 1000.0
+
+    @property
+    def limits_total(self) -> float:
+        """Σ of the managed pods' decided limits (allocations), in cores."""
+        alloc = self.allocation_mcpu
+        return float(alloc[self.managed & (alloc > 0)].sum()) / 1000.0
+
     def reason(self, i: int) -> str:
         """Short human-readable reason for pod ``i``, e.g. ``"short of CPU: throttled 34%, ..."``."""
         cause = int(self.cause[i])
