@@ -7,20 +7,24 @@ controller and the node agent, and prints a live table every two seconds: each p
 agent's allocation, the limit actually applied and its throttling. CPU moves to the pods that
 need it. On exit everything it started is stopped and removed (namespace, cgroups, processes,
 control plane), and a summary says how far each pod's allocation moved.
+
+The table is ``mbcas top``'s (:mod:`mbcas.cli.top`), from the PodAllocations and pods in the API
+plus the in-process agent's metrics. kopf's warning that it ignores OS signals (it runs in a
+thread here; the demo stops it on Ctrl-C itself) is filtered out: a user cannot act on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
+import logging
 import signal
 import sys
 import threading
 import time
 from typing import Any
 
-__all__ = ["DEMO_PODS", "register", "run_demo"]
+__all__ = ["DEMO_PODS", "quiet_kopf_signal_warning", "register", "run_demo"]
 
 NODE = "demo-node"
 NAMESPACE = "mbcas-demo"
@@ -43,6 +47,23 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--node-cpu", default="2", help="the emulated node's allocatable CPU (default 2)")
     parser.set_defaults(func=run_demo)
+
+
+class _NoSignalWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("OS signals are ignored")
+
+
+def quiet_kopf_signal_warning() -> None:
+    """Drop kopf's "OS signals are ignored: running not in the main thread" warning.
+
+    kopf logs it whenever its operator runs outside the main thread, as the demo's in-process
+    controller does; the demo stops the controller through its stop flag on Ctrl-C, so the warning
+    is true but tells the user nothing to act on. Only that message of that kopf logger is dropped.
+    """
+    logger = logging.getLogger("kopf._core.reactor.running")
+    if not any(isinstance(f, _NoSignalWarning) for f in logger.filters):
+        logger.addFilter(_NoSignalWarning())
 
 
 def _pod(name: str, request: str, limit: str, pattern: str) -> dict[str, Any]:
@@ -71,15 +92,18 @@ def run_demo(args: argparse.Namespace) -> int:
     from mbcas.agent.loop import NodeAgent
     from mbcas.api import format_cpu
     from mbcas.cgroups.reader import CgroupReader
+    from mbcas.cli import top
     from mbcas.controller.config import ControllerConfig
     from mbcas.controller.main import Controller
     from mbcas.kube.client import build_kube
+    from mbcas.kube.errors import KubeError
     from mbcas.kube.pods import NodePods
     from mbcas.local.build import ensure_binaries
     from mbcas.local.controlplane import ControlPlane
     from mbcas.local.emulator import NodeEmulator, NodeSpec
     from mbcas.local.kernel import KernelMode
 
+    quiet_kopf_signal_warning()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -146,29 +170,23 @@ def run_demo(args: argparse.Namespace) -> int:
             "Ctrl-C to stop." if args.duration is None else f"running for {args.duration:.0f}s.", flush=True
         )
         started = time.monotonic()
+        source = top.FunctionSource(agent.metrics.render)
         while not stop.wait(2.0):
             elapsed = time.monotonic() - started
-            plan = agent.last_plan
-            lines = [f"t={elapsed:5.0f}s  POD     DEMAND  ALLOCATION  APPLIED  THROTTLED  REASON"]
-            live = {p.name: p for p in pods.pods().values() if p.namespace == NAMESPACE}
-            for name in DEMO_PODS:
-                info = live.get(name)
-                demand = alloc = throttled = math.nan
-                reason = ""
-                if plan is not None and info is not None and info.uid in plan.uids:
-                    i = plan.uids.index(info.uid)
-                    demand = float(plan.demand[i])
-                    alloc = float(plan.allocation_mcpu[i])
-                    throttled = float(plan.inputs.throttled_ratio[i])
-                    reason = plan.reason(i)
-                    if alloc > 0:
-                        history[name].append(int(alloc))
-                applied = format_cpu(info.limit_mcpu) if info and info.limit_mcpu else "-"
-                lines.append(
-                    f"         {name:<7} {demand:6.2f}  {format_cpu(int(alloc)) if alloc > 0 else '-':>10}"
-                    f"  {applied:>7}  {throttled * 100:8.0f}%  {reason[:70]}"
-                )
-            print("\n".join(lines), flush=True)
+            try:
+                snapshot = top.collect(kube, namespace=NAMESPACE, metrics=source)
+            except KubeError as exc:  # one missed refresh; the next one tries again
+                print(f"t={elapsed:5.0f}s  (cannot read the allocations now: {exc})", flush=True)
+                continue
+            for row in snapshot.rows:
+                if row.pod in history and row.desired_mcpu:
+                    history[row.pod].append(row.desired_mcpu)
+            table = (
+                top.render_table(snapshot, nodes=False)
+                if snapshot.rows
+                else "(no decision yet: the agent is warming up on its first samples)"
+            )
+            print(f"t={elapsed:5.0f}s\n{table}", flush=True)
             if args.duration is not None and elapsed >= args.duration:
                 break
         print("stopping and cleaning up...", flush=True)

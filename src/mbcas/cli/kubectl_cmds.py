@@ -31,14 +31,15 @@ from mbcas.kube.discovery import check_crd_installed, cluster_support
 from mbcas.kube.errors import CrdNotInstalledError, KubeError, ResizeInfeasibleError
 from mbcas.kube.podview import PodView
 
-__all__ = ["EXIT_OK", "register"]
+__all__ = ["EXIT_OK", "format_table", "kube_command", "kube_flags", "register"]
 
 EXIT_OK = 0
 
 Handler = Callable[[argparse.Namespace, Kube], int]
 
 
-def _common(parser: argparse.ArgumentParser, *, all_namespaces: bool = True, output: bool = True) -> None:
+def kube_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = True, output: bool = True) -> None:
+    """The kubectl-style client flags (also used by ``mbcas top``)."""
     parser.add_argument(
         "--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
@@ -53,23 +54,23 @@ def _common(parser: argparse.ArgumentParser, *, all_namespaces: bool = True, out
 def register(subparsers: Any) -> None:
     """Add list, usage, allocations, resize and check."""
     p = subparsers.add_parser("list", help="pods MBCAS manages, with request, limit, allocation and phase")
-    _common(p)
+    kube_flags(p)
     p.add_argument("--node", help="only pods on this node")
-    p.set_defaults(func=_entry(cmd_list))
+    p.set_defaults(func=kube_command(cmd_list))
 
     p = subparsers.add_parser("usage", help="one pod's requests, limits, applied limits and last resize")
-    _common(p, all_namespaces=False)
+    kube_flags(p, all_namespaces=False)
     p.add_argument("pod")
-    p.set_defaults(func=_entry(cmd_usage))
+    p.set_defaults(func=kube_command(cmd_usage))
 
     p = subparsers.add_parser("allocations", help="PodAllocations (like kubectl get pa, wider)")
-    _common(p)
+    kube_flags(p)
     p.add_argument("-w", "--watch", action="store_true", help="refresh the table until Ctrl-C")
     p.add_argument("--interval", type=float, default=1.0, help="refresh interval with --watch (seconds)")
-    p.set_defaults(func=_entry(cmd_allocations))
+    p.set_defaults(func=kube_command(cmd_allocations))
 
     p = subparsers.add_parser("resize", help="change a pod's CPU limit in place (same safety rules)")
-    _common(p, all_namespaces=False)
+    kube_flags(p, all_namespaces=False)
     p.add_argument("pod")
     p.add_argument("--cpu", required=True, help="CPU limit: pod total, or the container's with --container")
     p.add_argument("-c", "--container", help="resize only this container")
@@ -78,14 +79,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the kubelet to apply it"
     )
-    p.set_defaults(func=_entry(cmd_resize))
+    p.set_defaults(func=kube_command(cmd_resize))
 
     p = subparsers.add_parser("check", help="does the cluster support in-place resize; is the CRD installed")
-    _common(p, all_namespaces=False)
-    p.set_defaults(func=_entry(cmd_check))
+    kube_flags(p, all_namespaces=False)
+    p.set_defaults(func=kube_command(cmd_check))
 
 
-def _entry(handler: Handler) -> Callable[[argparse.Namespace], int]:
+def kube_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    """Wrap ``handler(args, kube)``: build the client once, default the namespace to the context's,
+    print typed API errors with the command's name and return their exit code."""
+
     def run(args: argparse.Namespace) -> int:
         prog = f"mbcas {args.command}"
         try:
@@ -130,7 +134,8 @@ def _age(stamp: str | None) -> str:
     return f"{secs // 86400}d"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns three spaces apart, as kubectl prints them."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -148,7 +153,7 @@ def _emit(args: argparse.Namespace, data: Any, headers: Sequence[str], rows: Seq
     elif not rows:
         print("No resources found.", file=sys.stderr)
     else:
-        print(_table(headers, rows))
+        print(format_table(headers, rows))
 
 
 def _list_allocations(kube: Kube, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -277,7 +282,7 @@ def cmd_usage(args: argparse.Namespace, kube: Kube) -> int:
     print(f"Node:       {pod.node_name or '-'}")
     print(f"QoS:        {pod.qos.value}")
     print(
-        _table(
+        format_table(
             ["CONTAINER", "REQUEST", "LIMIT", "APPLIED", "CPU-RESIZE-POLICY"],
             [[c["name"], c["request"], c["limit"], c["applied"], c["resizePolicy"]] for c in containers],
         )
@@ -343,7 +348,7 @@ def cmd_allocations(args: argparse.Namespace, kube: Kube) -> int:
             if sys.stdout.isatty():
                 print("\033[2J\033[H", end="")
             print(f"Every {args.interval:g}s: mbcas allocations    {stamp}\n")
-            print(_table(headers, rows) if rows else "No resources found.", flush=True)
+            print(format_table(headers, rows) if rows else "No resources found.", flush=True)
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return EXIT_OK

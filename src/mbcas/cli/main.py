@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "plan",
     "cluster",
     "kubectl_cmds",
+    "top",
     "agent",
     "controller",
     "simulate",

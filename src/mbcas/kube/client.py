@@ -172,10 +172,49 @@ class Kube:
         Errors are raised as typed :class:`~mbcas.kube.errors.KubeError`; ``what`` names the
         operation in their message and ``gone`` is the class for 404/410.
         """
+        data = self._request(
+            method,
+            path,
+            what=what,
+            accept="application/json",
+            body=body,
+            query=query,
+            content_type=content_type,
+            gone=gone,
+            timeout=timeout,
+        )
+        return json.loads(data) if data else None
+
+    def request_text(
+        self,
+        path: str,
+        *,
+        what: str,
+        query: Mapping[str, str | int | bool] | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> str:
+        """``GET path`` returning the body as text (e.g. an agent's ``/metrics`` through the
+        apiserver's pod proxy); errors as in :meth:`request_json`."""
+        data = self._request("GET", path, what=what, accept="text/plain, */*", query=query, timeout=timeout)
+        return data.decode("utf-8", errors="replace")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        accept: str,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str | None = None,
+        gone: type[NotFoundError] = NotFoundError,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> bytes:
         from kubernetes.client.exceptions import ApiException
 
         client: Any = self.api_client
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
@@ -192,7 +231,7 @@ class Kube:
             resp.read()
             if not 200 <= resp.status <= 299:
                 raise ApiException.from_response(http_resp=resp, body=None, data=None)
-            return json.loads(resp.data) if resp.data else None
+            return bytes(resp.data or b"")
 
     def close(self) -> None:
         """Release the connection pool."""
