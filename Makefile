@@ -87,7 +87,7 @@ simulate: install ## Run the simulator on SCENARIO (default contention) into rep
 ##@ Delivery
 
 .PHONY: manifests
-manifests: install ## Sync the chart's CRD copy and render the chart into deploy/manifests/mbcas.yaml (helm built if missing)
+manifests: install ## Sync the chart's CRD copy and render the chart into deploy/manifests/ (helm built if missing)
 	$(PY) -m mbcas.local.helm manifests
 
 .PHONY: manifests-check
