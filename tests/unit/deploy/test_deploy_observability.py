@@ -216,3 +216,22 @@ def test_series_names_rejects_what_promtool_rejects() -> None:
     for bad in ("rate(a)", "nosuchfunc(a)", "sum(a", '{x="y"}'):
         with pytest.raises(ValueError):
             series_names(bad)
+
+
+def test_docs_list_every_series_every_panel_and_every_alert(dashboard: dict[str, Any], docs: Docs) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    agent, controller = AgentMetrics(), ControllerMetrics()
+    for registry in (agent, controller):
+        for family in text_string_to_metric_families(registry.render().decode()):
+            name = family.name + ("_total" if family.type == "counter" else "")
+            if name.endswith("_created"):  # the client library's creation timestamps
+                continue
+            assert f"`{name}`" in text, f"docs/metrics.md does not list {name}"
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["title"].split(" per pod")[0] in text, f"panel {panel['title']!r} not described"
+    [rule_doc] = by_kind(docs, "PrometheusRule")
+    for name, _ in rule_expressions(rule_doc):
+        assert f"`{name}`" in text, f"alert {name} not described"
