@@ -17,11 +17,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mbcas.agent.metrics import AgentMetrics
-from mbcas.policy.capacity import QOS_BURSTABLE, QOS_GUARANTEED
 from mbcas.policy.node import NodeInputs, NodePlan, replay
 from mbcas.policy.node_config import NodePolicy
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+# QoS codes of the planner's arrays (0 Guaranteed, 1 Burstable).
+GUARANTEED = 0
+BURSTABLE = 1
 
 
 def scrape(metrics: AgentMetrics) -> Samples:
@@ -55,7 +58,7 @@ def plan_for(
 
 
 def test_managed_pods_export_signals_decision_and_limit_with_namespace_and_pod_labels_only() -> None:
-    plan = plan_for(["u1", "u2", "u3"], [QOS_BURSTABLE, QOS_BURSTABLE, QOS_GUARANTEED], [0.3, 0.1, 0.4])
+    plan = plan_for(["u1", "u2", "u3"], [BURSTABLE, BURSTABLE, GUARANTEED], [0.3, 0.1, 0.4])
     metrics = AgentMetrics()
     metrics.observe_plan(plan, [("ns-a", "web"), ("ns-b", "api"), ("ns-a", "db")], node="n1")
     s = scrape(metrics)
@@ -84,7 +87,7 @@ def test_managed_pods_export_signals_decision_and_limit_with_namespace_and_pod_l
 
 
 def test_unknown_signals_are_left_out_not_exported_as_zero() -> None:
-    inputs = NodeInputs.build(["u1"], [QOS_BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
+    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
     metrics = AgentMetrics()
     metrics.observe_plan(replay(NodePolicy(), 2.0, 0.2, inputs), [("ns", "p")], node="n1")
     s = scrape(metrics)
@@ -96,10 +99,10 @@ def test_unknown_signals_are_left_out_not_exported_as_zero() -> None:
 def test_a_pods_series_disappear_once_it_left_the_plan() -> None:
     metrics = AgentMetrics()
     metrics.observe_plan(
-        plan_for(["u1", "u2"], [QOS_BURSTABLE] * 2, [0.3, 0.1]), [("ns", "a"), ("ns", "b")], node="n1"
+        plan_for(["u1", "u2"], [BURSTABLE] * 2, [0.3, 0.1]), [("ns", "a"), ("ns", "b")], node="n1"
     )
     assert ("ns", "b") in by_pod(scrape(metrics), "mbcas_agent_pod_usage_cores")
-    metrics.observe_plan(plan_for(["u1"], [QOS_BURSTABLE], [0.3]), [("ns", "a")], node="n1")
+    metrics.observe_plan(plan_for(["u1"], [BURSTABLE], [0.3]), [("ns", "a")], node="n1")
     s = scrape(metrics)
     for name, rows in s.items():
         if name.startswith("mbcas_agent_pod_"):
@@ -107,7 +110,7 @@ def test_a_pods_series_disappear_once_it_left_the_plan() -> None:
 
 
 def test_node_series_sum_the_decided_limits_against_the_plans_limit_bound() -> None:
-    plan = plan_for(["u1", "u2", "u3"], [QOS_BURSTABLE] * 3, [0.9, 0.9, 0.9], throttled=0.5, psi=0.3)
+    plan = plan_for(["u1", "u2", "u3"], [BURSTABLE] * 3, [0.9, 0.9, 0.9], throttled=0.5, psi=0.3)
     metrics = AgentMetrics(wall_clock=lambda: 1234.5)
     metrics.observe_plan(plan, [("ns", "a"), ("ns", "b"), ("ns", "c")], node="node-7")
     s = scrape(metrics)
@@ -132,7 +135,7 @@ def test_node_series_sum_the_decided_limits_against_the_plans_limit_bound() -> N
 
 
 def test_limit_bound_holds_the_decided_limits_and_counts_managed_pods_only() -> None:
-    plan = plan_for(["u1", "u2"], [QOS_BURSTABLE, QOS_GUARANTEED], [0.3, 0.4])
+    plan = plan_for(["u1", "u2"], [BURSTABLE, GUARANTEED], [0.3, 0.4])
     managed = np.flatnonzero(plan.managed)
     assert managed.tolist() == [plan.uids.index("u1")]
     assert plan.limits_total == pytest.approx(float(plan.allocation_mcpu[managed].sum()) / 1000)

@@ -19,16 +19,18 @@ import pytest
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.cli import top
 from mbcas.kube.errors import ApiUnavailableError, ForbiddenError
-from mbcas.policy.capacity import QOS_BURSTABLE
 from mbcas.policy.node import NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
+
+# QoS codes of the planner's arrays (0 Guaranteed, 1 Burstable).
+BURSTABLE = 1
 
 
 def agent_text(node: str = "n1") -> str:
     metrics = AgentMetrics()
     inputs = NodeInputs.build(
         ["u1", "u2"],
-        [QOS_BURSTABLE] * 2,
+        [BURSTABLE] * 2,
         request=[0.1, 0.1],
         limit=[0.5, 0.5],
         usage=[0.3, 0.1],

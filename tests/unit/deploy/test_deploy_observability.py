@@ -25,7 +25,6 @@ import yaml
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.controller.metrics import ControllerMetrics
 from mbcas.local import helm
-from mbcas.policy.capacity import QOS_BURSTABLE
 from mbcas.policy.node import NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
 from observability import (
@@ -42,6 +41,9 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "mbcas.json"
 Docs = list[dict[str, Any]]
 
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+# QoS codes of the planner's arrays (0 Guaranteed, 1 Burstable).
+BURSTABLE = 1
 
 
 def by_kind(docs: Docs, kind: str) -> Docs:
@@ -63,7 +65,7 @@ def dashboard() -> dict[str, Any]:
 def declared() -> set[str]:
     """Series the agent's and controller's registries declare, in-process."""
     agent = AgentMetrics()
-    inputs = NodeInputs.build(["u1"], [QOS_BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
+    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
     agent.observe_plan(replay(NodePolicy(), 2.0, 0.2, inputs), [("ns", "p")], node="n1")
     return exported_series(agent.render().decode()) | exported_series(ControllerMetrics().render().decode())
 
