@@ -208,7 +208,8 @@ class PodProxySource:
         try:
             agents = self.agents()
         except KubeError as exc:
-            return [AgentScrape("pod-proxy", error=f"cannot list the agent pods: {exc}")]
+            hint = "" if self.namespace else " (try --agent-namespace, e.g. mbcas-system)"
+            return [AgentScrape("pod-proxy", error=f"cannot list the agent pods: {exc}{hint}")]
         if not agents:
             where = f"namespace {self.namespace}" if self.namespace else "any namespace"
             return [
