@@ -25,6 +25,7 @@ def test_demo_moves_cpu_and_cleans_up(control_plane: object) -> None:
         pytest.skip(out.stderr.strip())
     assert out.returncode == 0, out.stderr[-2000:]
     assert "CPU moved" in out.stdout, out.stdout[-3000:]
+    assert "OS signals are ignored" not in out.stdout + out.stderr  # kopf noise a user cannot act on
     assert "summary: web" in out.stdout and "summary: batch" in out.stdout
     # Cleanup: the demo's cgroups are gone (other tests' sandboxes may come and go meanwhile).
     assert out.stdout.count("stopping and cleaning up") == 1
