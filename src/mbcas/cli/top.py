@@ -64,6 +64,7 @@ from typing import Any, Protocol
 from mbcas.api.models import GROUP, PLURAL, VERSION
 from mbcas.api.quantity import QuantityError, format_cpu, parse_cpu
 from mbcas.cli.kubectl_cmds import EXIT_OK, format_table, kube_command, kube_flags
+from mbcas.controller.metrics import applied_condition_reason
 from mbcas.kube.client import Kube
 from mbcas.kube.discovery import check_crd_installed
 from mbcas.kube.errors import CrdNotInstalledError, KubeError
@@ -313,13 +314,6 @@ def _quantity(value: Any) -> int | None:
         return None
 
 
-def _applied_reason(status: Mapping[str, Any]) -> str:
-    for cond in status.get("conditions") or ():
-        if isinstance(cond, Mapping) and cond.get("type") == "Applied":
-            return str(cond.get("reason") or "")
-    return ""
-
-
 def _items(kube: Kube, path: str, what: str, query: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     doc = kube.request_json("GET", path, what=what, query=query)
     return list((doc or {}).get("items") or [])
@@ -366,7 +360,7 @@ def collect(
             qos=view.qos.value if view is not None else None,
             mode=str(spec.get("mode") or "enforce"),
             phase=str(status.get("phase") or "Pending"),
-            phase_reason=_applied_reason(status),
+            phase_reason=applied_condition_reason(status),
             reason=str(spec.get("reason") or ""),
             decided_at=spec.get("decidedAt"),
             request_mcpu=(view.cpu_request_mc or None) if view is not None else None,

@@ -34,14 +34,15 @@ from prometheus_client.registry import Collector
 
 from mbcas import __version__
 
-__all__ = ["ControllerMetrics"]
+__all__ = ["ControllerMetrics", "applied_condition_reason"]
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 AllocationSource = Callable[[], Iterable[Mapping[str, Any]]]
 
 
-def _applied_reason(status: Mapping[str, Any]) -> str:
+def applied_condition_reason(status: Mapping[str, Any]) -> str:
+    """The reason of a PodAllocation status's ``Applied`` condition (``""`` without one)."""
     for cond in status.get("conditions") or ():
         if isinstance(cond, Mapping) and cond.get("type") == "Applied":
             return str(cond.get("reason") or "")
@@ -70,7 +71,7 @@ class _AllocationCollector(Collector):
                     (
                         str(spec.get("nodeName") or ""),
                         str(status.get("phase") or "Pending"),
-                        _applied_reason(status),
+                        applied_condition_reason(status),
                     )
                 ] += 1
             for labels, count in sorted(tally.items()):
