@@ -1,6 +1,7 @@
 """Build (or find) the binaries of the local control plane.
 
-The apiserver, controller-manager and kubectl come from the ``k8s.io/kubernetes`` Go module,
+The apiserver, controller-manager and kubectl (and, for the real node, the kubelet and
+kube-scheduler) come from the ``k8s.io/kubernetes`` Go module,
 built through a small wrapper module: ``k8s.io/kubernetes`` lists its staging modules
 (``k8s.io/api``, ``k8s.io/client-go``, ...) at ``v0.0.0`` with local replaces that do not apply to
 a dependency, so the wrapper adds ``replace k8s.io/<staging> => k8s.io/<staging> v0.<minor>.<patch>``
@@ -10,13 +11,15 @@ built in wrapper modules of their own so their dependency versions never leak in
 Binaries are cached in ``$MBCAS_CACHE`` (default ``~/.cache/mbcas``) under ``k8s-v<version>/`` and
 reused. ``KUBEBUILDER_ASSETS`` (the envtest convention) points at a directory that already holds
 ``etcd``, ``kube-apiserver`` and optionally ``kube-controller-manager`` and ``kubectl``; when set, it
-wins and nothing is built.
+wins and nothing is built. The real node's ``kubelet`` and ``kube-scheduler`` are taken from there
+too when present, else built into the cache.
 
 Checksums: module downloads are verified against the Go checksum database as usual
 (``GOSUMDB`` is left alone). ``GOFLAGS=-mod=mod`` is set so that the wrapper's go.sum is filled in
 during the build; verification still happens for every module added.
 
-Run ``python -m mbcas.local.build`` to build everything ahead of time (progress is printed).
+Run ``python -m mbcas.local.build`` to build everything ahead of time (progress is printed);
+``--node`` adds the kubelet and kube-scheduler.
 """
 
 from __future__ import annotations
@@ -37,13 +40,17 @@ from mbcas.local.versions import ETCD_VERSION, HELM_VERSION, KUBERNETES_VERSION,
 __all__ = [
     "Binaries",
     "BuildError",
+    "NodeBinaries",
     "cache_dir",
     "ensure_binaries",
     "ensure_helm",
+    "ensure_node_binaries",
     "kube_bin_dir",
+    "kubernetes_source",
 ]
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+NODE_COMMANDS = ("kubelet", "kube-scheduler")
 
 
 class BuildError(RuntimeError):
@@ -58,6 +65,14 @@ class Binaries:
     kube_apiserver: Path
     kube_controller_manager: Path | None
     kubectl: Path | None
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Paths of the real node's binaries (same release as the control plane)."""
+
+    kubelet: Path
+    kube_scheduler: Path
 
 
 def cache_dir() -> Path:
@@ -169,13 +184,10 @@ def _write_module(work: Path, name: str, go: str, requires: dict[str, str], repl
     (work / "go.mod").write_text("\n".join(lines) + "\n")
 
 
-def _build_kube(out: Path) -> None:
+def _kube_module() -> Path:
+    """The wrapper module that requires k8s.io/kubernetes (written once, reused by every build)."""
     work = cache_dir() / "build" / f"kube-v{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
-    _log(
-        f"building Kubernetes v{KUBERNETES_VERSION} (apiserver, controller-manager, kubectl); "
-        "a cold build takes 15-40 min on 2 cores"
-    )
     staging = _staging_modules(KUBERNETES_VERSION, work)
     _log(f"replacing {len(staging)} staging modules with v{STAGING_VERSION}")
     _write_module(
@@ -185,19 +197,48 @@ def _build_kube(out: Path) -> None:
         {"k8s.io/kubernetes": f"v{KUBERNETES_VERSION}"},
         {mod: f"{mod} v{STAGING_VERSION}" for mod in staging},
     )
-    pkgs = [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in KUBE_COMMANDS]
+    return work
+
+
+def _build_kube(out: Path, commands: tuple[str, ...] = KUBE_COMMANDS) -> None:
+    _log(
+        f"building Kubernetes v{KUBERNETES_VERSION} ({', '.join(commands)}); "
+        "a cold build takes 15-40 min on 2 cores, less when the Go build cache is warm"
+    )
+    work = _kube_module()
+    pkgs = [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in commands]
     # An explicit @version: a bare 'go get pkg' would upgrade k8s.io/kubernetes to the newest release.
     _run_go(["get", *(f"{p}@v{KUBERNETES_VERSION}" for p in pkgs)], work, "resolve kubernetes modules")
-    tmp = out.with_name(out.name + ".tmp")
+    # One temp dir per set of commands: two different builds never write into each other's.
+    tmp = out.with_name(
+        f"{out.name}.tmp-{'-'.join(commands)}" if commands != KUBE_COMMANDS else out.name + ".tmp"
+    )
     tmp.mkdir(parents=True, exist_ok=True)
     _run_go(
         ["build", "-v", "-trimpath", "-ldflags", _ldflags(KUBERNETES_VERSION), "-o", str(tmp) + "/", *pkgs],
         work,
         "compile kubernetes",
     )
-    for cmd in KUBE_COMMANDS:
+    for cmd in commands:
         os.replace(tmp / cmd, out / cmd)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def kubernetes_source() -> Path:
+    """The extracted source of the pinned ``k8s.io/kubernetes`` module (from the Go module cache).
+
+    The real node builds its ``pause`` binary from ``build/pause/linux/pause.c`` in there.
+    """
+    work = _kube_module()
+    out = _run_go(
+        ["mod", "download", "-json", f"k8s.io/kubernetes@v{KUBERNETES_VERSION}"],
+        work,
+        "locate k8s.io/kubernetes",
+    )
+    info = json.loads(out[out.index("{") :])
+    if "Error" in info or not info.get("Dir"):
+        raise BuildError(f"cannot download k8s.io/kubernetes@v{KUBERNETES_VERSION}: {info.get('Error')}")
+    return Path(info["Dir"])
 
 
 def _build_single(out: Path, module: str, version: str, *, pkg: str, binary: str, go: str = "1.24") -> None:
@@ -254,6 +295,28 @@ def ensure_binaries(build: bool = True) -> Binaries:
     )
 
 
+def ensure_node_binaries(build: bool = True) -> NodeBinaries:
+    """Return the kubelet and kube-scheduler of the pinned release, building them if missing.
+
+    ``KUBEBUILDER_ASSETS`` wins when it holds both; otherwise they are built into the cache
+    (about 5 minutes cold on 2 cores, well under one when the control plane's build left the Go
+    build cache warm).
+    """
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and all((Path(assets) / cmd).is_file() for cmd in NODE_COMMANDS):
+        return NodeBinaries(kubelet=Path(assets) / "kubelet", kube_scheduler=Path(assets) / "kube-scheduler")
+    out = kube_bin_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    missing = tuple(cmd for cmd in NODE_COMMANDS if not (out / cmd).is_file())
+    if missing:
+        if not build:
+            raise BuildError(
+                f"{', '.join(missing)} missing in {out}; run 'python -m mbcas.local.build --node'"
+            )
+        _build_kube(out, missing)
+    return NodeBinaries(kubelet=out / "kubelet", kube_scheduler=out / "kube-scheduler")
+
+
 def ensure_helm(build: bool = True) -> Path:
     """Return a helm binary: ``helm`` on PATH, or the pinned version built into the cache."""
     found = shutil.which("helm")
@@ -277,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         "kube-controller-manager, kubectl) and optionally helm.",
     )
     parser.add_argument("--helm", action="store_true", help="also build helm")
+    parser.add_argument("--node", action="store_true", help="also build the kubelet and kube-scheduler")
     parser.add_argument("--print-dir", action="store_true", help="print the binary directory and exit")
     args = parser.parse_args(argv)
     if args.print_dir:
@@ -287,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         bins = ensure_binaries()
         if args.helm:
             print(ensure_helm())
+        if args.node:
+            ensure_node_binaries()
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
