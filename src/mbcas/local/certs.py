@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["CertError", "ClusterCerts", "generate_certs", "write_kubeconfig"]
+__all__ = ["CertError", "ClusterCerts", "generate_certs", "sign_client_cert", "write_kubeconfig"]
 
 _DAYS = "3650"
 
@@ -109,12 +109,36 @@ def generate_certs(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> 
     return ClusterCerts(ca_cert, ca_key, serving_cert, serving_key, admin_cert, admin_key, sa_key, sa_pub)
 
 
+def sign_client_cert(directory: Path, name: str, subject: str, certs: ClusterCerts) -> tuple[Path, Path]:
+    """A client certificate and key signed by the cluster CA (e.g. a kubelet's
+    ``/O=system:nodes/CN=system:node:<node>``); returns ``(cert, key)`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = _signed_cert(
+        directory,
+        name,
+        subject,
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=clientAuth\n",
+        ca=(certs.ca_cert, certs.ca_key),
+    )
+    key.chmod(0o600)
+    return cert, key
+
+
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def write_kubeconfig(path: Path, server: str, certs: ClusterCerts, name: str = "mbcas-local") -> Path:
-    """Write an admin kubeconfig with the certificates embedded (portable, one file)."""
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    certs: ClusterCerts,
+    name: str = "mbcas-local",
+    client: tuple[Path, Path] | None = None,
+) -> Path:
+    """Write a kubeconfig with the certificates embedded (portable, one file): the admin's, or
+    ``client`` = ``(cert, key)`` (e.g. a kubelet's)."""
+    client_cert, client_key = client or (certs.admin_cert, certs.admin_key)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -125,8 +149,8 @@ def write_kubeconfig(path: Path, server: str, certs: ClusterCerts, name: str = "
             {
                 "name": f"{name}-admin",
                 "user": {
-                    "client-certificate-data": _b64(certs.admin_cert),
-                    "client-key-data": _b64(certs.admin_key),
+                    "client-certificate-data": _b64(client_cert),
+                    "client-key-data": _b64(client_key),
                 },
             }
         ],

@@ -11,6 +11,11 @@ The ``ServiceAccount`` admission plugin is disabled so that creating a pod never
 service-account controller (which still creates each namespace's ``default`` account); pods
 therefore get no token volume, which nothing here needs because no container really runs.
 
+With ``workloads=True`` (the real node, :mod:`mbcas.local.realnode`) it runs what a Helm install
+onto a real kubelet needs as well: kube-scheduler, the daemonset, deployment and replicaset
+controllers, the root CA publisher, and the ``ServiceAccount`` admission plugin, so that pods get
+their projected token and ``kube-root-ca.crt``.
+
 Use it as a context manager::
 
     with ControlPlane() as cp:
@@ -63,6 +68,16 @@ KCM_CONTROLLERS = ",".join(
         "namespace-controller",
         "serviceaccount-controller",
         "pod-garbage-collector-controller",
+    )
+)
+# Added for workloads on a real node (DaemonSet, Deployment, pods with ServiceAccount tokens).
+KCM_WORKLOAD_CONTROLLERS = ",".join(
+    (
+        "daemonset-controller",
+        "deployment-controller",
+        "replicaset-controller",
+        "root-ca-certificate-publisher-controller",
+        "node-lifecycle-controller",
     )
 )
 _PORT_RETRIES = 3
@@ -120,6 +135,9 @@ class ControlPlane:
     build: bool = True
     log: Callable[[str], None] = _stderr_log
     ready_timeout: float = 90.0
+    workloads: bool = False
+    scheduler: Path | None = None
+    """kube-scheduler binary for ``workloads`` (default: built into the cache with the kubelet)."""
     _components: dict[str, _Component] = field(default_factory=dict, init=False, repr=False)
     _owns_state_dir: bool = field(default=False, init=False, repr=False)
     _certs: ClusterCerts | None = field(default=None, init=False, repr=False)
@@ -211,6 +229,8 @@ class ControlPlane:
             write_kubeconfig(self.state_dir / "admin.kubeconfig", self.url, self._certs)
             if self.controller_manager and self.binaries.kube_controller_manager is not None:
                 self._start_controller_manager()
+            if self.workloads:
+                self._start_scheduler()
         except BaseException:
             self.stop()
             raise
@@ -220,10 +240,11 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every component (controller-manager, apiserver, etcd) and remove the state dir."""
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             comp = self._components.pop(name, None)
             if comp is not None:
-                self._stop_component(comp)
+                # The apiserver's graceful shutdown can hang > 20 s with watches open: SIGKILL sooner.
+                self._stop_component(comp, timeout=5.0 if name == "kube-apiserver" else 10.0)
         if self._owns_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self._owns_state_dir = False
@@ -345,12 +366,13 @@ class ControlPlane:
                 f"--service-account-key-file={certs.sa_pub}",
                 f"--service-account-signing-key-file={certs.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--cert-dir={self.state_dir / 'pki'}",
                 "--v=1",
             ]
+            if not self.workloads:
+                argv.append("--disable-admission-plugins=ServiceAccount")
             if self._advertise.startswith("127."):
                 argv.append("--endpoint-reconciler-type=none")
             self._apiserver_port = port
@@ -368,7 +390,9 @@ class ControlPlane:
             [
                 str(self.binaries.kube_controller_manager),
                 f"--kubeconfig={self.kubeconfig}",
-                f"--controllers={KCM_CONTROLLERS}",
+                f"--controllers={KCM_CONTROLLERS}"
+                + (f",{KCM_WORKLOAD_CONTROLLERS}" if self.workloads else ""),
+                f"--root-ca-file={self.certs.ca_cert}",
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--v=1",
@@ -379,6 +403,31 @@ class ControlPlane:
         time.sleep(0.3)
         if comp.proc is not None and comp.proc.poll() is not None:
             raise ProcessError(f"kube-controller-manager exited at start:\n{log_tail(comp.log)}")
+
+    def _start_scheduler(self) -> None:
+        assert self.state_dir is not None
+        if self.scheduler is None:
+            from mbcas.local.build import ensure_node_binaries
+
+            self.scheduler = ensure_node_binaries(build=self.build).kube_scheduler
+        comp = _Component(
+            "kube-scheduler",
+            [
+                str(self.scheduler),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--v=1",
+            ],
+            self.state_dir / "kube-scheduler.log",
+        )
+        self._launch(comp)
+        time.sleep(0.3)
+        if comp.proc is not None and comp.proc.poll() is not None:
+            raise ProcessError(f"kube-scheduler exited at start:\n{log_tail(comp.log)}")
 
     def _exited(self, comp: _Component, attempt: int) -> bool:
         """True if the component died; raises unless it died of a port clash we can retry."""
