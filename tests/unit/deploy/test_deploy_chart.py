@@ -432,3 +432,30 @@ def test_check_finds_stale_files_and_manifests_refreshes_them(
     kinds = {d["kind"] for d in yaml.safe_load_all(out.read_text()) if d}
     assert "CustomResourceDefinition" not in kinds and "DaemonSet" in kinds
     assert helm.main(["--root", str(tmp_path / "nowhere"), "lint"]) == 1
+
+
+def test_local_network_values_are_off_by_default_and_reach_every_mbcas_pod(docs: Docs) -> None:
+    """network.* (make deploy-local): host network, probes on loopback, apiserver on loopback."""
+
+    def probes(container: dict[str, Any]) -> list[dict[str, Any]]:
+        return [container[p]["httpGet"] for p in ("livenessProbe", "readinessProbe")]
+
+    for name, spec in pod_specs(docs):
+        assert "hostNetwork" not in spec, name
+        container = spec["containers"][0]
+        assert all("host" not in p for p in probes(container)), name
+        assert not {e["name"] for e in container["env"]} & {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
+    local = render(
+        "network.hostNetwork=true",
+        "network.probeHost=127.0.0.1",
+        "network.apiServerHost=127.0.0.1",
+        "network.apiServerPort=6443",
+    )
+    specs = dict(pod_specs(local))
+    assert set(specs) == {"mbcas-agent", "mbcas-controller"}
+    for name, spec in specs.items():
+        assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet", name
+        container = spec["containers"][0]
+        assert all(p["host"] == "127.0.0.1" for p in probes(container)), name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "6443"

@@ -7,7 +7,8 @@ deployment relies on:
 
 - multi-stage: a builder and a final stage on the same, exactly pinned base image (a patch-level
   tag or a digest, never ``latest``), since the venv copied between them points at the base's
-  Python;
+  Python; the base is the default of one global ``ARG BASE_IMAGE`` that both stages use, so
+  ``make images`` can swap the base (and nothing else) for one made locally;
 - every ``COPY`` from the build context names a path that exists in the repository and that
   ``.dockerignore`` does not exclude, and every file pyproject.toml needs to build (its readme) is
   copied; ``COPY --from`` names an earlier stage;
@@ -50,6 +51,8 @@ class Instruction:
 class Stage:
     base: str
     name: str | None
+    base_expr: str = ""
+    """The FROM argument as written (``${BASE_IMAGE}``); ``base`` has global ARG defaults applied."""
     instructions: list[Instruction] = field(default_factory=list)
 
     def of(self, keyword: str) -> list[Instruction]:
@@ -77,6 +80,7 @@ def parse_dockerfile(text: str) -> list[Stage]:
         buf = []
     assert not buf, "Dockerfile ends inside a line continuation"
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for lineno, line in logical:
         keyword, _, args = line.partition(" ")
         keyword = keyword.upper()
@@ -84,10 +88,13 @@ def parse_dockerfile(text: str) -> list[Stage]:
             words = args.split()
             words = [w for w in words if not w.startswith("--platform")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=words[0], name=name))
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args[m.group(1) or m.group(2)], words[0])
+            stages.append(Stage(base=base, name=name, base_expr=words[0]))
             continue
         if keyword == "ARG" and not stages:
-            continue  # global ARG before the first FROM
+            arg_name, _, default = args.strip().partition("=")
+            global_args[arg_name] = default  # global ARG before the first FROM
+            continue
         assert stages, f"line {lineno}: {keyword} before any FROM"
         stages[-1].instructions.append(Instruction(keyword, args.strip(), lineno))
     return stages
@@ -182,6 +189,19 @@ def test_multi_stage_on_one_exactly_pinned_base(dockerfile: tuple[str, list[Stag
         pinned_digest = re.match(r"^sha256:[0-9a-f]{64}$", digest) is not None
         assert pinned_tag or pinned_digest, f"{stage.base}: pin a patch-level tag or a digest"
     assert len({s.base for s in stages}) == 1, "builder and final stage must share the base (venv python)"
+
+
+def test_base_image_is_one_build_argument_defaulting_to_the_pinned_base(
+    dockerfile: tuple[str, list[Stage]],
+) -> None:
+    name, stages = dockerfile
+    text = DOCKERFILES[name].read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim-bookworm$", text, re.M), "pinned default"
+    assert {s.base_expr for s in stages} == {"${BASE_IMAGE}"}, "every stage must be FROM ${BASE_IMAGE}"
+    # The local base (make images) has the same Python minor as the shipped default.
+    from mbcas.local.imagebase import PYTHON_MINOR
+
+    assert stages[0].base.startswith(f"python:{PYTHON_MINOR}.")
 
 
 def test_copies_name_existing_unignored_paths(dockerfile: tuple[str, list[Stage]]) -> None:
