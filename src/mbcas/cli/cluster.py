@@ -24,8 +24,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from mbcas.local.certs import CertError
     from mbcas.local.controlplane import ControlPlaneError
     from mbcas.local.detached import up
+    from mbcas.local.hostguard import NodeBusyError
+    from mbcas.local.images import ImageBuildError
     from mbcas.local.procs import ProcessError
+    from mbcas.local.realnode import RealNodeError
 
+    if args.name is None:
+        args.name = "node" if args.real_node else "default"
     try:
         kubeconfig = up(
             args.name,
@@ -33,9 +38,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
             emulator=not args.no_emulator,
             kernel=args.kernel,
             resize_delay=args.resize_delay,
+            real_node=args.real_node,
             log=_log,
         )
-    except (BuildError, CertError, ControlPlaneError, ProcessError, ValueError) as exc:
+    except (
+        BuildError, CertError, ControlPlaneError, ProcessError, ValueError, RealNodeError, NodeBusyError,
+        ImageBuildError,
+    ) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 1
     _log(f"stop it with: mbcas cluster down{'' if args.name == 'default' else ' --name ' + args.name}")
@@ -45,8 +54,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     from mbcas.local.detached import down
+    from mbcas.local.realnode import RealNodeError
 
-    if down(args.name, log=_log):
+    try:
+        stopped = down(args.name, log=_log)
+    except RealNodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if stopped:
         _log(f"cluster {args.name!r} stopped and removed")
     else:
         _log(f"no cluster named {args.name!r}")
@@ -81,7 +96,11 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
 
     p_up = sub.add_parser("up", help="start in the background; prints `export KUBECONFIG=...` last")
-    p_up.add_argument("--name", default="default", help="cluster name (several may run at once)")
+    p_up.add_argument(
+        "--name",
+        default=None,
+        help="cluster name (several may run at once; default 'default', 'node' with --real-node)",
+    )
     p_up.add_argument(
         "--node",
         action="append",
@@ -97,6 +116,11 @@ def register(subparsers: Any) -> None:
     )
     p_up.add_argument(
         "--resize-delay", type=float, default=1.0, help="seconds before a resize is reported (kubelet ~1 s)"
+    )
+    p_up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="a real kubelet + containerd node here instead of the emulator (root; one per machine)",
     )
     p_up.set_defaults(func=_cmd_up)
 

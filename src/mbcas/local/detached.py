@@ -7,6 +7,11 @@ recorded for it, so a recycled pid is never killed) and removes the state direct
 emulator gets SIGTERM first so it can kill its burners and remove its cgroups. :func:`status`
 reports what is alive and whether the apiserver answers ``/readyz``.
 
+With ``real_node=True`` (``mbcas cluster up --real-node``, ``make node``) the control plane also runs
+the scheduler and workload controllers, and instead of the emulator a real kubelet + containerd
+node (:mod:`mbcas.local.realnode`) joins it; :func:`down` then tears that node down first, which
+restores the host (processes, mounts, cgroups, the bridge, host paths, sysctls).
+
 The state directory is ``$MBCAS_CACHE/clusters/<name>`` (default ``~/.cache/mbcas/clusters``).
 """
 
@@ -30,7 +35,7 @@ from mbcas.local.procs import log_tail, pid_runs, start_process, stop_pid
 
 __all__ = ["ClusterStatus", "down", "state_dir", "status", "up"]
 
-_STOP_ORDER = ("node-emulator", "kube-controller-manager", "kube-apiserver", "etcd")
+_STOP_ORDER = ("node-emulator", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
 def state_dir(name: str) -> Path:
@@ -101,6 +106,11 @@ def down(name: str = "default", log: Callable[[str], None] | None = None) -> boo
     log = log or (lambda _msg: None)
     directory = state_dir(name)
     state = _read_state(name)
+    node_dir = Path((state or {}).get("real_node", {}).get("directory", directory / "node"))
+    if (node_dir / "node-state.json").exists():
+        from mbcas.local.realnode import teardown
+
+        teardown(node_dir, log=log)  # raises (and keeps the state) if the host is not clean
     if state is None:
         if directory.exists():
             shutil.rmtree(directory, ignore_errors=True)
@@ -125,6 +135,7 @@ def up(
     emulator: bool = True,
     kernel: bool = False,
     resize_delay: float = 1.0,
+    real_node: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Path:
     """Start (or find running) the named cluster; return its kubeconfig path."""
@@ -137,18 +148,41 @@ def up(
         log(f"cleaning up a stale cluster {name!r}")
         down(name, log)
     directory = state_dir(name)
-    cp = ControlPlane(state_dir=directory, detached=True, log=log)
+    cp = ControlPlane(state_dir=directory, detached=True, log=log, workloads=real_node)
     cp.start()
     try:
         record = cp.describe()
         record["name"] = name
-        if emulator:
+        if real_node:
+            (directory / "state.json").write_text(json.dumps(record, indent=2))
+            record.update(_start_real_node(cp, directory, log))
+        elif emulator:
             record.update(_start_emulator(cp, directory, nodes, kernel, resize_delay))
         (directory / "state.json").write_text(json.dumps(record, indent=2))
     except BaseException:
         cp.stop()
         raise
     return cp.kubeconfig
+
+
+def _start_real_node(cp: ControlPlane, directory: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from mbcas.local.build import ensure_node_binaries
+    from mbcas.local.images import ensure_pause
+    from mbcas.local.realnode import RealNode
+
+    binaries = ensure_node_binaries()
+    pause = ensure_pause(log)
+    node = RealNode(
+        directory / "node", cp, binaries.kubelet, pause.archive, pause.ref, detached=True, log=log
+    )
+    node.start()
+    info = node.describe()
+    pids = dict(cp.pids)
+    executables = dict(cp.describe()["executables"])
+    for comp, (pid, exe) in info["processes"].items():
+        pids[comp] = pid
+        executables[comp] = exe
+    return {"pids": pids, "executables": executables, "real_node": info}
 
 
 def _start_emulator(

@@ -14,7 +14,8 @@ module into the cache), runs it, and keeps those generated files in step:
   ``kubectl apply -f deploy/manifests/`` never needs the Prometheus Operator's CRDs);
   :func:`write_manifests` writes both and refreshes the chart's CRD copy, :func:`stale_files` says
   which generated file differs from what the sources give;
-- :func:`lint` runs ``helm lint --strict``.
+- :func:`lint` runs ``helm lint --strict``;
+- :func:`install` and :func:`uninstall` install the chart into a cluster (``make deploy-local``).
 
 Rendering pins ``--kube-version`` to the local control plane's release, so the output does not
 depend on whichever cluster the user's kubeconfig points at (``helm template`` never contacts one).
@@ -41,6 +42,7 @@ __all__ = [
     "MONITORING_VALUES",
     "HelmError",
     "Paths",
+    "install",
     "lint",
     "main",
     "render_manifests",
@@ -48,6 +50,7 @@ __all__ = [
     "repo_paths",
     "stale_files",
     "template",
+    "uninstall",
     "write_manifests",
 ]
 
@@ -176,6 +179,41 @@ def template(
     for item in show_only:
         args += ["--show-only", item]
     return _run(args, build)
+
+
+def install(
+    kubeconfig: Path,
+    *,
+    release: str = DEFAULT_RELEASE,
+    namespace: str = DEFAULT_NAMESPACE,
+    set_values: Sequence[str] = (),
+    paths: Paths | None = None,
+    build: bool = True,
+) -> str:
+    """``helm upgrade --install`` the chart (creating the namespace) and return helm's report.
+
+    Raises:
+        HelmError: helm is missing or the install failed.
+    """
+    paths = paths or repo_paths()
+    args = ["upgrade", "--install", release, str(paths.chart), "--namespace", namespace, "--create-namespace"]
+    args += ["--kubeconfig", str(kubeconfig)]
+    for item in set_values:
+        args += ["--set", item]
+    return _run(args, build)
+
+
+def uninstall(
+    kubeconfig: Path,
+    *,
+    release: str = DEFAULT_RELEASE,
+    namespace: str = DEFAULT_NAMESPACE,
+    build: bool = True,
+) -> str:
+    """``helm uninstall`` the release (the CRD stays, as helm leaves CRDs alone)."""
+    return _run(
+        ["uninstall", release, "--namespace", namespace, "--kubeconfig", str(kubeconfig), "--wait"], build
+    )
 
 
 def lint(*, paths: Paths | None = None, build: bool = True) -> str:
