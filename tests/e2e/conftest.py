@@ -51,12 +51,15 @@ def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
     if problems:
         pytest.skip("no real node on this machine: " + "; ".join(problems))
     capture = request.config.pluginmanager.getplugin("capturemanager")
-    ctx = capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
+
+    def ctx() -> contextlib.AbstractContextManager[None]:
+        return capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
+
     workdir = Path(tempfile.mkdtemp(prefix="mbcas-e2e-"))
     cp = ControlPlane(workloads=True)
     node: RealNode | None = None
     try:
-        with ctx:  # show build progress and start-up lines
+        with ctx():  # show build progress and start-up lines
             begin = time.monotonic()
             images = ensure_images()
             binaries = ensure_node_binaries()
@@ -72,7 +75,7 @@ def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
             print(f"[e2e] cluster with MBCAS ready in {time.monotonic() - begin:.0f}s", file=sys.stderr)
         yield E2ECluster(cp=cp, node=node, images=images, workdir=workdir)
     finally:
-        with ctx:
+        with ctx():
             try:
                 if node is not None:
                     node.stop()

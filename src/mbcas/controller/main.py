@@ -170,6 +170,9 @@ class Controller:
             "memo": kopf.Memo(controller=self),
             "stop_flag": self._stop_flag,
             "ready_flag": self._ready_flag,
+            # Without it kopf derives one from the login name, which does not exist for the image's
+            # uid 65532 (getpwuid KeyError: the controller crashed at start on a real node).
+            "identity": self.config.identity,
         }
         if self.config.namespace:
             kwargs["namespaces"] = [self.config.namespace]
