@@ -13,6 +13,8 @@ IMAGE_TAG ?= dev
 KIND_CLUSTER ?= mbcas
 KIND_NODE_IMAGE ?= kindest/node:v1.35.0
 SCENARIO ?= contention
+# Distro packages of the real node and the local image builds (Debian names; `make node-packages`).
+NODE_PACKAGES := containerd runc containernetworking-plugins buildah debootstrap gcc libc6-dev iproute2
 
 ##@ General
 
@@ -46,9 +48,14 @@ fmt: install ## Format and auto-fix
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 .PHONY: test
-test: install cluster-build ## Run all tests: unit, real-kernel and integration (on the local control plane)
+test: install cluster-build e2e-prereqs ## Run all tests: unit, real-kernel, integration (local control plane) and e2e (real node)
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+.PHONY: e2e-prereqs
+e2e-prereqs: install ## Install/build what the e2e tests need (packages, kubelet, images) when this machine can run a node
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory node-packages node-build images; \
+	  else echo "not root: the e2e tests (real node) will be skipped"; fi
 
 .PHONY: test-unit
 test-unit: install ## Run only the tests that need no control plane
@@ -83,6 +90,35 @@ evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spi
 .PHONY: simulate
 simulate: install ## Run the simulator on SCENARIO (default contention) into report/
 	$(MBCAS) simulate --scenario $(SCENARIO) --out report/$(SCENARIO)
+
+##@ Real node (kubelet + containerd + runc on this machine; needs root, one per machine)
+
+.PHONY: node-packages
+node-packages: ## Install the distro packages the real node and `make images` use (apt-get, only those missing)
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing distro packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+.PHONY: node-build
+node-build: cluster-build ## Build (once) and cache the kubelet and kube-scheduler of the same release
+	$(PY) -m mbcas.local.build --node
+
+.PHONY: node
+node: node-packages node-build ## Start the control plane and a real node in the background; prints `export KUBECONFIG=...`
+	$(MBCAS) cluster up --real-node
+
+.PHONY: node-down
+node-down: install ## Stop the real node and restore the host (processes, mounts, cgroups, bridge, paths, sysctls)
+	$(MBCAS) cluster down --name node
+
+.PHONY: images
+images: install node-packages ## Build the agent, controller and burner images from the Dockerfiles (buildah, local base; cached)
+	$(PY) -m mbcas.local.images
+
+.PHONY: deploy-local
+deploy-local: images ## helm install MBCAS (mbcas-system) on the node of `make node` with the images built here
+	$(PY) -m mbcas.local.deploylocal
 
 ##@ Delivery
 

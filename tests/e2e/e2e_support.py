@@ -145,6 +145,46 @@ def container_cgroup(pod: dict[str, Any], controller: str = "cpu") -> Path:
     return base.joinpath(*levels)
 
 
+def pod_cgroup(uid: str, qos: str, controller: str) -> Path:
+    """The kubelet-made pod cgroup in ``controller`` (``cpu``/``cpuacct`` on v1 and hybrid hosts)."""
+    levels = ["kubepods"] + ([] if qos == "Guaranteed" else [qos.lower()]) + [f"pod{uid}"]
+    base = CGROUP_ROOT if (CGROUP_ROOT / "cgroup.controllers").exists() else CGROUP_ROOT / controller
+    return base.joinpath(*levels)
+
+
+def usage_usec(directory: Path) -> int:
+    """CPU time used by a cgroup (v1 ``cpuacct.usage`` or v2 ``cpu.stat``), 0 if it is not there yet."""
+    try:
+        if (directory / "cpuacct.usage").exists():
+            return int((directory / "cpuacct.usage").read_text()) // 1000
+        stat = dict(line.split() for line in (directory / "cpu.stat").read_text().splitlines())
+        return int(stat["usage_usec"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def child_quotas_mcpu(directory: Path) -> list[int]:
+    """CFS quotas (millicores) of the container cgroups below a pod cgroup (unlimited ones left out)."""
+    quotas: list[int] = []
+    try:
+        children = [c for c in directory.iterdir() if c.is_dir()]
+    except OSError:
+        return quotas
+    for child in children:
+        try:
+            if (child / "cpu.max").exists():
+                quota, period = (child / "cpu.max").read_text().split()
+                if quota != "max":
+                    quotas.append(int(quota) * 1000 // int(period))
+                continue
+            quota_us = int((child / "cpu.cfs_quota_us").read_text())
+            if quota_us > 0:
+                quotas.append(quota_us * 1000 // int((child / "cpu.cfs_period_us").read_text()))
+        except (OSError, ValueError):
+            continue
+    return quotas
+
+
 def kernel_quota_mcpu(pod: dict[str, Any]) -> int | None:
     """The CFS quota the kernel enforces on the pod's first container, in millicores (None: none)."""
     path = container_cgroup(pod)

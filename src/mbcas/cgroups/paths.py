@@ -172,7 +172,12 @@ class PodCgroupResolver:
     """Find pod cgroups under a cgroup root (through its :class:`Layout`) and an optional prefix.
 
     ``driver=None`` tries systemd first, then cgroupfs, then walks ``kubepods``. Existence is
-    checked in the layout's base hierarchy (the cgroup2 one when present, else v1 ``cpu``).
+    checked in the layout's base hierarchy (the cgroup2 one when present, else v1 ``cpu``) and,
+    on a hybrid layout, in the v1 ``cpu``/``cpuacct`` hierarchies too: the kubelet creates a pod's
+    cgroup there, while runc adds the cgroup2 directory only once a container of the pod runs
+    (measured on a real kubelet + runc node: ``cpu/kubepods/burstable/pod<uid>`` holds quota and
+    throttling, ``unified/kubepods/burstable/pod<uid>/<container>`` usage and PSI). The reader
+    takes each signal from wherever it is.
     """
 
     def __init__(
@@ -190,8 +195,12 @@ class PodCgroupResolver:
         self.driver = driver
         self.runtime = runtime
 
+    def _hierarchies(self) -> list[str]:
+        dirs = (self.layout.base_dir, self.layout.cpu_dir, self.layout.cpuacct_dir)
+        return list(dict.fromkeys(d for d in dirs if d is not None))
+
     def _exists(self, relpath: str) -> bool:
-        return os.path.isdir(os.path.join(self.layout.base_dir, relpath))
+        return any(os.path.isdir(os.path.join(d, relpath)) for d in self._hierarchies())
 
     def candidates(self, uid: str, qos: QoSClass) -> list[PodCgroup]:
         """The formatted paths to try for ``uid``, in order (one per driver when unknown)."""
@@ -227,7 +236,11 @@ class PodCgroupResolver:
     def discover(self) -> dict[str, PodCgroup]:
         """Every pod cgroup under ``kubepods`` (both drivers, all QoS classes), keyed by UID."""
         pods: dict[str, PodCgroup] = {}
-        base = os.path.join(self.layout.base_dir, self.prefix)
+        for hierarchy in self._hierarchies():
+            self._discover_in(os.path.join(hierarchy, self.prefix), pods)
+        return pods
+
+    def _discover_in(self, base: str, pods: dict[str, PodCgroup]) -> None:
         for top in ("kubepods.slice", "kubepods"):
             top_rel = _join(self.prefix, top)
             for name in _subdirs(os.path.join(base, top)):
@@ -244,7 +257,6 @@ class PodCgroupResolver:
                     if parsed is not None:
                         uid, _, driver = parsed
                         pods.setdefault(uid, PodCgroup(uid, qos_dir, driver, f"{top_rel}/{name}/{pod_name}"))
-        return pods
 
     @staticmethod
     def _qos_dir(name: str) -> QoSClass | None:

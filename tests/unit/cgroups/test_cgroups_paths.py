@@ -159,3 +159,21 @@ def test_prefix_with_dotdot_is_rejected(tmp_path: Path) -> None:
     fs = FakeCgroupFS(tmp_path, LayoutKind.V2)
     with pytest.raises(CgroupError, match=r"'\.\.'"):
         PodCgroupResolver(detect_layout(fs.root), prefix="../etc")
+
+
+def test_hybrid_pod_is_found_before_runc_adds_its_cgroup2_directory(tmp_path: Path) -> None:
+    """The kubelet creates v1 pod cgroups first; runc adds unified/... once a container runs."""
+    fs = FakeCgroupFS(tmp_path / "cg", LayoutKind.HYBRID)
+    uid = f"{UID[:-1]}7"
+    rel = pod_relpath(uid, QoSClass.BURSTABLE, CgroupDriver.CGROUPFS)
+    for controller in ("cpu", "cpuacct"):
+        (fs.root / controller / rel / CID).mkdir(parents=True)
+    resolver = PodCgroupResolver(detect_layout(fs.root))
+    found = resolver.resolve(uid, QoSClass.BURSTABLE)
+    assert found == PodCgroup(uid, QoSClass.BURSTABLE, CgroupDriver.CGROUPFS, rel)
+    assert resolver.resolve(uid) == found  # discovery walks the v1 hierarchies too
+    assert resolver.container(found, f"containerd://{CID}") == f"{rel}/{CID}"
+    # Once runc joined the pod to the cgroup2 hierarchy the same relative path serves both.
+    (fs.root / "unified" / rel / CID).mkdir(parents=True)
+    assert resolver.resolve(uid, QoSClass.BURSTABLE) == found
+    assert set(resolver.discover()) == {uid}

@@ -444,7 +444,10 @@ def test_local_network_values_are_off_by_default_and_reach_every_mbcas_pod(docs:
         assert "hostNetwork" not in spec, name
         container = spec["containers"][0]
         assert all("host" not in p for p in probes(container)), name
-        assert not {e["name"] for e in container["env"]} & {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
+        assert not {e["name"] for e in container["env"]} & {
+            "KUBERNETES_SERVICE_HOST",
+            "KUBERNETES_SERVICE_PORT",
+        }
     local = render(
         "network.hostNetwork=true",
         "network.probeHost=127.0.0.1",
