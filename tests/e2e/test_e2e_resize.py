@@ -99,33 +99,40 @@ def test_throttled_burstable_pod_gets_a_higher_limit_through_the_whole_chain(
             0.01,
         )
         reactions.append(raised_at - demand_from)
-        # The whole chain agrees: PodAllocation decision applied, pod spec, kubelet's report, kernel.
-        alloc = wait_for(
-            "the PodAllocation applied",
-            lambda u=uid: (
-                (a := real_cluster.allocation(e2e_namespace, u))  # type: ignore[misc]
-                and (a.get("status") or {}).get("phase") == "Applied"
-                and a
-            ),
-            30,
-        )
-        assert alloc["spec"]["podUID"] == uid and alloc["spec"]["nodeName"] == real_cluster.node.node_name
-        settled = wait_for(
-            "spec, kubelet status and kernel quota to agree",
-            lambda n=name: (
-                (p := running(real_cluster, e2e_namespace, n))  # type: ignore[misc]
-                and spec_limit_mcpu(p) == kernel_quota_mcpu(p)
-                and _status_limit_mcpu(p) == spec_limit_mcpu(p)
-                and p
-            ),
-            30,
-        )
-        assert spec_limit_mcpu(settled) > 200
-        assert restart_counts([settled]) == {name: 0}, "an in-place resize never restarts the container"
+        print(f"[e2e] {name}: demand step to raised kernel quota in {reactions[-1]:.2f}s")
+        if round_ == 0:
+            _check_whole_chain(real_cluster, e2e_namespace, name, uid)
         real_cluster.kubectl("delete", "pod", name, "-n", e2e_namespace, "--grace-period=0", "--force")
         wait_for("the pod's cgroups gone", lambda d=cpu_dir: not d.exists(), 60)  # type: ignore[misc]
     assert restart_counts(real_cluster.mbcas_pods("agent")) == agents_before
     e2e_measurements["resize_reaction_s"] = [round(r, 2) for r in reactions]
+
+
+def _check_whole_chain(cluster: E2ECluster, namespace: str, name: str, uid: str) -> None:
+    """The PodAllocation decision is applied (the controller may take a few step-capped resizes,
+    10 s apart, to reach it), and pod spec, kubelet's report and kernel quota agree."""
+    alloc = wait_for(
+        "the PodAllocation applied",
+        lambda: (
+            (a := cluster.allocation(namespace, uid))
+            and (a.get("status") or {}).get("phase") == "Applied"
+            and a
+        ),
+        RAISE_TIMEOUT,
+    )
+    assert alloc["spec"]["podUID"] == uid and alloc["spec"]["nodeName"] == cluster.node.node_name
+    settled = wait_for(
+        "spec, kubelet status and kernel quota to agree",
+        lambda: (
+            (p := running(cluster, namespace, name))
+            and spec_limit_mcpu(p) == kernel_quota_mcpu(p)
+            and _status_limit_mcpu(p) == spec_limit_mcpu(p)
+            and p
+        ),
+        60,
+    )
+    assert (spec_limit_mcpu(settled) or 0) > 200
+    assert restart_counts([settled]) == {name: 0}, "an in-place resize never restarts the container"
 
 
 def _status_limit_mcpu(pod: dict[str, object]) -> int | None:

@@ -256,6 +256,24 @@ def _burner(buildah: Buildah, agent: Image, log: Callable[[str], None]) -> Image
     return Image(image.ref, buildah.export(image.ref, image.archive))
 
 
+def _prune(buildah: Buildah, keep: set[Image], log: Callable[[str], None]) -> None:
+    """Drop the archives and buildah images of earlier builds (each is ~400 MB)."""
+    current = {image.archive for image in keep}
+    refs = {image.ref for image in keep}
+    removed = 0
+    for archive in images_dir().glob("mbcas-*.tar"):
+        if archive not in current:
+            archive.unlink(missing_ok=True)
+            removed += 1
+    listing = buildah("images", "--format", "{{.Name}}:{{.Tag}}", what="list images")
+    stale = [r for r in listing.split() if r.startswith(f"{REGISTRY}/mbcas-") and r not in refs]
+    if stale:
+        buildah("rmi", *stale, what="remove old images")
+    if removed or stale:
+        buildah("rmi", "--prune", what="prune dangling layers")
+        log(f"pruned {removed} old archive(s) and {len(stale)} old image(s)")
+
+
 def ensure_pause(log: Callable[[str], None] = _log) -> Image:
     """The pod sandbox image, built once from the Kubernetes module's ``pause.c``."""
     archive = images_dir() / f"pause-{PAUSE_VERSION}.tar"
@@ -298,6 +316,7 @@ def ensure_images(root: Path | None = None, log: Callable[[str], None] = _log) -
             buildah, root, "mbcas-controller", "Dockerfile.controller", base_id=base_id, log=log
         )
         burner = _burner(buildah, agent, log)
+        _prune(buildah, {agent, controller, burner}, log)
     log(f"images ready in {time.monotonic() - begin:.0f}s")
     return ImageSet(agent=agent, controller=controller, burner=burner, pause=pause)
 
