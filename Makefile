@@ -87,6 +87,10 @@ demo: cluster-build ## Run the whole system on one machine (control plane, emula
 evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spike and contention scenarios
 	$(PY) -m mbcas.experiment --out report/experiment
 
+.PHONY: evaluate-real-node
+evaluate-real-node: node-packages node-build ## The same experiment on a real node (kubelet sets the quotas; root, one node per machine)
+	$(PY) -m mbcas.experiment --real-node --out report/experiment-real-node
+
 .PHONY: simulate
 simulate: install ## Run the simulator on SCENARIO (default contention) into report/
 	$(MBCAS) simulate --scenario $(SCENARIO) --out report/$(SCENARIO)

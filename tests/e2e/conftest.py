@@ -9,7 +9,8 @@ no leftover mounts).
 
 Every test here is marked ``e2e`` (and ``integration``). They skip, with the reason, only where the
 machine cannot run a node at all: not root, or the cgroup hierarchies are read-only. A real node
-that someone else left running makes them fail with a message saying how to stop it.
+that another session runs is waited for (up to 20 minutes: one real node per machine), then they
+fail with a message saying how to stop it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
             images = ensure_images()
             binaries = ensure_node_binaries()
             cp.start()
-            node = RealNode(workdir / "node", cp, binaries.kubelet, images.pause.archive, images.pause.ref)
+            node = RealNode(
+                workdir / "node", cp, binaries.kubelet, images.pause.archive, images.pause.ref, wait_s=1200.0
+            )
             node.start()
             cluster = LocalCluster(cp.kubeconfig, cp.url, node.containerd.socket)
             deployed = time.monotonic()

@@ -10,6 +10,12 @@ even when a run fails. :class:`Kubectl` runs one kubectl command against its kub
 by its pid. :func:`pod_body` and :func:`wait_running` create the scenario's pods and wait for the
 emulator to run them. Nothing here imports ``kubernetes`` or :mod:`mbcas.local`: the cluster is
 driven only through those commands.
+
+In **real-node mode** (:func:`real_node_cluster`) the cluster is ``mbcas cluster up --real-node``: a
+kubelet + containerd + runc node on this machine (:data:`REAL_NODE_NAME`), the burner image built
+and imported with ``python -m mbcas.local.images --import-into``; the pods then run that image and
+read their demand from a pattern file on a host directory, and the kubelet, not the emulator,
+sets every quota.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ __all__ = [
     "DEMAND_ANNOTATION",
     "NODE_NAME",
     "PREFIX_ANNOTATION",
+    "REAL_NODE_CLUSTER",
+    "REAL_NODE_NAME",
     "Component",
     "Kubectl",
     "Watch",
@@ -42,15 +50,21 @@ __all__ = [
     "find_kubectl",
     "iter_watch_events",
     "local_cluster",
+    "pattern_path",
     "pod_body",
+    "real_node_cluster",
+    "real_pod_body",
     "start_component",
     "wait_running",
+    "write_demand",
 ]
 
 DEMAND_ANNOTATION = "mbcas.io/emulator-demand"
 PREFIX_ANNOTATION = "mbcas.io/emulator-cgroup-prefix"
 CLUSTER_NAME = "mbcas-evaluate"
 NODE_NAME = "mbcas-eval-node"
+REAL_NODE_CLUSTER = "mbcas-evaluate-node"
+REAL_NODE_NAME = "mbcas-real-node"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,11 +267,86 @@ def local_cluster(node_cpu: float, log_dir: Path) -> Iterator[Kubectl]:
         )
 
 
+@contextlib.contextmanager
+def real_node_cluster(log_dir: Path) -> Iterator[tuple[Kubectl, str]]:
+    """``mbcas cluster up --real-node`` with the burner image imported; yields (kubectl, burner
+    image); always ``down`` afterwards (which restores the host)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        up = subprocess.run(
+            [*_mbcas(), "cluster", "up", "--real-node", "--name", REAL_NODE_CLUSTER],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        (log_dir / "cluster-up.log").write_text(up.stderr + up.stdout)
+        if up.returncode != 0:
+            raise ExperimentError(f"mbcas cluster up --real-node failed: {up.stderr.strip()[-2000:]}")
+        lines = [ln for ln in up.stdout.splitlines() if ln.startswith("export KUBECONFIG=")]
+        if not lines:
+            raise ExperimentError("mbcas cluster up printed no KUBECONFIG")
+        kubeconfig = lines[-1].split("=", 1)[1].strip().strip("'\"")
+        images = subprocess.run(
+            [sys.executable, "-m", "mbcas.local.images", "--import-into", REAL_NODE_CLUSTER],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        (log_dir / "images.log").write_text(images.stderr + images.stdout)
+        refs = [ln.split("\t")[0] for ln in images.stdout.splitlines() if "/mbcas-burner:" in ln]
+        if images.returncode != 0 or not refs:
+            raise ExperimentError(
+                f"the burner image could not be built or imported: {images.stderr.strip()[-2000:]}"
+            )
+        yield Kubectl(find_kubectl(), kubeconfig), refs[0]
+    finally:
+        subprocess.run(
+            [*_mbcas(), "cluster", "down", "--name", REAL_NODE_CLUSTER],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # pods
 
 
-def pod_body(pod: ExperimentPod, namespace: str) -> dict[str, Any]:
+def pattern_path(pattern_dir: Path, pod: str) -> Path:
+    """The file a real-node burner pod reads its demand from (``<dir>/<pod>``)."""
+    return pattern_dir / pod
+
+
+def write_demand(pattern_dir: Path, pod: str, cores: float) -> None:
+    """Set a real-node burner pod's demand (the burner re-reads its pattern file within 0.5 s)."""
+    tmp = pattern_dir / f".{pod}.tmp"
+    tmp.write_text(f"{cores:g}\n")
+    tmp.chmod(0o644)
+    tmp.replace(pattern_path(pattern_dir, pod))
+
+
+def real_pod_body(pod: ExperimentPod, namespace: str, image: str, pattern_dir: Path) -> dict[str, Any]:
+    """The real-node twin of :func:`pod_body`: the burner image reading ``<pattern_dir>/<pod>``."""
+    body = pod_body(pod, namespace, node_name=REAL_NODE_NAME)
+    container = body["spec"]["containers"][0]
+    container.update(
+        {
+            "image": image,
+            "imagePullPolicy": "Never",
+            "args": ["--pattern-file", f"/pattern/{pod.name}", "--workers", "1"],
+            "volumeMounts": [{"name": "pattern", "mountPath": "/pattern", "readOnly": True}],
+        }
+    )
+    body["spec"]["volumes"] = [
+        {"name": "pattern", "hostPath": {"path": str(pattern_dir), "type": "Directory"}}
+    ]
+    body["spec"]["automountServiceAccountToken"] = False
+    return body
+
+
+def pod_body(pod: ExperimentPod, namespace: str, node_name: str = NODE_NAME) -> dict[str, Any]:
     """A Burstable pod (CPU request = limit, no memory) pinned to the emulated node."""
     cpu = f"{pod.request_m}m"
     return {
@@ -269,7 +358,7 @@ def pod_body(pod: ExperimentPod, namespace: str) -> dict[str, Any]:
             "annotations": {DEMAND_ANNOTATION: f"{pod.demand:g}"},
         },
         "spec": {
-            "nodeName": NODE_NAME,
+            "nodeName": node_name,
             "terminationGracePeriodSeconds": 1,
             "containers": [
                 {

@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default="static,mbcas", help="comma-separated: static,mbcas")
     parser.add_argument("--node-cpu", type=float, default=1.0, help="cores of the emulated node (default 1)")
     parser.add_argument("--measure-s", type=float, default=None, help="override each scenario's window")
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="run on a real kubelet + containerd node (mbcas cluster up --real-node) instead of the emulator",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -42,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = "python -m mbcas.experiment " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        result = run_experiment(args.out, scenarios, modes, args.node_cpu, args.measure_s)
+        result = run_experiment(
+            args.out, scenarios, modes, args.node_cpu, args.measure_s, real_node=args.real_node
+        )
     except ExperimentError as exc:
         print(f"experiment: {exc}", file=sys.stderr)
         return 1

@@ -26,8 +26,11 @@ __all__ = ["CFS_PERIOD_US", "KernelDelta", "container_paths", "kernel_delta", "s
 CFS_PERIOD_US = 100_000
 
 
-def container_paths(pods: dict[str, Any], prefix: str) -> dict[str, str]:
-    """Each pod's container cgroup path relative to the cgroup root."""
+def container_paths(
+    pods: dict[str, Any], prefix: str, driver: CgroupDriver = CgroupDriver.SYSTEMD
+) -> dict[str, str]:
+    """Each pod's container cgroup path relative to the cgroup root (the emulator lays pods out as
+    the systemd driver does; the real node's kubelet uses the cgroupfs driver)."""
     out = {}
     for name, pod in pods.items():
         uid = pod["metadata"]["uid"]
@@ -35,25 +38,26 @@ def container_paths(pods: dict[str, Any], prefix: str) -> dict[str, str]:
         cgroup = PodCgroup(
             uid=uid,
             qos=qos,
-            driver=CgroupDriver.SYSTEMD,
-            relpath=pod_relpath(uid, qos, CgroupDriver.SYSTEMD, prefix),
+            driver=driver,
+            relpath=pod_relpath(uid, qos, driver, prefix),
         )
         cid = pod["status"]["containerStatuses"][0]["containerID"]
         out[name] = container_relpath(cgroup, cid)
     return out
 
 
-def set_node_quota(reader: CgroupReader, prefix: str, cores: float) -> str:
-    """Put ``cores`` as a CFS quota on the emulated node's ``kubepods.slice``; return the file."""
+def set_node_quota(reader: CgroupReader, prefix: str, cores: float, top: str = "kubepods.slice") -> str:
+    """Put ``cores`` as a CFS quota on the node's pods cgroup (the emulator's ``kubepods.slice``,
+    the real kubelet's ``kubepods``); return the file."""
     layout = reader.layout
     quota = round(cores * CFS_PERIOD_US)
     if layout.kind is LayoutKind.V2:
-        path = Path(layout.base_dir) / prefix / "kubepods.slice" / "cpu.max"
+        path = Path(layout.base_dir) / prefix / top / "cpu.max"
         path.write_text(f"{quota} {CFS_PERIOD_US}")
         return str(path)
     if layout.cpu_dir is None:
         raise ExperimentError("no v1 cpu controller: cannot cap the emulated node")
-    directory = Path(layout.cpu_dir) / prefix / "kubepods.slice"
+    directory = Path(layout.cpu_dir) / prefix / top
     (directory / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
     (directory / "cpu.cfs_quota_us").write_text(str(quota))
     return str(directory / "cpu.cfs_quota_us")

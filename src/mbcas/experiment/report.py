@@ -77,12 +77,21 @@ def write_outputs(result: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     plots = _plots(result, out)
+    setup = (
+        "Real etcd + kube-apiserver, the node emulator running each pod as a CPU-burning process in its "
+        f"own cgroup with its limit as a CFS quota, an emulated node of {result['node_cpu']:g} core(s) "
+        "enforced as a quota on its kubepods.slice."
+    )
+    if result.get("node") == "real":
+        setup = (
+            "Real etcd + kube-apiserver + scheduler and a real node (kubelet + containerd + runc): each pod "
+            "runs the burner image, the kubelet writes every quota, and the node's pods are capped at "
+            f"{result['node_cpu']:g} core(s) by a CFS quota on the kubelet's kubepods cgroup."
+        )
     lines = [
         "# MBCAS real-kernel experiment",
         "",
-        "Real etcd + kube-apiserver, the node emulator running each pod as a CPU-burning process in its "
-        f"own cgroup with its limit as a CFS quota, an emulated node of {result['node_cpu']:g} core(s) "
-        "enforced as a quota on its kubepods.slice. Definitions: `docs/evaluation.md`.",
+        setup + " Definitions: `docs/evaluation.md`.",
         "",
         "```",
         command,

@@ -9,6 +9,12 @@ annotation at ``change_at_s``), and hands the deltas and the watch streams to
 :func:`mbcas.experiment.summary.summarise`. Whatever happens, it stops what it started and deletes
 the namespace. :func:`run_experiment` brings up one local cluster (with the PodAllocation CRD) and
 runs every requested scenario in every mode on it; a failed run becomes a note, not an abort.
+
+``real_node=True`` (``make evaluate-real-node``) runs the same scenarios on a real kubelet +
+containerd node instead of the emulator: the pods run the burner image and take their demand from
+pattern files, the node's CPU is capped by a CFS quota on the kubelet's ``kubepods`` cgroup (the
+agent is told the same capacity with ``--allocatable``), pod cgroups follow the kubelet's
+cgroupfs layout, and every quota is written by the kubelet.
 """
 
 from __future__ import annotations
@@ -25,19 +31,24 @@ from pathlib import Path
 from typing import Any
 
 from mbcas.cgroups.errors import CgroupError
+from mbcas.cgroups.paths import CgroupDriver
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.experiment.cluster import (
     DEMAND_ANNOTATION,
     NODE_NAME,
     PREFIX_ANNOTATION,
+    REAL_NODE_NAME,
     Component,
     Kubectl,
     Watch,
     command_available,
     local_cluster,
     pod_body,
+    real_node_cluster,
+    real_pod_body,
     start_component,
     wait_running,
+    write_demand,
 )
 from mbcas.experiment.measure import container_paths, kernel_delta, set_node_quota
 from mbcas.experiment.scenarios import EXPERIMENTS, ExperimentError, ExperimentScenario, with_measure
@@ -59,9 +70,21 @@ def run_one(
     reader: CgroupReader,
     node_cpu: float,
     log_dir: Path,
+    burner_image: str | None = None,
 ) -> dict[str, Any]:
-    """Run one scenario in one mode; return its measurements (JSON-ready)."""
+    """Run one scenario in one mode; return its measurements (JSON-ready).
+
+    With ``burner_image`` the cluster is the real node (see the module docstring).
+    """
+    real = burner_image is not None
+    node_name = REAL_NODE_NAME if real else NODE_NAME
     namespace = f"eval-{scenario.name}-{mode}"
+    pattern_dir = log_dir / "patterns" / namespace
+    if real:
+        pattern_dir.mkdir(parents=True, exist_ok=True)
+        pattern_dir.chmod(0o755)
+        for p in scenario.pods:
+            write_demand(pattern_dir, p.name, p.demand)
     kubectl.run("create", "namespace", namespace)
     components: list[Component] = []
     pod_watch = Watch(kubectl, ("pods", "-n", namespace)).start()
@@ -88,17 +111,20 @@ def run_one(
                 )
             )
         names = [p.name for p in scenario.pods]
+        bodies = [
+            real_pod_body(p, namespace, burner_image, pattern_dir) if burner_image else pod_body(p, namespace)
+            for p in scenario.pods
+        ]
         kubectl.run(
-            "apply",
-            "-f",
-            "-",
-            stdin=json.dumps(
-                {"apiVersion": "v1", "kind": "List", "items": [pod_body(p, namespace) for p in scenario.pods]}
-            ),
+            "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": bodies})
         )
-        pods = wait_running(kubectl, namespace, names)
-        paths = container_paths(pods, prefix)
-        quota_file = set_node_quota(reader, prefix, node_cpu)
+        pods = wait_running(kubectl, namespace, names, timeout=120.0 if real else 60.0)
+        if real:
+            paths = container_paths(pods, "", CgroupDriver.CGROUPFS)
+            quota_file = set_node_quota(reader, "", node_cpu, top="kubepods")
+        else:
+            paths = container_paths(pods, prefix)
+            quota_file = set_node_quota(reader, prefix, node_cpu)
         if mode == "mbcas":
             components.append(
                 start_component(
@@ -106,7 +132,7 @@ def run_one(
                     [
                         "agent",
                         "--node",
-                        NODE_NAME,
+                        node_name,
                         "--kubeconfig",
                         kubectl.kubeconfig,
                         "--tick",
@@ -119,6 +145,7 @@ def run_one(
                         "0",
                         "--config-map",
                         "",
+                        *(["--allocatable", f"{node_cpu:g}"] if real else []),
                     ],
                     log_dir,
                 )
@@ -142,15 +169,18 @@ def run_one(
                 and scenario.change_at_s is not None
                 and elapsed >= scenario.change_at_s
             ):
-                kubectl.run(
-                    "annotate",
-                    "pod",
-                    "-n",
-                    namespace,
-                    changed_pod.name,
-                    "--overwrite",
-                    f"{DEMAND_ANNOTATION}={changed_pod.demand_after:g}",
-                )
+                if real:
+                    write_demand(pattern_dir, changed_pod.name, changed_pod.demand_after or 0.0)
+                else:
+                    kubectl.run(
+                        "annotate",
+                        "pod",
+                        "-n",
+                        namespace,
+                        changed_pod.name,
+                        "--overwrite",
+                        f"{DEMAND_ANNOTATION}={changed_pod.demand_after:g}",
+                    )
                 changed_at = time.monotonic()
             time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
             cur = {n: reader.read(p) for n, p in paths.items()}
@@ -196,7 +226,13 @@ def run_one(
 
 
 def run_experiment(
-    out: Path, scenarios: Sequence[str], modes: Sequence[str], node_cpu: float, measure_s: float | None
+    out: Path,
+    scenarios: Sequence[str],
+    modes: Sequence[str],
+    node_cpu: float,
+    measure_s: float | None,
+    *,
+    real_node: bool = False,
 ) -> dict[str, Any]:
     """Run every scenario in every mode on one local cluster; write nothing (see :func:`main`)."""
     if os.geteuid() != 0:
@@ -210,17 +246,24 @@ def run_experiment(
     runs: list[dict[str, Any]] = []
     log_dir = out / "logs"
     reader = CgroupReader()
-    with local_cluster(node_cpu, log_dir) as kubectl:
+    with contextlib.ExitStack() as stack:
+        burner_image: str | None = None
+        if real_node:
+            kubectl, burner_image = stack.enter_context(real_node_cluster(log_dir))
+        else:
+            kubectl = stack.enter_context(local_cluster(node_cpu, log_dir))
         crd = REPO_ROOT / "crds" / "podallocations.mbcas.io.yaml"
         if crd.exists():
             kubectl.run("apply", "-f", str(crd))
             kubectl.run("wait", "--for=condition=Established", "crd/podallocations.mbcas.io", "--timeout=30s")
-        node = kubectl.get_json("node", NODE_NAME)
-        prefix = node["metadata"].get("annotations", {}).get(PREFIX_ANNOTATION)
-        if not prefix:
-            raise ExperimentError(
-                "the emulated node runs without kernel mode (no cgroup prefix): see its log"
-            )
+        prefix = ""
+        if not real_node:
+            node = kubectl.get_json("node", NODE_NAME)
+            prefix = node["metadata"].get("annotations", {}).get(PREFIX_ANNOTATION)
+            if not prefix:
+                raise ExperimentError(
+                    "the emulated node runs without kernel mode (no cgroup prefix): see its log"
+                )
         for name in scenarios:
             base = EXPERIMENTS[name]
             scenario = base if measure_s is None else with_measure(base, measure_s)
@@ -241,9 +284,10 @@ def run_experiment(
                             reader=reader,
                             node_cpu=node_cpu,
                             log_dir=log_dir,
+                            burner_image=burner_image,
                         )
                     )
                 except (ExperimentError, CgroupError, OSError) as exc:
                     notes.append(f"{name}/{mode} failed: {exc}")
                     print(f"[evaluate] {name} / {mode} failed: {exc}", file=sys.stderr, flush=True)
-    return {"node_cpu": node_cpu, "runs": runs, "notes": notes}
+    return {"node_cpu": node_cpu, "runs": runs, "notes": notes, "node": "real" if real_node else "emulated"}

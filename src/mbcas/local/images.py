@@ -19,7 +19,9 @@ containerd imports. buildah keeps its storage under the cache too; what it creat
 locations (``/var/lib/containers``, ``/run/containers``, ``/etc/cni``) is removed afterwards if it
 was not there before.
 
-Command line: ``python -m mbcas.local.images`` (prints the image references).
+Command line: ``python -m mbcas.local.images [--import-into CLUSTER]`` (prints each image's
+reference and archive; ``--import-into`` also imports them into the containerd of that real-node
+cluster, e.g. ``node`` for ``make node``).
 """
 
 from __future__ import annotations
@@ -321,15 +323,38 @@ def ensure_images(root: Path | None = None, log: Callable[[str], None] = _log) -
     return ImageSet(agent=agent, controller=controller, burner=burner, pause=pause)
 
 
+def _import_into(cluster: str, images: ImageSet) -> None:
+    import json
+
+    from mbcas.local.containerd import Containerd
+    from mbcas.local.detached import state_dir
+
+    try:
+        state = json.loads((state_dir(cluster) / "state.json").read_text())
+        socket = Path(state["real_node"]["containerd_socket"])
+    except (OSError, ValueError, KeyError):
+        raise ImageBuildError(f"no real-node cluster {cluster!r} (start one with make node)") from None
+    containerd = Containerd(socket.parent, sandbox_image="", cni_conf_dir=Path(), cni_bin_dir=Path())
+    begin = time.monotonic()
+    for archive in images.archives():
+        containerd.import_image(archive)
+    _log(f"imported {len(images.archives())} images into {cluster!r} in {time.monotonic() - begin:.1f}s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mbcas.local.images",
         description="Build the MBCAS images from the Dockerfiles with buildah on a debootstrapped base.",
     )
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--import-into", metavar="CLUSTER", default=None, help="import into that real-node cluster"
+    )
+    args = parser.parse_args(argv)
     try:
         images = ensure_images()
-    except ImageBuildError as exc:
+        if args.import_into:
+            _import_into(args.import_into, images)
+    except (ImageBuildError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for image in (images.agent, images.controller, images.burner, images.pause):

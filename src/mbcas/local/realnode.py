@@ -13,7 +13,8 @@ shim unmounts the root filesystem), containerd and any shim of ours are stopped,
 is still in the ``kubepods`` cgroups is killed, everything mounted under the node's directory is
 unmounted, the ``kubepods`` cgroups are removed leaf-first in every hierarchy, and the host record
 of :mod:`mbcas.local.hostguard` puts the sysctls back and removes the bridge and the host paths that
-appeared. A lock file serialises real nodes: there is one per machine.
+appeared. A lock file serialises real nodes: there is one per machine (``wait_s`` waits for the
+current one to stop instead of failing at once).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from mbcas.local.hostguard import (
     FIXED_PATHS,
     KUBEPODS,
     HostRecord,
+    NodeBusyError,
     NodeLock,
     cgroup_hierarchies,
     kill_cgroup_processes,
@@ -109,6 +112,8 @@ class RealNode:
     images: Sequence[Path] = ()
     detached: bool = False
     log: Callable[[str], None] = _stderr_log
+    wait_s: float = 0.0
+    """How long to wait for another real node on this machine to stop (0: fail at once)."""
     ready_in: float = field(default=0.0, init=False)
     _containerd: Containerd | None = field(default=None, init=False, repr=False)
     _kubelet: Kubelet | None = field(default=None, init=False, repr=False)
@@ -133,7 +138,16 @@ class RealNode:
         if problems:
             raise RealNodeError("a real node cannot run here: " + "; ".join(problems))
         self.directory = self.directory.resolve()
-        previous = self._lock.acquire(self.directory, _is_stale)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                previous = self._lock.acquire(self.directory, _is_stale)
+                break
+            except NodeBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                self.log("another real node runs on this machine; waiting for it to stop")
+                time.sleep(min(10.0, max(0.1, deadline - time.monotonic())))
         if previous is not None and previous.get("directory") != str(self.directory):
             self.log(f"cleaning up the leftovers of a real node that died ({previous.get('directory')})")
             teardown(Path(previous["directory"]), log=self.log, release_lock=False)
