@@ -16,6 +16,7 @@ fail with a message saying how to stop it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +40,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+_CLOSERS: list[Any] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the real node right after the last e2e test, not at the end of the whole session: its
+    kubelet, containerd and MBCAS pods would otherwise load the 2-core machine under the other
+    tests."""
+    if _CLOSERS and (nextitem is None or "tests/e2e/" not in str(nextitem.path).replace("\\", "/")):
+        while _CLOSERS:
+            _CLOSERS.pop()()
+
+
 @pytest.fixture(scope="session")
 def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
     """The control plane, the real node and MBCAS (agent DaemonSet + controller Deployment)."""
@@ -59,6 +73,17 @@ def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
     workdir = Path(tempfile.mkdtemp(prefix="mbcas-e2e-"))
     cp = ControlPlane(workloads=True)
     node: RealNode | None = None
+
+    def close() -> None:
+        with ctx():
+            try:
+                if node is not None:
+                    node.stop()
+            finally:
+                cp.stop()
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    _CLOSERS.append(close)
     try:
         with ctx():  # show build progress and start-up lines
             begin = time.monotonic()
@@ -78,16 +103,9 @@ def real_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
             print(f"[e2e] cluster with MBCAS ready in {time.monotonic() - begin:.0f}s", file=sys.stderr)
         yield E2ECluster(cp=cp, node=node, images=images, workdir=workdir)
     finally:
-        with ctx():
-            try:
-                if node is not None:
-                    node.stop()
-            finally:
-                cp.stop()
-                with contextlib.suppress(OSError):
-                    import shutil
-
-                    shutil.rmtree(workdir)
+        if close in _CLOSERS:  # not yet closed after the last e2e test (e.g. a setup failure)
+            _CLOSERS.remove(close)
+            close()
 
 
 @pytest.fixture
