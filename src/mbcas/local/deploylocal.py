@@ -123,7 +123,7 @@ def deploy(
     begin = time.monotonic()
     for archive in images.archives():
         containerd.import_image(archive)
-    log(f"imported {len(images.archives())} images into the node in {time.monotonic() - begin:.1f}s")
+    log(f"imported the agent, controller and burner images into the node in {time.monotonic() - begin:.1f}s")
     report = helm.install(cluster.kubeconfig, set_values=local_values(images, cluster.apiserver_port))
     log(report.strip().splitlines()[0] if report.strip() else "helm install done")
     ready = wait_mbcas_ready(kubectl, timeout)

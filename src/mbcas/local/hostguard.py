@@ -124,8 +124,9 @@ class NodeLock:
             ):
                 raise NodeBusyError(
                     f"a real node already runs on this machine (directory {previous.get('directory')}, "
-                    f"started by pid {previous.get('pid')}); stop it first (make node-down) — "
-                    "the kubelet's ports and the kubepods cgroups allow one per machine"
+                    f"started by pid {previous.get('pid')}); stop it first (make node-down, or let the "
+                    "test session that started it finish): the kubelet's ports and the kubepods "
+                    "cgroups allow one per machine"
                 )
             self.path.write_text(json.dumps({"directory": str(directory), "pid": os.getpid()}))
             return previous

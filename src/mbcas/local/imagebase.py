@@ -36,6 +36,7 @@ __all__ = [
     "apt_mirror",
     "build_pause",
     "make_base_rootfs",
+    "merge_archives",
     "run_tool",
     "write_image_archive",
 ]
@@ -191,6 +192,37 @@ def write_image_archive(
             tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, path)
     return path
+
+
+def merge_archives(archives: list[Path], out: Path) -> Path:
+    """One docker-archive holding every image of ``archives``, each shared layer stored once.
+
+    buildah exports one image per archive; the agent, controller and burner images share their
+    base and venv layers, so the merged archive is about a third of the three and imports into
+    containerd that much faster.
+    """
+    manifest: list[object] = []
+    seen: set[str] = set()
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, mode="w") as merged:
+        for archive in archives:
+            with tarfile.open(archive) as tar:
+                for member in tar:
+                    if member.name == "manifest.json":
+                        stream = tar.extractfile(member)
+                        assert stream is not None
+                        manifest.extend(json.loads(stream.read()))
+                        continue
+                    if member.name in seen:
+                        continue
+                    seen.add(member.name)
+                    merged.addfile(member, tar.extractfile(member) if member.isfile() else None)
+        body = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size, info.mtime = len(body), 0
+        merged.addfile(info, io.BytesIO(body))
+    os.replace(tmp, out)
+    return out
 
 
 def build_pause(source_dir: Path, out: Path, version: str) -> Path:

@@ -11,7 +11,8 @@ Three more images serve the real node: the burner that test pods run (the agent 
 ``python -m mbcas.local.burner`` as its entrypoint, so it carries the very same package), and the
 pause image of the pod sandboxes.
 
-Each image is exported as a docker-archive tar into ``$MBCAS_CACHE/images/`` and tagged
+Each image is exported as a docker-archive tar into ``$MBCAS_CACHE/images/`` (and the three are
+merged into one bundle archive that stores their shared layers once, for the import) and tagged
 ``localhost/mbcas/<name>:<key>``, where the key hashes everything the image is made of (the
 Dockerfile, ``pyproject.toml``, ``README.md`` and ``src/`` as ``.dockerignore`` admits them, and the
 base). An unchanged tree reuses the archives; :meth:`ImageSet.archives` are what the real node's
@@ -47,6 +48,7 @@ from mbcas.local.imagebase import (
     ImageFile,
     build_pause,
     make_base_rootfs,
+    merge_archives,
     run_tool,
     write_image_archive,
 )
@@ -93,9 +95,12 @@ class ImageSet:
     controller: Image
     burner: Image
     pause: Image
+    bundle: Path
+    """One archive with the agent, controller and burner images (shared layers stored once)."""
 
     def archives(self) -> list[Path]:
-        return [self.agent.archive, self.controller.archive, self.burner.archive]
+        """What the node imports (the pause image is imported when the node starts)."""
+        return [self.bundle]
 
 
 @contextlib.contextmanager
@@ -261,7 +266,7 @@ def _burner(buildah: Buildah, agent: Image, log: Callable[[str], None]) -> Image
 def _prune(buildah: Buildah, keep: set[Image], log: Callable[[str], None]) -> None:
     """Drop the archives and buildah images of earlier builds (each is ~400 MB)."""
     current = {image.archive for image in keep}
-    refs = {image.ref for image in keep}
+    refs = {image.ref for image in keep if image.ref != "bundle"}
     removed = 0
     for archive in images_dir().glob("mbcas-*.tar"):
         if archive not in current:
@@ -318,9 +323,12 @@ def ensure_images(root: Path | None = None, log: Callable[[str], None] = _log) -
             buildah, root, "mbcas-controller", "Dockerfile.controller", base_id=base_id, log=log
         )
         burner = _burner(buildah, agent, log)
-        _prune(buildah, {agent, controller, burner}, log)
+        bundle = images_dir() / f"mbcas-bundle-{agent.tag}-{controller.tag}.tar"
+        if not bundle.is_file():
+            merge_archives([agent.archive, controller.archive, burner.archive], bundle)
+        _prune(buildah, {agent, controller, burner, Image("bundle", bundle)}, log)
     log(f"images ready in {time.monotonic() - begin:.0f}s")
-    return ImageSet(agent=agent, controller=controller, burner=burner, pause=pause)
+    return ImageSet(agent=agent, controller=controller, burner=burner, pause=pause, bundle=bundle)
 
 
 def _import_into(cluster: str, images: ImageSet) -> None:
@@ -338,7 +346,7 @@ def _import_into(cluster: str, images: ImageSet) -> None:
     begin = time.monotonic()
     for archive in images.archives():
         containerd.import_image(archive)
-    _log(f"imported {len(images.archives())} images into {cluster!r} in {time.monotonic() - begin:.1f}s")
+    _log(f"imported agent, controller and burner into {cluster!r} in {time.monotonic() - begin:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ import pytest
 from mbcas.local.certs import ClusterCerts
 from mbcas.local.containerd import Containerd
 from mbcas.local.hostguard import NodeBusyError, NodeLock, mounts_under
-from mbcas.local.imagebase import ImageFile, apt_mirror, write_image_archive
+from mbcas.local.imagebase import ImageFile, apt_mirror, merge_archives, write_image_archive
 from mbcas.local.images import Image, ImageSet, context_key
 from mbcas.local.kubelet import BRIDGE_NAME, Kubelet, cni_config
 
@@ -126,6 +126,20 @@ def test_image_archive_has_the_docker_archive_layout(tmp_path: Path) -> None:
         assert config["rootfs"]["diff_ids"] == [f"sha256:{entry['Layers'][0].split('/')[0]}"]
 
 
+def test_merged_archive_holds_every_image_and_each_shared_layer_once(tmp_path: Path) -> None:
+    shared = {"lib": ImageFile(b"shared layer")}
+    a = write_image_archive(tmp_path / "a.tar", "localhost/x/a:1", shared, {"Entrypoint": ["/a"]})
+    b = write_image_archive(tmp_path / "b.tar", "localhost/x/b:1", shared, {"Entrypoint": ["/b"]})
+    merged = merge_archives([a, b], tmp_path / "ab.tar")
+    with tarfile.open(merged) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert [m["RepoTags"] for m in manifest] == [["localhost/x/a:1"], ["localhost/x/b:1"]]
+    assert manifest[0]["Layers"] == manifest[1]["Layers"]  # same content, same layer
+    assert len(names) == len(set(names)) and names.count(manifest[0]["Layers"][0]) == 1
+    assert all(m["Config"] in names for m in manifest)
+
+
 def test_apt_mirror_reads_both_source_formats(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
@@ -167,7 +181,11 @@ def test_local_values_are_the_images_and_loopback_networking_only() -> None:
         return Image(f"localhost/mbcas/{name}:{tag}", Path(f"/{name}.tar"))
 
     images = ImageSet(
-        image("mbcas-agent", "a1"), image("mbcas-controller", "c1"), image("b", "a1"), image("p", "1")
+        image("mbcas-agent", "a1"),
+        image("mbcas-controller", "c1"),
+        image("b", "a1"),
+        image("p", "1"),
+        Path("/b"),
     )
     values = dict(v.split("=", 1) for v in local_values(images, 6443))
     assert values == {
