@@ -132,12 +132,17 @@ class NodeLock:
             return previous
 
     def release(self, directory: Path) -> None:
-        """Drop the claim if ``directory`` holds it."""
+        """Drop the claim if ``directory`` holds it, and the lock's files with it (no trace on the
+        host; a start racing this exact moment could lock the unlinked file, which one node per
+        machine started by hand makes harmless)."""
         with self._exclusive():
             current = self.owner()
             if current is not None and current.get("directory") == str(directory):
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
+            if not self.path.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.with_suffix(".flock").unlink()
 
 
 # ---------------------------------------------------------------------------- host record

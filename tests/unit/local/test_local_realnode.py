@@ -84,6 +84,7 @@ def test_lock_refuses_a_live_node_and_takes_over_a_stale_one(tmp_path: Path) -> 
     assert lock.owner() is not None and lock.owner()["directory"] == str(tmp_path / "b")  # type: ignore[index]
     lock.release(tmp_path / "b")
     assert lock.owner() is None
+    assert list(tmp_path.iterdir()) == [], "releasing leaves no file behind"
 
 
 def test_mounts_under_lists_deepest_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
