@@ -32,12 +32,12 @@ from mbcas.cgroups import (
     CgroupDriver,
     CgroupError,
     CgroupReader,
-    QoSClass,
     Sampler,
     detect_layout,
     pod_relpath,
     signal_arrays,
 )
+from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandTracker, estimate_demand
 
 __all__ = ["main", "run"]

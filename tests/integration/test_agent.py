@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from helpers import make_pod, wait_for, wait_running
-from mbcas.api import GROUP, PLURAL, VERSION, parse_cpu
+from mbcas.api.models import GROUP, PLURAL, VERSION
+from mbcas.core.units import parse_cpu
 from mbcas.local.emulator import DEMAND_ANNOTATION, NodeSpec
 from mbcas.local.kernel import KernelMode
 

@@ -220,7 +220,7 @@ def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
     import time
     import uuid
 
-    from mbcas.api.quantity import parse_cpu
+    from mbcas.core.units import parse_cpu
     from mbcas.local.emulator import NodeSpec
 
     # A node of its own: pods other tests leave on the shared node while their namespaces

@@ -20,7 +20,6 @@ from mbcas.cgroups import (
     ErrorKind,
     LayoutKind,
     PodCgroupResolver,
-    QoSClass,
     Sampler,
     SenseError,
     SignalDelta,
@@ -28,6 +27,7 @@ from mbcas.cgroups import (
     pod_relpath,
 )
 from mbcas.cli.main import main
+from mbcas.core.qos import QoSClass
 from mbcas.demand import estimate_demand
 
 pytestmark = pytest.mark.kernel

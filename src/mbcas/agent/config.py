@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mbcas.agent.selectors import LabelSelector
-from mbcas.api.quantity import format_cpu, parse_cpu
+from mbcas.core.units import format_cpu, parse_cpu
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = [

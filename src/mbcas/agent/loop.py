@@ -42,24 +42,22 @@ from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_y
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.agent.refresh import needs_refresh
 from mbcas.agent.selectors import LabelSelector
-from mbcas.api import Mode, PodAllocationSpec, parse_cpu
+from mbcas.api.models import Mode, PodAllocationSpec
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
+from mbcas.core.units import parse_cpu
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import ApiUnavailableError, KubeError, NotFoundError
 from mbcas.kube.events import EventRecorder, ObjectRef
 from mbcas.kube.pods import PodInfo
 from mbcas.kube.store import AllocationStore
-from mbcas.policy.capacity import QOS_NAMES
 from mbcas.policy.node import NodeInputs, NodePlan, NodePlanner
 
 __all__ = ["NodeAgent", "PodSource", "Sensed"]
 
 log = logging.getLogger(__name__)
-
-_QOS_CODE = {name: i for i, name in enumerate(QOS_NAMES)}
 
 
 class PodSource(Protocol):
@@ -223,7 +221,7 @@ class NodeAgent:
         n = len(pods)
         inputs = NodeInputs.build(
             uids,
-            np.fromiter((_QOS_CODE.get(p.qos, 1) for p in pods), dtype=np.int8, count=n),
+            np.fromiter((p.qos.code for p in pods), dtype=np.int8, count=n),
             eligible=np.fromiter((self._eligible(p) for p in pods), dtype=np.bool_, count=n),
             request=np.fromiter(
                 (math.nan if p.request_mcpu is None else p.request_mcpu / 1000.0 for p in pods),

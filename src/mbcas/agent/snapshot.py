@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from mbcas.api.quantity import QuantityError, format_cpu, parse_cpu
-from mbcas.policy.capacity import QOS_NAMES
+from mbcas.core.qos import QoSClass
+from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.policy.node import NodeInputs, NodePlan
 
 __all__ = ["Snapshot", "SnapshotError", "parse_snapshot", "plan_result", "snapshot_pod"]
 
+_QOS_NAMES = tuple(q.value for q in QoSClass)
 _SIGNALS = ("usage_cores", "throttled_ratio", "psi_full", "psi_some", "throttled_cores")
 
 
@@ -109,9 +110,9 @@ def parse_snapshot(data: Any) -> Snapshot:
         uids.append(uid)
         names.append((_str(pod.get("namespace"), f"{at}.namespace"), _str(pod.get("name"), f"{at}.name")))
         q = pod.get("qos")
-        if q not in QOS_NAMES:
-            raise SnapshotError(f"{at}.qos: must be one of {', '.join(QOS_NAMES)}, got {q!r}")
-        qos[i] = QOS_NAMES.index(q)
+        if q not in _QOS_NAMES:
+            raise SnapshotError(f"{at}.qos: must be one of {', '.join(_QOS_NAMES)}, got {q!r}")
+        qos[i] = QoSClass(q).code
         request[i] = _cpu(pod.get("request_cpu"), f"{at}.request_cpu", nullable=True)
         limit[i] = _cpu(pod.get("limit_cpu"), f"{at}.limit_cpu", nullable=True)
         if "usage_cores" not in pod:
@@ -154,7 +155,7 @@ def snapshot_pod(inputs: NodeInputs, i: int, namespace: str, name: str) -> dict[
         "namespace": namespace,
         "name": name,
         "uid": inputs.uids[i],
-        "qos": QOS_NAMES[int(inputs.qos[i])],
+        "qos": QoSClass.from_code(int(inputs.qos[i])).value,
         "request_cpu": _opt_cpu(float(inputs.request[i])),
         "limit_cpu": _opt_cpu(float(inputs.limit[i])),
         "usage_cores": _opt(float(inputs.usage[i])),

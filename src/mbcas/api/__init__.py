@@ -1,35 +1,13 @@
-"""The PodAllocation contract shared by the agent (writes spec) and the controller (writes status).
+"""What the agent and the controller agree on: the PodAllocation resource and the contract.
 
-Pydantic models mirror ``crds/podallocations.mbcas.io.yaml``; :mod:`mbcas.api.quantity` converts
-CPU quantities between Kubernetes strings and whole millicores.
+- :mod:`mbcas.api.models` — pydantic models of the PodAllocation custom resource (``spec`` is the
+  agent's decision, ``status`` the controller's record), mirroring
+  ``crds/podallocations.mbcas.io.yaml``;
+- :mod:`mbcas.api.contract` — the agreement itself: when a pod already carries a decision (the
+  deadband), the limit the controller manages for a pod, staleness and refresh, the settings both
+  processes read from the one ConfigMap, and the agent's write rule.
+
+CPU quantities are parsed and formatted by :mod:`mbcas.core.units`. Import from the submodules.
 """
 
-from mbcas.api.models import (
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-    Condition,
-    Mode,
-    Phase,
-    PodAllocation,
-    PodAllocationSpec,
-    PodAllocationStatus,
-)
-from mbcas.api.quantity import QuantityError, format_cpu, parse_cpu
-
-__all__ = [
-    "GROUP",
-    "KIND",
-    "PLURAL",
-    "VERSION",
-    "Condition",
-    "Mode",
-    "Phase",
-    "PodAllocation",
-    "PodAllocationSpec",
-    "PodAllocationStatus",
-    "QuantityError",
-    "format_cpu",
-    "parse_cpu",
-]
+__all__: list[str] = []

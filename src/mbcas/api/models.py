@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mbcas.api.quantity import format_cpu, parse_cpu
+from mbcas.core.units import format_cpu, parse_cpu
 
 __all__ = [
     "GROUP",

@@ -28,35 +28,18 @@ from enum import StrEnum
 
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.layout import Layout
+from mbcas.core.qos import QoSClass
 
 __all__ = [
     "CgroupDriver",
     "ContainerRuntime",
     "PodCgroup",
     "PodCgroupResolver",
-    "QoSClass",
     "container_relpath",
     "parse_pod_dirname",
     "pod_relpath",
     "split_container_id",
 ]
-
-
-class QoSClass(StrEnum):
-    """Kubernetes QoS classes, spelled as in ``status.qosClass``."""
-
-    GUARANTEED = "Guaranteed"
-    BURSTABLE = "Burstable"
-    BEST_EFFORT = "BestEffort"
-
-    @classmethod
-    def parse(cls, value: str) -> QoSClass:
-        """Parse a QoS class case-insensitively (``burstable``, ``BestEffort``, ``best-effort``)."""
-        key = value.replace("-", "").replace("_", "").lower()
-        for qos in cls:
-            if qos.value.lower() == key:
-                return qos
-        raise ValueError(f"unknown QoS class {value!r} (expected Guaranteed, Burstable or BestEffort)")
 
 
 class CgroupDriver(StrEnum):

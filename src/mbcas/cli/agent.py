@@ -30,10 +30,10 @@ from mbcas.agent.health import HealthServer
 from mbcas.agent.loop import NodeAgent
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.agent.snapshot import plan_result, snapshot_pod
-from mbcas.api import format_cpu
 from mbcas.cgroups.errors import CgroupError
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cli.plan import add_policy_flags, live_from_args, render_table
+from mbcas.core.units import format_cpu
 from mbcas.kube.client import build_kube
 from mbcas.kube.errors import KubeError
 from mbcas.kube.pods import NodePods

@@ -90,11 +90,11 @@ def _pod(name: str, request: str, limit: str, pattern: str) -> dict[str, Any]:
 def run_demo(args: argparse.Namespace) -> int:
     from mbcas.agent.config import AgentConfig
     from mbcas.agent.loop import NodeAgent
-    from mbcas.api import format_cpu
     from mbcas.cgroups.reader import CgroupReader
     from mbcas.cli import top
     from mbcas.controller.config import ControllerConfig
     from mbcas.controller.main import Controller
+    from mbcas.core.units import format_cpu
     from mbcas.kube.client import build_kube
     from mbcas.kube.errors import KubeError
     from mbcas.kube.pods import NodePods

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from mbcas.api.models import GROUP, PLURAL, VERSION
-from mbcas.api.quantity import QuantityError, format_cpu, parse_cpu
+from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube, build_kube, kubeconfig_namespace
 from mbcas.kube.discovery import check_crd_installed, cluster_support

@@ -23,7 +23,7 @@ from typing import Any
 
 from mbcas.agent.config import LiveConfig
 from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result
-from mbcas.api import format_cpu
+from mbcas.core.units import format_cpu
 from mbcas.policy.node import NodePlan, replay
 
 __all__ = ["add_policy_flags", "live_from_args", "register", "render_table", "run_plan"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mbcas.api.models import Phase, PodAllocationSpec
-from mbcas.api.quantity import format_cpu
+from mbcas.core.units import format_cpu
 from mbcas.kube.podview import PodView
 from mbcas.policy.resize import GateAction, ResizeGate, is_stale
 from mbcas.policy.resize_split import SplitRefusedError, plan_container_limits

@@ -39,10 +39,10 @@ from mbcas.api.models import (
     PodAllocation,
     PodAllocationStatus,
 )
-from mbcas.api.quantity import format_cpu
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
+from mbcas.core.units import format_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import (

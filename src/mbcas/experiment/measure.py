@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mbcas.cgroups.layout import LayoutKind
-from mbcas.cgroups.paths import CgroupDriver, PodCgroup, QoSClass, container_relpath, pod_relpath
+from mbcas.cgroups.paths import CgroupDriver, PodCgroup, container_relpath, pod_relpath
+from mbcas.core.qos import QoSClass
 from mbcas.cgroups.reader import CgroupReader, CpuSnapshot
 from mbcas.experiment.scenarios import ExperimentError
 

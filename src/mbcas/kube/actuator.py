@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mbcas.api.quantity import format_cpu
+from mbcas.core.units import format_cpu
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import PodGoneError, RefusedError
 from mbcas.kube.podview import PodView

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mbcas.core.qos import QoSClass
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import KubeError, translate
 from mbcas.kube.podview import PodView
@@ -37,8 +38,7 @@ class PodInfo:
     namespace: str
     name: str
     uid: str
-    qos: str
-    """``Guaranteed``, ``Burstable`` or ``BestEffort``."""
+    qos: QoSClass
     request_mcpu: int | None
     """Sum of the containers' CPU requests; None when no container requests CPU."""
     limit_mcpu: int | None
@@ -57,7 +57,7 @@ class PodInfo:
             namespace=view.namespace,
             name=view.name,
             uid=view.uid,
-            qos=view.qos.value,
+            qos=view.qos,
             request_mcpu=request,
             limit_mcpu=view.spec_limit_mc(),
             labels={str(k): str(v) for k, v in labels.items()},

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mbcas.api.quantity import QuantityError, parse_cpu
-from mbcas.policy.resize_split import ContainerResources, QoSClass, qos_class
+from mbcas.core.qos import QoSClass
+from mbcas.core.units import QuantityError, parse_cpu
+from mbcas.policy.resize_split import ContainerResources, qos_class
 
 __all__ = ["PodView", "ResizeStatus"]
 

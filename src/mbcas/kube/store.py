@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mbcas.api import GROUP, PLURAL, VERSION, PodAllocation, PodAllocationSpec
+from mbcas.api.models import GROUP, PLURAL, VERSION, PodAllocation, PodAllocationSpec
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import ConflictError, NotFoundError
 

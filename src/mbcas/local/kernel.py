@@ -46,10 +46,10 @@ from mbcas.cgroups.paths import (
     CgroupDriver,
     ContainerRuntime,
     PodCgroup,
-    QoSClass,
     container_relpath,
     pod_relpath,
 )
+from mbcas.core.qos import QoSClass
 from mbcas.local.procs import pid_alive
 
 __all__ = ["ContainerSpec", "KernelMode", "KernelSandbox", "cpu_quota_us", "cpu_shares", "cpu_weight"]

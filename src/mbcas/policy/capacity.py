@@ -28,7 +28,8 @@ Why these choices:
 Managed pods that cannot be re-decided this tick (warming up, signals unreadable) are not part of
 this model: the planner holds them at their current allocation and subtracts that itself.
 
-Quantities are cores (float64) with ``NaN`` meaning "not set". Pure and vectorised.
+Quantities are cores (float64) with ``NaN`` meaning "not set"; QoS classes are the
+:attr:`mbcas.core.qos.QoSClass.code` of each pod. Pure and vectorised.
 """
 
 from __future__ import annotations
@@ -36,33 +37,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = [
-    "QOS_BESTEFFORT",
-    "QOS_BURSTABLE",
-    "QOS_GUARANTEED",
-    "QOS_NAMES",
-    "node_capacity",
-    "qos_code",
-    "unmanaged_consumption",
-]
+from mbcas.core.qos import QoSClass
 
-QOS_GUARANTEED = 0
-QOS_BURSTABLE = 1
-QOS_BESTEFFORT = 2
-QOS_NAMES: tuple[str, str, str] = ("Guaranteed", "Burstable", "BestEffort")
-"""Kubernetes' names of the QoS classes, indexed by the codes above."""
-
-
-def qos_code(name: str) -> int:
-    """The code of a Kubernetes QoS class name (``"Burstable"`` -> 1).
-
-    Raises:
-        ValueError: for a name that is not a QoS class.
-    """
-    try:
-        return QOS_NAMES.index(name)
-    except ValueError:
-        raise ValueError(f"unknown QoS class {name!r} (expected one of {', '.join(QOS_NAMES)})") from None
+__all__ = ["node_capacity", "unmanaged_consumption"]
 
 
 def unmanaged_consumption(
@@ -79,7 +56,9 @@ def unmanaged_consumption(
     burstable = np.minimum(lim, np.maximum(req, use))
     guaranteed = np.where(has_limit, limit, req)
     out: NDArray[np.float64] = np.select(
-        [qos == QOS_GUARANTEED, qos == QOS_BESTEFFORT], [guaranteed, 0.0], default=burstable
+        [qos == QoSClass.GUARANTEED.code, qos == QoSClass.BEST_EFFORT.code],
+        [guaranteed, 0.0],
+        default=burstable,
     )
     return out
 

@@ -76,9 +76,10 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandConfig, DemandTracker, estimate_demand, pod_array
 from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_millicores
-from mbcas.policy.capacity import QOS_BESTEFFORT, QOS_BURSTABLE, QOS_GUARANTEED, node_capacity
+from mbcas.policy.capacity import node_capacity
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = ["Cause", "NodeInputs", "NodePlan", "NodePlanner", "replay"]
@@ -86,6 +87,7 @@ __all__ = ["Cause", "NodeInputs", "NodePlan", "NodePlanner", "replay"]
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 _NONE = -1
+_GUARANTEED, _BURSTABLE, _BEST_EFFORT = (q.code for q in QoSClass)
 
 
 class Cause(IntEnum):
@@ -135,7 +137,7 @@ class NodeInputs:
     """One tick of a node: per-pod facts and signals as arrays aligned to ``uids``.
 
     CPU quantities are cores (float64), ``NaN`` meaning "not set" (request, limit) or "unknown"
-    (signals). ``qos`` holds :mod:`mbcas.policy.capacity` codes. ``eligible`` is the agent's
+    (signals). ``qos`` holds :attr:`mbcas.core.qos.QoSClass.code` values. ``eligible`` is the agent's
     selector verdict (namespace, labels); ``usage`` NaN means no sample this tick. Build it with
     :meth:`build`, which checks shapes and fills omitted arrays.
     """
@@ -179,8 +181,8 @@ class NodeInputs:
         q = np.asarray(qos, dtype=np.int8).reshape(-1)
         if q.shape != (n,):
             raise ValueError(f"qos has shape {q.shape}, expected ({n},) like uids")
-        if n and not ((q >= QOS_GUARANTEED) & (q <= QOS_BESTEFFORT)).all():
-            i = int(np.argmax((q < QOS_GUARANTEED) | (q > QOS_BESTEFFORT)))
+        if n and not ((q >= _GUARANTEED) & (q <= _BEST_EFFORT)).all():
+            i = int(np.argmax((q < _GUARANTEED) | (q > _BEST_EFFORT)))
             raise ValueError(f"qos[{i}] = {int(q[i])} is not a QoS code (0, 1 or 2)")
         elig = np.ones(n, dtype=np.bool_) if eligible is None else np.asarray(eligible, dtype=np.bool_)
         if elig.shape != (n,):
@@ -427,12 +429,12 @@ def _decide(
 ) -> NodePlan:
     n = len(inputs)
     qos = inputs.qos
-    burstable = qos == QOS_BURSTABLE
+    burstable = qos == _BURSTABLE
     managed = inputs.eligible & burstable
     cause = np.where(
-        qos == QOS_GUARANTEED,
+        qos == _GUARANTEED,
         Cause.UNMANAGED_GUARANTEED,
-        np.where(qos == QOS_BESTEFFORT, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED),
+        np.where(qos == _BEST_EFFORT, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED),
     ).astype(np.int8)
 
     total = max(0.0, float(allocatable) - float(reserve))

@@ -24,15 +24,15 @@ Memory and the containers that do not take part are never touched.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from mbcas.core.qos import QoSClass
 
 __all__ = [
     "MIN_CONTAINER_MC",
     "ContainerResources",
     "LimitPlan",
-    "QoSClass",
     "SplitRefusedError",
     "plan_container_limits",
     "qos_class",
@@ -41,14 +41,6 @@ __all__ = [
 
 #: Smallest CPU limit MBCAS sets on a container: 10m (1 ms of quota per 100 ms period).
 MIN_CONTAINER_MC = 10
-
-
-class QoSClass(enum.StrEnum):
-    """Kubernetes pod QoS classes (``status.qosClass``)."""
-
-    GUARANTEED = "Guaranteed"
-    BURSTABLE = "Burstable"
-    BEST_EFFORT = "BestEffort"
 
 
 @dataclass(frozen=True)

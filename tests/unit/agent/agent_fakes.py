@@ -19,9 +19,10 @@ from typing import Any
 
 from fake_cgroupfs import FakeCgroupFS
 
-from mbcas.api import parse_cpu
 from mbcas.cgroups import LayoutKind
 from mbcas.cgroups.reader import CgroupReader
+from mbcas.core.qos import QoSClass
+from mbcas.core.units import parse_cpu
 from mbcas.kube.errors import ConflictError, NotFoundError
 from mbcas.kube.pods import PodInfo
 
@@ -122,7 +123,7 @@ class FakeNode:
         labels: Mapping[str, str] | None = None,
     ) -> str:
         uid = str(uuid.uuid4())
-        qos = "BestEffort" if request is None and limit is None else "Burstable"
+        qos = QoSClass.BEST_EFFORT if request is None and limit is None else QoSClass.BURSTABLE
         self.pods.by_uid[uid] = PodInfo(
             namespace=namespace,
             name=name,

@@ -16,7 +16,7 @@ from agent_fakes import FakeKube, FakeNode, Request
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
 from mbcas.agent.refresh import needs_refresh
-from mbcas.api import parse_cpu
+from mbcas.core.units import parse_cpu
 from mbcas.kube.errors import ForbiddenError
 
 

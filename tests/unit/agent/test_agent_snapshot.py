@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result, snapshot_pod
-from mbcas.api import parse_cpu
 from mbcas.cli.main import main
-from mbcas.policy.capacity import QOS_BURSTABLE
+from mbcas.core.qos import QoSClass
+from mbcas.core.units import parse_cpu
 from mbcas.policy.node import replay
 from mbcas.policy.node_config import NodePolicy
 
@@ -63,7 +63,7 @@ def test_the_documented_snapshot_parses() -> None:
     assert snap.names == (("shop", "web-0"), ("shop", "batch-0"))
     inp = snap.inputs
     assert inp.uids == tuple(p["uid"] for p in data["pods"])
-    assert (inp.qos == QOS_BURSTABLE).all()
+    assert (inp.qos == QoSClass.BURSTABLE.code).all()
     assert inp.request.tolist() == [0.25, 0.1]
     assert inp.limit.tolist() == [0.5, 1.0]
     assert inp.usage.tolist() == [0.5, 0.05]

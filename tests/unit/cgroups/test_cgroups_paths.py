@@ -15,13 +15,13 @@ from mbcas.cgroups import (
     LayoutKind,
     PodCgroup,
     PodCgroupResolver,
-    QoSClass,
     container_relpath,
     detect_layout,
     parse_pod_dirname,
     pod_relpath,
     split_container_id,
 )
+from mbcas.core.qos import QoSClass
 
 UID = "0f3c5e2a-1b2c-4d5e-8f90-123456789abc"
 ESC = UID.replace("-", "_")

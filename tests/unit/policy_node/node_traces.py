@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mbcas.policy.capacity import QOS_BURSTABLE
+from mbcas.core.qos import QoSClass
 from mbcas.policy.node import NodeInputs, NodePlan, NodePlanner
 from mbcas.policy.node_config import NodePolicy
 
@@ -30,7 +30,7 @@ class Pod:
     demand: Demand
     request: float = float("nan")
     limit: float = float("nan")
-    qos: int = QOS_BURSTABLE
+    qos: int = QoSClass.BURSTABLE.code
     eligible: bool = True
 
 

@@ -7,14 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mbcas.policy.capacity import (
-    QOS_BESTEFFORT,
-    QOS_BURSTABLE,
-    QOS_GUARANTEED,
-    node_capacity,
-    qos_code,
-    unmanaged_consumption,
-)
+from mbcas.core.qos import QoSClass
+from mbcas.policy.capacity import node_capacity, unmanaged_consumption
 from mbcas.policy.node import Cause, NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
 
@@ -23,7 +17,14 @@ NAN = math.nan
 
 def test_capacity_counts_each_unmanaged_class_as_documented() -> None:
     qos = np.array(
-        [QOS_GUARANTEED, QOS_BESTEFFORT, QOS_BURSTABLE, QOS_BURSTABLE, QOS_BURSTABLE], dtype=np.int8
+        [
+            QoSClass.GUARANTEED.code,
+            QoSClass.BEST_EFFORT.code,
+            QoSClass.BURSTABLE.code,
+            QoSClass.BURSTABLE.code,
+            QoSClass.BURSTABLE.code,
+        ],
+        dtype=np.int8,
     )
     request = np.array([0.5, NAN, 0.2, 0.2, 0.3])
     limit = np.array([0.5, NAN, 1.0, NAN, 0.4])
@@ -41,15 +42,15 @@ def test_capacity_counts_each_unmanaged_class_as_documented() -> None:
 
 
 def test_qos_code_names() -> None:
-    assert qos_code("Burstable") == QOS_BURSTABLE
+    assert QoSClass.parse("Burstable").code == QoSClass.BURSTABLE.code
     with pytest.raises(ValueError, match="unknown QoS class 'Bursty'"):
-        qos_code("Bursty")
+        QoSClass.parse("Bursty")
 
 
 def test_replay_is_the_market_solution_without_history() -> None:
     inputs = NodeInputs.build(
         ["busy", "idle", "guaranteed"],
-        [QOS_BURSTABLE, QOS_BURSTABLE, QOS_GUARANTEED],
+        [QoSClass.BURSTABLE.code, QoSClass.BURSTABLE.code, QoSClass.GUARANTEED.code],
         request=[0.25, 0.25, 1.0],
         limit=[0.5, 0.5, 1.0],
         usage=[0.5, 0.02, 0.9],

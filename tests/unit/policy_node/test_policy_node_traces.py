@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from node_traces import Pod, TraceResult, run_trace
 
-from mbcas.policy.capacity import QOS_BESTEFFORT, QOS_BURSTABLE, QOS_GUARANTEED
+from mbcas.core.qos import QoSClass
 from mbcas.policy.node import Cause, NodePlanner
 from mbcas.policy.node_config import NodePolicy
 
@@ -144,8 +144,8 @@ def test_idle_cpu_goes_to_throttled_pods_without_the_hysteresis_gap() -> None:
 
 def test_guaranteed_besteffort_and_opted_out_pods_are_never_allocated() -> None:
     pods = [
-        Pod("g", lambda t: 0.9, request=0.5, limit=0.5, qos=QOS_GUARANTEED),
-        Pod("be", step(0.0, 2.0, 10.0), qos=QOS_BESTEFFORT),
+        Pod("g", lambda t: 0.9, request=0.5, limit=0.5, qos=QoSClass.GUARANTEED.code),
+        Pod("be", step(0.0, 2.0, 10.0), qos=QoSClass.BEST_EFFORT.code),
         Pod("out", lambda t: 0.7, request=0.2, limit=1.0, eligible=False),
         Pod("in", step(0.1, 3.0, 20.0), request=0.2, limit=0.5),
     ]
@@ -171,7 +171,7 @@ def test_infeasible_floors_hold_then_recover() -> None:
         Pod("b", lambda t: 0.3, request=0.6, limit=0.8),
     ]
     planner = NodePlanner()
-    hog = Pod("g", lambda t: 1.0, request=1.0, limit=1.0, qos=QOS_GUARANTEED)
+    hog = Pod("g", lambda t: 1.0, request=1.0, limit=1.0, qos=QoSClass.GUARANTEED.code)
     first = run_trace([*pods, hog], 20, allocatable=2.2, reserve=0.2, planner=planner)
     warmup = planner.demand_config.warmup_samples
     assert all(p.infeasible for p in first.plans[warmup - 1 :])
@@ -219,7 +219,15 @@ def test_seeded_decisions_survive_a_restart_without_changes() -> None:
 
 
 pod_strategy = st.tuples(
-    st.sampled_from([QOS_BURSTABLE, QOS_BURSTABLE, QOS_BURSTABLE, QOS_GUARANTEED, QOS_BESTEFFORT]),
+    st.sampled_from(
+        [
+            QoSClass.BURSTABLE.code,
+            QoSClass.BURSTABLE.code,
+            QoSClass.BURSTABLE.code,
+            QoSClass.GUARANTEED.code,
+            QoSClass.BEST_EFFORT.code,
+        ]
+    ),
     st.booleans(),  # eligible
     st.one_of(st.none(), st.floats(0.01, 0.5)),  # request
     st.floats(0.0, 2.0),  # demand before
@@ -235,8 +243,12 @@ def test_every_tick_of_random_traces_stays_within_capacity(
 ) -> None:
     trace_pods = []
     for i, (qos, eligible, request, before, after, at) in enumerate(pods):
-        req = math.nan if request is None or qos == QOS_BESTEFFORT else request
-        limit = req if qos == QOS_GUARANTEED else (math.nan if qos == QOS_BESTEFFORT else 1.0)
+        req = math.nan if request is None or qos == QoSClass.BEST_EFFORT.code else request
+        limit = (
+            req
+            if qos == QoSClass.GUARANTEED.code
+            else (math.nan if qos == QoSClass.BEST_EFFORT.code else 1.0)
+        )
         trace_pods.append(
             Pod(f"p{i}", step(before, after, float(at)), request=req, limit=limit, qos=qos, eligible=eligible)
         )

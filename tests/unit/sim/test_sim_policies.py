@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers_sim import ctx_for
 
-from mbcas.policy.capacity import QOS_BURSTABLE
+from mbcas.core.qos import QoSClass
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.sim.engine import run_policy
 from mbcas.sim.metrics import compute_metrics
@@ -98,7 +98,7 @@ def test_mbcas_is_the_production_planner() -> None:
     for k in range(59):
         inputs = NodeInputs.build(
             ctx.pod_names,
-            np.full(2, QOS_BURSTABLE, dtype=np.int8),
+            np.full(2, QoSClass.BURSTABLE.code, dtype=np.int8),
             request=ctx.requests,
             limit=trace.limit[k],
             usage=trace.usage[k],

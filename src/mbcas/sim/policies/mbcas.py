@@ -35,8 +35,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandConfig
-from mbcas.policy.capacity import QOS_BURSTABLE
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.policy.node_config import NodePolicy
 from mbcas.policy.resize import GateAction, ResizeRules, within_deadband
@@ -142,7 +142,7 @@ class MbcasPolicy(Policy):
             m = self._members[k]
             inputs = NodeInputs.build(
                 self._uids[k],
-                np.full(m.size, QOS_BURSTABLE, dtype=np.int8),
+                np.full(m.size, QoSClass.BURSTABLE.code, dtype=np.int8),
                 request=ctx.requests[m],
                 limit=obs.limit[m],
                 usage=obs.usage[m],
