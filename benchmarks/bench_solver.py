@@ -10,7 +10,7 @@ solve would take longer than ``SCIPY_MAX_SINGLE_S`` (60 s; override with the env
 ``MBCAS_BENCH_SCIPY_MAX_S``); the report says which. The speed-up is the
 ratio of the p50s where both were measured, and each SLSQP answer is compared with ours.
 
-It also times what the agent does after a solve (``share_headroom`` and ``to_millicores``), and
+It also times what the agent does after a solve (``share_headroom`` and ``to_mcpu``), and
 checks the targets: p50 < 50 µs at n = 110, p50 < 5 ms at n = 10,000, >= 1000x faster than the
 generic solver at n = 110.
 """
@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from _common import fmt_seconds, format_table, quick, run_standalone, time_calls
-from mbcas.market import nsw_objective, share_headroom, solve_nsw, to_millicores
+from mbcas.market import nsw_objective, share_headroom, solve_nsw, to_mcpu
 
 __all__ = ["main"]
 
@@ -104,7 +104,7 @@ def bench_size(n: int, rng: np.random.Generator, prev_scipy: tuple[int, float] |
         warmup=5,
     )
     rounding = time_calls(
-        cycle_calls(pairs, lambda p: to_millicores(p[1], int(p[0].capacity * 1000))),
+        cycle_calls(pairs, lambda p: to_mcpu(p[1], int(p[0].capacity * 1000))),
         max_runs=100 if fast else 1000,
         max_seconds=0.3 if fast else 1.0,
         warmup=5,
@@ -114,7 +114,7 @@ def bench_size(n: int, rng: np.random.Generator, prev_scipy: tuple[int, float] |
         "n": n,
         "ours": ours.as_dict(),
         "share_headroom": headroom.as_dict(),
-        "to_millicores": rounding.as_dict(),
+        "to_mcpu": rounding.as_dict(),
     }
 
     # Generic solver, capped.
@@ -217,7 +217,7 @@ def main() -> dict[str, Any]:
                 + (f" ({'; '.join(r['scipy_failures'])})" if r["scipy_failures"] else "")
             )
     print()
-    print("after the solve: share_headroom and to_millicores, time per call")
+    print("after the solve: share_headroom and to_mcpu, time per call")
     print(
         format_table(
             ["n", "headroom p50", "headroom p99", "millicores p50", "millicores p99"],
@@ -226,8 +226,8 @@ def main() -> dict[str, Any]:
                     r["n"],
                     _us(r["share_headroom"], "p50_us"),
                     _us(r["share_headroom"], "p99_us"),
-                    _us(r["to_millicores"], "p50_us"),
-                    _us(r["to_millicores"], "p99_us"),
+                    _us(r["to_mcpu"], "p50_us"),
+                    _us(r["to_mcpu"], "p99_us"),
                 ]
                 for r in rows
             ],

@@ -194,8 +194,8 @@ def test_agent_and_controller_move_cpu_to_the_busy_pod_and_survive_sigkill(  # n
         _alive(controller, controller_log)
         _alive(agent, agent_log)
         allocs = _allocations(api_client, namespace)
-        busy_mc, idle_mc = (parse_cpu(allocs[n]["spec"]["cpuLimit"]) for n in ("busy", "idle"))
-        assert busy_mc >= 700 and busy_mc + idle_mc <= 1000
+        busy_mcpu, idle_mcpu = (parse_cpu(allocs[n]["spec"]["cpuLimit"]) for n in ("busy", "idle"))
+        assert busy_mcpu >= 700 and busy_mcpu + idle_mcpu <= 1000
         reason = allocs["busy"]["spec"]["reason"]
         assert "short of CPU" in reason or "throttled" in reason, reason
         assert allocs["busy"]["metadata"]["ownerReferences"][0]["kind"] == "Pod"

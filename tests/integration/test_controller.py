@@ -150,7 +150,7 @@ def test_infeasible_is_remembered_and_not_retried(
         message="Infeasible",
     )
     assert pa["status"]["appliedCPULimit"] == "500m"
-    assert ctl.reconciler.gate.history(pod.metadata.uid).infeasible_mc == 6000
+    assert ctl.reconciler.gate.history(pod.metadata.uid).infeasible_mcpu == 6000
     # The Event is posted after the status write: wait for it rather than race it.
     wait_for(
         lambda: any(e.reason == "Infeasible" for e in _events(core_v1, namespace, "big")),
@@ -241,7 +241,7 @@ def test_step_cap_and_rate_limits_hold_under_a_burst_of_changes(
     watcher.start()
     try:
         ctl = run_controller(
-            max_step_mc=400, max_step_ratio=10.0, min_interval_s=1.0, max_resizes_per_second=1.5, burst=1
+            max_step_mcpu=400, max_step_ratio=10.0, min_interval_s=1.0, max_resizes_per_second=1.5, burst=1
         )
         for pod in pods.values():
             _create_pa(custom, namespace, make_allocation(pod, "500m"))
@@ -309,7 +309,7 @@ def test_conflicts_and_an_apiserver_restart_lose_nothing(  # noqa: PLR0917
 
     core_v1.create_namespaced_pod(namespace, make_pod("rs", "100m", "500m", memory_request="64Mi"))
     pod = wait_running(core_v1, namespace, "rs")
-    run_controller(max_step_mc=10_000)
+    run_controller(max_step_mcpu=10_000)
     _create_pa(custom, namespace, make_allocation(pod, "600m"))
     wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="first applied")
     # Someone else keeps changing the pod (labels), so the controller's resourceVersion goes stale.
@@ -355,9 +355,9 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     core_v1.create_namespaced_pod(namespace, make_pod("ha", "100m", "500m", memory_request="64Mi"))
     pod = wait_running(core_v1, namespace, "ha")
     lease = f"mbcas-{namespace}"
-    a = run_controller(lease_name=lease, identity="replica-a", max_step_mc=10_000)
+    a = run_controller(lease_name=lease, identity="replica-a", max_step_mcpu=10_000)
     wait_for(lambda: a.is_leader, message="a leads")
-    b = run_controller(lease_name=lease, identity="replica-b", max_step_mc=10_000)
+    b = run_controller(lease_name=lease, identity="replica-b", max_step_mcpu=10_000)
     _create_pa(custom, namespace, make_allocation(pod, "700m"))
     wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="applied by a")
     assert a.is_leader and not b.is_leader

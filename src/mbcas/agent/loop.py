@@ -358,7 +358,7 @@ class NodeAgent:
                     pod_name=pod.name,
                     pod_uid=pod.uid,
                     node_name=self.node,
-                    cpu_limit_millicores=mcpu,
+                    cpu_limit_mcpu=mcpu,
                     mode=crd_mode,
                     reason=plan.reason(i),
                     decided_at=decided,

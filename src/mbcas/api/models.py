@@ -85,12 +85,12 @@ class PodAllocationSpec(_Model):
     pod_name: str = Field(alias="podName", min_length=1, max_length=253)
     pod_uid: str = Field(alias="podUID", min_length=8, max_length=64)
     node_name: str = Field(alias="nodeName", min_length=1, max_length=253)
-    cpu_limit_millicores: int = Field(alias="cpuLimit", gt=0)
+    cpu_limit_mcpu: int = Field(alias="cpuLimit", gt=0)
     mode: Mode = Mode.ENFORCE
     reason: str = Field(min_length=1, max_length=256)
     decided_at: dt.datetime = Field(alias="decidedAt")
 
-    @field_validator("cpu_limit_millicores", mode="before")
+    @field_validator("cpu_limit_mcpu", mode="before")
     @classmethod
     def _parse_quantity(cls, value: Any) -> int:
         return value if isinstance(value, int) and not isinstance(value, bool) else parse_cpu(value)
@@ -106,7 +106,7 @@ class PodAllocationSpec(_Model):
             "podName": self.pod_name,
             "podUID": self.pod_uid,
             "nodeName": self.node_name,
-            "cpuLimit": format_cpu(self.cpu_limit_millicores),
+            "cpuLimit": format_cpu(self.cpu_limit_mcpu),
             "mode": self.mode.value,
             "reason": self.reason,
             "decidedAt": rfc3339(self.decided_at),
@@ -117,13 +117,13 @@ class PodAllocationStatus(_Model):
     """The controller's record of what happened to the decision."""
 
     phase: Phase = Phase.PENDING
-    applied_cpu_limit_millicores: int | None = Field(default=None, alias="appliedCPULimit")
+    applied_cpu_limit_mcpu: int | None = Field(default=None, alias="appliedCPULimit")
     last_applied_time: dt.datetime | None = Field(default=None, alias="lastAppliedTime")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     message: str = ""
     conditions: list[Condition] = Field(default_factory=list)
 
-    @field_validator("applied_cpu_limit_millicores", mode="before")
+    @field_validator("applied_cpu_limit_mcpu", mode="before")
     @classmethod
     def _parse_quantity(cls, value: Any) -> int | None:
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
@@ -133,8 +133,8 @@ class PodAllocationStatus(_Model):
     def to_body(self) -> dict[str, Any]:
         """The ``status`` dict as the apiserver expects it (unset optional fields omitted)."""
         body: dict[str, Any] = {"phase": self.phase.value, "message": self.message[:1024]}
-        if self.applied_cpu_limit_millicores is not None:
-            body["appliedCPULimit"] = format_cpu(self.applied_cpu_limit_millicores)
+        if self.applied_cpu_limit_mcpu is not None:
+            body["appliedCPULimit"] = format_cpu(self.applied_cpu_limit_mcpu)
         if self.last_applied_time is not None:
             body["lastAppliedTime"] = rfc3339(self.last_applied_time)
         if self.observed_generation is not None:

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the Lease")
     p.add_argument("--lease-namespace", help="namespace of the leader-election Lease (default: default)")
     p.add_argument("--allow-restart", action="store_true", help="also resize RestartContainer containers")
-    p.add_argument("--max-step-mc", type=int, help="largest change per resize, millicores")
+    p.add_argument("--max-step-mcpu", type=int, help="largest change per resize, millicores")
     for flag in _FLOAT_FLAGS:
         p.add_argument(f"--{flag.replace('_', '-')}", type=float, dest=flag)
     p.set_defaults(func=run_controller)
@@ -60,7 +60,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "health_port",
         "bind_address",
         "lease_namespace",
-        "max_step_mc",
+        "max_step_mcpu",
     ):
         value = getattr(args, name, None)
         if value is not None:

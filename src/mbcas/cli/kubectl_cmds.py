@@ -113,7 +113,7 @@ def kube_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 # ------------------------------------------------------------------------------------- helpers
 
 
-def _fmt_mc(value: int | None) -> str:
+def _fmt_mcpu(value: int | None) -> str:
     return "-" if value is None else format_cpu(value)
 
 
@@ -199,9 +199,9 @@ def cmd_list(args: argparse.Namespace, kube: Kube) -> int:
             "pod": pod.name,
             "node": pod.node_name,
             "qos": pod.qos.value,
-            "request": _fmt_mc(pod.cpu_request_mc or None),
-            "limit": _fmt_mc(pod.spec_limit_mc()),
-            "applied": _fmt_mc(pod.applied_limit_mc()),
+            "request": _fmt_mcpu(pod.cpu_request_mcpu or None),
+            "limit": _fmt_mcpu(pod.spec_limit_mcpu()),
+            "applied": _fmt_mcpu(pod.applied_limit_mcpu()),
             "allocation": pa["spec"].get("cpuLimit"),
             "mode": pa["spec"].get("mode", "enforce"),
             "phase": status.get("phase", "-"),
@@ -243,9 +243,9 @@ def cmd_usage(args: argparse.Namespace, kube: Kube) -> int:
     containers = [
         {
             "name": c.name,
-            "request": _fmt_mc(c.cpu_request_mc),
-            "limit": _fmt_mc(c.cpu_limit_mc),
-            "applied": _fmt_mc(pod.status_cpu_limits.get(c.name)),
+            "request": _fmt_mcpu(c.cpu_request_mcpu),
+            "limit": _fmt_mcpu(c.cpu_limit_mcpu),
+            "applied": _fmt_mcpu(pod.status_cpu_limits.get(c.name)),
             "resizePolicy": "RestartContainer" if c.cpu_restart_required else "NotRequired",
         }
         for c in pod.containers

@@ -40,10 +40,10 @@ class ControllerConfig(BaseSettings):
     # Safety rules (see mbcas.policy.resize)
     min_interval_s: float = Field(default=10.0, ge=0)
     max_step_ratio: float = Field(default=1.0, gt=0)
-    max_step_mc: int = Field(default=2000, gt=0)
-    min_step_mc: int = Field(default=10, gt=0)
+    max_step_mcpu: int = Field(default=2000, gt=0)
+    min_step_mcpu: int = Field(default=10, gt=0)
     deadband_ratio: float = Field(default=0.05, ge=0)
-    deadband_mc: int = Field(default=10, ge=0)
+    deadband_mcpu: int = Field(default=10, ge=0)
     failure_cooldown_s: float = Field(default=5.0, ge=0)
     failure_backoff_factor: float = Field(default=2.0, ge=1)
     failure_cooldown_max_s: float = Field(default=300.0, ge=0)
@@ -71,10 +71,10 @@ class ControllerConfig(BaseSettings):
         return ResizeRules(
             min_interval_s=self.min_interval_s,
             max_step_ratio=self.max_step_ratio,
-            max_step_mc=self.max_step_mc,
-            min_step_mc=self.min_step_mc,
+            max_step_mcpu=self.max_step_mcpu,
+            min_step_mcpu=self.min_step_mcpu,
             deadband_ratio=self.deadband_ratio,
-            deadband_mc=self.deadband_mc,
+            deadband_mcpu=self.deadband_mcpu,
             failure_cooldown_s=self.failure_cooldown_s,
             failure_backoff_factor=self.failure_backoff_factor,
             failure_cooldown_max_s=self.failure_cooldown_max_s,

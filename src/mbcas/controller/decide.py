@@ -41,10 +41,10 @@ class Decision:
     phase: Phase
     reason: str
     message: str
-    resize_to_mc: int | None = None  # pod-level limit to patch now
-    applied_mc: int | None = None  # what the kubelet reports as applied (for status)
+    resize_to_mcpu: int | None = None  # pod-level limit to patch now
+    applied_mcpu: int | None = None  # what the kubelet reports as applied (for status)
     requeue_after_s: float | None = None
-    infeasible_mc: int | None = None  # remember this value as infeasible for the pod
+    infeasible_mcpu: int | None = None  # remember this value as infeasible for the pod
     event_on_pod: bool = False  # also post the event on the pod (not just the allocation)
 
     @property
@@ -70,7 +70,7 @@ def decide(
     monotonic clock the gate runs on. ``final_failure`` is the message of a 422 that already
     rejected this generation.
     """
-    target = spec.cpu_limit_millicores
+    target = spec.cpu_limit_mcpu
     if pod is None:
         return Decision(Phase.FAILED, "PodGone", f"pod {spec.pod_name} not found")
     if pod.uid != spec.pod_uid:
@@ -90,23 +90,23 @@ def decide(
             Phase.RECOMMENDED,
             "Recommendation",
             f"recommendation only ({format_cpu(target)}): never applied",
-            applied_mc=pod.applied_limit_mc(),
+            applied_mcpu=pod.applied_limit_mcpu(),
         )
     try:
         plan = plan_container_limits(target, pod.containers, qos=pod.qos, allow_restart=allow_restart)
     except SplitRefusedError as exc:
         return Decision(Phase.REFUSED, exc.reason, f"pod {pod.key}: {exc.message}", event_on_pod=True)
     names = list(plan.limits)
-    applied = pod.applied_limit_mc(names)
-    spec_now = pod.spec_limit_mc(names)
-    if all((c := pod.container(n)) is not None and c.cpu_limit_mc == v for n, v in plan.limits.items()):
-        return _report(pod, plan.total_mc, applied, resync_s)
+    applied = pod.applied_limit_mcpu(names)
+    spec_now = pod.spec_limit_mcpu(names)
+    if all((c := pod.container(n)) is not None and c.cpu_limit_mcpu == v for n, v in plan.limits.items()):
+        return _report(pod, plan.total_mcpu, applied, resync_s)
     if pod.resize.in_progress or not pod.generation_observed:
         return Decision(
             Phase.PENDING,
             "KubeletBusy",
             "waiting for the kubelet to settle the previous resize",
-            applied_mc=applied,
+            applied_mcpu=applied,
             requeue_after_s=resync_s,
         )
     if is_stale(spec.decided_at.timestamp(), now, staleness_s):
@@ -114,35 +114,39 @@ def decide(
             Phase.REFUSED,
             "Stale",
             f"decision made at {spec.decided_at.isoformat()} is older than {staleness_s:g}s (agent down?)",
-            applied_mc=applied,
+            applied_mcpu=applied,
         )
     if final_failure is not None:
-        return Decision(Phase.FAILED, "Invalid", final_failure, applied_mc=applied)
-    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mc, now_mono)
+        return Decision(Phase.FAILED, "Invalid", final_failure, applied_mcpu=applied)
+    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mcpu, now_mono)
     if verdict.action is GateAction.APPLY:
         return Decision(
-            Phase.PENDING, "Resizing", verdict.message, resize_to_mc=verdict.value, applied_mc=applied
+            Phase.PENDING, "Resizing", verdict.message, resize_to_mcpu=verdict.value, applied_mcpu=applied
         )
     if verdict.action is GateAction.WAIT:
         return Decision(
             Phase.PENDING,
             verdict.reason,
             verdict.message,
-            applied_mc=applied,
+            applied_mcpu=applied,
             requeue_after_s=verdict.retry_after_s,
         )
     if verdict.action is GateAction.BLOCKED:
-        return Decision(Phase.INFEASIBLE, "Infeasible", verdict.message, applied_mc=applied)
+        return Decision(Phase.INFEASIBLE, "Infeasible", verdict.message, applied_mcpu=applied)
     # Deadband: the current limit is close enough.
     if applied is not None and applied == spec_now and pod.resize.settled:
         return Decision(
             Phase.APPLIED,
             "Deadband",
             f"within the deadband of the current limit {format_cpu(applied)}",
-            applied_mc=applied,
+            applied_mcpu=applied,
         )
     return Decision(
-        Phase.PENDING, "KubeletBusy", "waiting for the kubelet", applied_mc=applied, requeue_after_s=resync_s
+        Phase.PENDING,
+        "KubeletBusy",
+        "waiting for the kubelet",
+        applied_mcpu=applied,
+        requeue_after_s=resync_s,
     )
 
 
@@ -154,8 +158,8 @@ def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> D
             Phase.INFEASIBLE,
             "Infeasible",
             f"node cannot fit {format_cpu(total)}: {res.pending_message or 'infeasible'}",
-            applied_mc=applied,
-            infeasible_mc=total,
+            applied_mcpu=applied,
+            infeasible_mcpu=total,
             event_on_pod=True,
         )
     if res.pending_reason is not None:
@@ -163,7 +167,7 @@ def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> D
             Phase.DEFERRED,
             "Deferred",
             f"kubelet deferred the resize to {format_cpu(total)}: {res.pending_message or 'deferred'}",
-            applied_mc=applied,
+            applied_mcpu=applied,
             requeue_after_s=resync_s,
         )
     if res.error is not None:
@@ -171,17 +175,17 @@ def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> D
             Phase.FAILED,
             "KubeletError",
             f"kubelet failed to resize: {res.error}",
-            applied_mc=applied,
+            applied_mcpu=applied,
             requeue_after_s=resync_s,
         )
     if applied == total and pod.generation_observed and res.settled:
         return Decision(
-            Phase.APPLIED, "Applied", f"CPU limit {format_cpu(total)} applied", applied_mc=applied
+            Phase.APPLIED, "Applied", f"CPU limit {format_cpu(total)} applied", applied_mcpu=applied
         )
     return Decision(
         Phase.PENDING,
         "InProgress",
         f"waiting for the kubelet to apply {format_cpu(total)}",
-        applied_mc=applied,
+        applied_mcpu=applied,
         requeue_after_s=resync_s,
     )

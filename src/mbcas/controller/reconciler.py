@@ -250,7 +250,7 @@ class Reconciler:
         try:
             pod = self._pod(namespace, pa.spec.pod_name)
             decision = self._decide(pa, pod, track)
-            if decision.resize_to_mc is not None and pod is not None:
+            if decision.resize_to_mcpu is not None and pod is not None:
                 decision = self._resize(pa, pod, decision, track)
         except KubeError as exc:
             # Reading the pod failed (API down, forbidden ...): back off with a condition.
@@ -260,9 +260,9 @@ class Reconciler:
             self.metrics.resizes.labels(result="error").inc()
             self._write_status(body, None, retrying=(exc.code, str(exc)))
             return max(cooldown, 0.5)
-        if decision.infeasible_mc is not None:
+        if decision.infeasible_mcpu is not None:
             with self._lock:
-                self.gate.record_infeasible(pa.spec.pod_uid, decision.infeasible_mc)
+                self.gate.record_infeasible(pa.spec.pod_uid, decision.infeasible_mcpu)
         if decision.phase is Phase.APPLIED and not track.latency_observed:
             track.latency_observed = True
             self.metrics.apply_latency.observe(max(0.0, self._mono() - track.seen_at))
@@ -287,8 +287,8 @@ class Reconciler:
             )
 
     def _resize(self, pa: PodAllocation, pod: PodView, decision: Decision, track: _Tracking) -> Decision:
-        """Patch the pod to ``decision.resize_to_mc``; returns the decision to report."""
-        value = decision.resize_to_mc
+        """Patch the pod to ``decision.resize_to_mcpu``; returns the decision to report."""
+        value = decision.resize_to_mcpu
         assert value is not None
         uid = pa.spec.pod_uid
         for attempt in range(2):
@@ -302,9 +302,9 @@ class Reconciler:
                         return Decision(Phase.FAILED, "PodGone", f"pod {pod.key} was deleted")
                     pod = fresh
                     redo = self._decide(pa, pod, track)
-                    if redo.resize_to_mc is None:
+                    if redo.resize_to_mcpu is None:
                         return redo
-                    value = redo.resize_to_mc
+                    value = redo.resize_to_mcpu
                     continue
                 return Decision(Phase.PENDING, "Conflict", "pod kept changing; retrying", requeue_after_s=0.5)
             except PodGoneError as exc:
@@ -317,13 +317,15 @@ class Reconciler:
                 with self._lock:
                     self.gate.record_failure(uid, self._mono())
                 self._post(pa, pod, "ResizeRejected", str(exc), warning=True, on_pod=True)
-                return Decision(Phase.FAILED, "Invalid", track.final_failure, applied_mc=decision.applied_mc)
+                return Decision(
+                    Phase.FAILED, "Invalid", track.final_failure, applied_mcpu=decision.applied_mcpu
+                )
             with self._lock:
                 self.gate.record_applied(uid, self._mono())
             track.last_resize_at = self._clock()
             if result.patched:
                 self.metrics.resizes.labels(
-                    result="capped" if value != pa.spec.cpu_limit_millicores else "applied"
+                    result="capped" if value != pa.spec.cpu_limit_mcpu else "applied"
                 ).inc()
                 self._post(pa, result.pod, "Resized", result.describe(), on_pod=True)
             with self._lock:
@@ -331,9 +333,9 @@ class Reconciler:
             return Decision(
                 Phase.PENDING,
                 "Resizing",
-                decision.message if value == decision.resize_to_mc else f"resizing to {format_cpu(value)}",
-                applied_mc=result.pod.applied_limit_mc(list(result.plan.limits)),
-                requeue_after_s=self.config.min_interval_s if value != pa.spec.cpu_limit_millicores else None,
+                decision.message if value == decision.resize_to_mcpu else f"resizing to {format_cpu(value)}",
+                applied_mcpu=result.pod.applied_limit_mcpu(list(result.plan.limits)),
+                requeue_after_s=self.config.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
             )
         raise AssertionError("unreachable")
 
@@ -405,7 +407,7 @@ class Reconciler:
                 applied_time = dt.datetime.fromtimestamp(last_applied, dt.UTC)
             status = PodAllocationStatus(
                 phase=decision.phase,
-                applied_cpu_limit_millicores=decision.applied_mc,
+                applied_cpu_limit_mcpu=decision.applied_mcpu,
                 last_applied_time=applied_time,
                 observed_generation=generation,
                 message=decision.message,

@@ -103,27 +103,27 @@ class Actuator:
         return PodView.from_body(body)
 
     def plan(
-        self, pod: PodView, limit_mc: int, *, container: str | None = None, force: bool = False
+        self, pod: PodView, limit_mcpu: int, *, container: str | None = None, force: bool = False
     ) -> LimitPlan:
-        """Container limits for ``limit_mc`` on ``pod``, or :class:`RefusedError` with the reason."""
+        """Container limits for ``limit_mcpu`` on ``pod``, or :class:`RefusedError` with the reason."""
         if pod.deleting:
             raise RefusedError("PodTerminating", f"pod {pod.key} is being deleted")
         if force:
             if container is not None:
                 if pod.container(container) is None:
                     raise RefusedError("NoSuchContainer", f"pod {pod.key} has no container {container!r}")
-                return LimitPlan({container: limit_mc})
+                return LimitPlan({container: limit_mcpu})
             try:
                 return plan_container_limits(
-                    limit_mc, pod.containers, qos=None, allow_restart=True, min_container_mc=1
+                    limit_mcpu, pod.containers, qos=None, allow_restart=True, min_container_mcpu=1
                 )
             except SplitRefusedError:
                 weights = {c.name: 1 for c in pod.containers}
-                share, rest = divmod(limit_mc, max(len(weights), 1))
+                share, rest = divmod(limit_mcpu, max(len(weights), 1))
                 return LimitPlan({n: share + (1 if i < rest else 0) for i, n in enumerate(weights)})
         try:
             return plan_container_limits(
-                limit_mc, pod.containers, qos=pod.qos, allow_restart=self.allow_restart, only=container
+                limit_mcpu, pod.containers, qos=pod.qos, allow_restart=self.allow_restart, only=container
             )
         except SplitRefusedError as exc:
             raise RefusedError(exc.reason, f"pod {pod.key}: {exc.message}") from exc
@@ -131,14 +131,14 @@ class Actuator:
     def apply_cpu_limit(
         self,
         pod: PodView | tuple[str, str],
-        limit_mc: int,
+        limit_mcpu: int,
         *,
         container: str | None = None,
         force: bool = False,
         expected_uid: str | None = None,
         dry_run: bool = False,
     ) -> ResizeResult:
-        """Set the pod's (or one ``container``'s) CPU limit to ``limit_mc`` millicores in place.
+        """Set the pod's (or one ``container``'s) CPU limit to ``limit_mcpu`` millicores in place.
 
         ``pod`` is a :class:`PodView` just read (its resourceVersion guards the patch) or a
         ``(namespace, name)`` pair to read now. ``expected_uid`` refuses a different pod under
@@ -147,8 +147,8 @@ class Actuator:
         view = self.get_pod(*pod) if isinstance(pod, tuple) else pod
         if expected_uid is not None and view.uid != expected_uid:
             raise PodGoneError(f"pod {view.key} has UID {view.uid}, not {expected_uid}: it was recreated")
-        plan = self.plan(view, limit_mc, container=container, force=force)
-        previous = {n: (c.cpu_limit_mc if (c := view.container(n)) else None) for n in plan.limits}
+        plan = self.plan(view, limit_mcpu, container=container, force=force)
+        previous = {n: (c.cpu_limit_mcpu if (c := view.container(n)) else None) for n in plan.limits}
         changed = {n: v for n, v in plan.limits.items() if previous.get(n) != v}
         if not changed:
             return ResizeResult(view, plan, previous, patched=False)

@@ -50,7 +50,7 @@ class PodInfo:
     def from_body(cls, body: Mapping[str, Any]) -> PodInfo:
         """Parse a pod body (malformed quantities count as unset)."""
         view = PodView.from_body(body)
-        requests = [c.effective_cpu_request_mc for c in view.containers]
+        requests = [c.effective_cpu_request_mcpu for c in view.containers]
         request = sum(r for r in requests if r is not None) if any(r is not None for r in requests) else None
         labels = (body.get("metadata") or {}).get("labels") or {}
         return cls(
@@ -59,7 +59,7 @@ class PodInfo:
             uid=view.uid,
             qos=view.qos,
             request_mcpu=request,
-            limit_mcpu=view.spec_limit_mc(),
+            limit_mcpu=view.spec_limit_mcpu(),
             labels={str(k): str(v) for k, v in labels.items()},
             resource_version=view.resource_version,
         )

@@ -85,8 +85,8 @@ class PodView:
             containers.append(
                 ContainerResources(
                     name=str(c.get("name", "")),
-                    cpu_request_mc=_cpu(req.get("cpu")),
-                    cpu_limit_mc=_cpu(lim.get("cpu")),
+                    cpu_request_mcpu=_cpu(req.get("cpu")),
+                    cpu_limit_mcpu=_cpu(lim.get("cpu")),
                     memory_request=_str(req.get("memory")),
                     memory_limit=_str(lim.get("memory")),
                     cpu_restart_required=restart,
@@ -141,18 +141,18 @@ class PodView:
         return next((c for c in self.containers if c.name == name), None)
 
     @property
-    def cpu_request_mc(self) -> int:
+    def cpu_request_mcpu(self) -> int:
         """Sum of the containers' CPU requests (limits where only a limit is set)."""
-        return sum(c.effective_cpu_request_mc or 0 for c in self.containers)
+        return sum(c.effective_cpu_request_mcpu or 0 for c in self.containers)
 
-    def spec_limit_mc(self, names: list[str] | None = None) -> int | None:
+    def spec_limit_mcpu(self, names: list[str] | None = None) -> int | None:
         """Sum of the spec CPU limits of ``names`` (all containers by default); None if any is unlimited."""
         chosen = [c for c in self.containers if names is None or c.name in names]
-        if not chosen or any(c.cpu_limit_mc is None for c in chosen):
+        if not chosen or any(c.cpu_limit_mcpu is None for c in chosen):
             return None
-        return sum(c.cpu_limit_mc or 0 for c in chosen)
+        return sum(c.cpu_limit_mcpu or 0 for c in chosen)
 
-    def applied_limit_mc(self, names: list[str] | None = None) -> int | None:
+    def applied_limit_mcpu(self, names: list[str] | None = None) -> int | None:
         """Sum of the CPU limits the kubelet reports as applied; None if unknown or unlimited."""
         chosen = [c.name for c in self.containers if names is None or c.name in names]
         values = [self.status_cpu_limits.get(n) for n in chosen]
@@ -174,6 +174,6 @@ class PodView:
         """The spec holds ``limits`` and the kubelet reports them applied and settled."""
         for name, value in limits.items():
             c = self.container(name)
-            if c is None or c.cpu_limit_mc != value or self.status_cpu_limits.get(name) != value:
+            if c is None or c.cpu_limit_mcpu != value or self.status_cpu_limits.get(name) != value:
                 return False
         return self.generation_observed and self.resize.settled

@@ -87,7 +87,7 @@ class AllocationStore:
             found[spec.pod_uid] = StoredAllocation(
                 namespace=str(obj.metadata.get("namespace", "")),
                 pod_name=spec.pod_name,
-                cpu_limit_mcpu=spec.cpu_limit_millicores,
+                cpu_limit_mcpu=spec.cpu_limit_mcpu,
                 mode=spec.mode.value,
                 decided_at=spec.decided_at.timestamp(),
             )
@@ -103,7 +103,7 @@ class AllocationStore:
             not force
             and last is not None
             and last.namespace == namespace
-            and last.cpu_limit_mcpu == spec.cpu_limit_millicores
+            and last.cpu_limit_mcpu == spec.cpu_limit_mcpu
             and last.mode == spec.mode.value
         ):
             return WriteResult.SKIPPED
@@ -123,7 +123,7 @@ class AllocationStore:
         self._last[uid] = StoredAllocation(
             namespace=namespace,
             pod_name=spec.pod_name,
-            cpu_limit_mcpu=spec.cpu_limit_millicores,
+            cpu_limit_mcpu=spec.cpu_limit_mcpu,
             mode=spec.mode.value,
             decided_at=spec.decided_at.timestamp(),
         )

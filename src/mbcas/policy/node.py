@@ -78,7 +78,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandConfig, DemandTracker, estimate_demand, pod_array
-from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_millicores
+from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
 from mbcas.policy.capacity import node_capacity
 from mbcas.policy.node_config import NodePolicy
 
@@ -692,7 +692,7 @@ def _round(cores: FloatArray, room_mcpu: int) -> NDArray[np.int64]:
     """Whole millicores with ``Σ <= room`` and at least 1 each (``room`` >= the exact sum)."""
     room = max(room_mcpu, 0)
     try:
-        out = to_millicores(cores, room)
+        out = to_mcpu(cores, room)
     except ValueError:
-        out = to_millicores(cores * (1.0 - 1e-9), room)
+        out = to_mcpu(cores * (1.0 - 1e-9), room)
     return np.maximum(out, 1)

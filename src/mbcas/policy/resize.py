@@ -5,7 +5,7 @@ UID, when the pod was last resized, how many resizes in a row failed, and the sm
 kubelet called ``Infeasible``; and it holds one global token bucket. For a current limit and a
 target it answers with a :class:`GateDecision`:
 
-- **deadband** — ``|target - current|`` below ``max(deadband_mc, deadband_ratio * current)`` is
+- **deadband** — ``|target - current|`` below ``max(deadband_mcpu, deadband_ratio * current)`` is
   not worth a resize (``SKIP``);
 - **infeasible** — a value the node already refused for this pod, or any larger one, is never
   retried (``BLOCKED``); a smaller value is;
@@ -15,7 +15,7 @@ target it answers with a :class:`GateDecision`:
 - **global rate** — a token bucket of ``max_resizes_per_second`` with ``burst`` tokens shared by
   all pods (``WAIT``);
 - **step cap** — one resize moves the limit by at most
-  ``max(min_step_mc, min(max_step_ratio * current, max_step_mc))``; the rest follows on later
+  ``max(min_step_mcpu, min(max_step_ratio * current, max_step_mcpu))``; the rest follows on later
   resizes (``APPLY`` with ``value`` short of the target and ``capped=True``).
 
 Every ``WAIT`` carries ``retry_after_s`` so the caller sleeps exactly as long as needed and never
@@ -51,10 +51,10 @@ class ResizeRules:
 
     min_interval_s: float = 10.0
     max_step_ratio: float = 1.0
-    max_step_mc: int = 2000
-    min_step_mc: int = 10
+    max_step_mcpu: int = 2000
+    min_step_mcpu: int = 10
     deadband_ratio: float = 0.05
-    deadband_mc: int = 10
+    deadband_mcpu: int = 10
     failure_cooldown_s: float = 5.0
     failure_backoff_factor: float = 2.0
     failure_cooldown_max_s: float = 300.0
@@ -65,10 +65,10 @@ class ResizeRules:
         checks = {
             "min_interval_s": self.min_interval_s >= 0,
             "max_step_ratio": self.max_step_ratio > 0,
-            "max_step_mc": self.max_step_mc > 0,
-            "min_step_mc": self.min_step_mc > 0,
+            "max_step_mcpu": self.max_step_mcpu > 0,
+            "min_step_mcpu": self.min_step_mcpu > 0,
             "deadband_ratio": self.deadband_ratio >= 0,
-            "deadband_mc": self.deadband_mc >= 0,
+            "deadband_mcpu": self.deadband_mcpu >= 0,
             "failure_cooldown_s": self.failure_cooldown_s >= 0,
             "failure_backoff_factor": self.failure_backoff_factor >= 1,
             "failure_cooldown_max_s": self.failure_cooldown_max_s >= self.failure_cooldown_s,
@@ -90,10 +90,10 @@ class ResizeRules:
         return float(min(delay, self.failure_cooldown_max_s))
 
 
-def step_limit(current_mc: int, rules: ResizeRules) -> int:
-    """The largest change, in millicores, one resize may make from ``current_mc``."""
-    relative = int(rules.max_step_ratio * max(current_mc, 0))
-    return max(rules.min_step_mc, min(relative, rules.max_step_mc))
+def step_limit(current_mcpu: int, rules: ResizeRules) -> int:
+    """The largest change, in millicores, one resize may make from ``current_mcpu``."""
+    relative = int(rules.max_step_ratio * max(current_mcpu, 0))
+    return max(rules.min_step_mcpu, min(relative, rules.max_step_mcpu))
 
 
 def is_stale(decided_at_s: float, now_s: float, max_age_s: float) -> bool:
@@ -129,7 +129,7 @@ class PodHistory:
     last_resize_s: float | None = None
     failures: int = 0
     last_failure_s: float | None = None
-    infeasible_mc: int | None = None
+    infeasible_mcpu: int | None = None
 
 
 @dataclass
@@ -165,16 +165,16 @@ class TokenBucket:
 
 
 def within_deadband(
-    rules: ResizeRules, current_mc: npt.ArrayLike, target_mc: npt.ArrayLike
+    rules: ResizeRules, current_mcpu: npt.ArrayLike, target_mcpu: npt.ArrayLike
 ) -> npt.NDArray[np.bool_]:
-    """True when ``|target - current| <= max(deadband_mc, deadband_ratio * current)``: the change
-    is too small for the controller to make, so a pod at ``current_mc`` already carries a decision
-    of ``target_mc`` as far as anyone can tell (the agent uses this to know a decision is applied).
+    """True when ``|target - current| <= max(deadband_mcpu, deadband_ratio * current)``: the change
+    is too small for the controller to make, so a pod at ``current_mcpu`` already carries a decision
+    of ``target_mcpu`` as far as anyone can tell (the agent uses this to know a decision is applied).
 
     Element-wise on arrays of pods (the simulator); ``bool()`` of the result for one pod."""
-    current = np.asarray(current_mc, dtype=np.int64)
-    band = np.maximum(rules.deadband_mc, (rules.deadband_ratio * current).astype(np.int64))
-    return np.asarray(np.abs(np.asarray(target_mc, dtype=np.int64) - current) <= band)
+    current = np.asarray(current_mcpu, dtype=np.int64)
+    band = np.maximum(rules.deadband_mcpu, (rules.deadband_ratio * current).astype(np.int64))
+    return np.asarray(np.abs(np.asarray(target_mcpu, dtype=np.int64) - current) <= band)
 
 
 class ResizeGate:
@@ -197,35 +197,40 @@ class ResizeGate:
         """UIDs with a history."""
         return list(self._pods)
 
-    def in_deadband(self, current_mc: int, target_mc: int) -> bool:
-        """True when moving from ``current_mc`` to ``target_mc`` is too small to bother."""
-        return bool(within_deadband(self.rules, current_mc, target_mc))
+    def in_deadband(self, current_mcpu: int, target_mcpu: int) -> bool:
+        """True when moving from ``current_mcpu`` to ``target_mcpu`` is too small to bother."""
+        return bool(within_deadband(self.rules, current_mcpu, target_mcpu))
 
-    def evaluate(self, uid: str, current_mc: int | None, target_mc: int, now: float) -> GateDecision:
-        """Decide about moving pod ``uid`` from ``current_mc`` to ``target_mc`` at time ``now``.
+    def evaluate(self, uid: str, current_mcpu: int | None, target_mcpu: int, now: float) -> GateDecision:
+        """Decide about moving pod ``uid`` from ``current_mcpu`` to ``target_mcpu`` at time ``now``.
 
-        ``current_mc=None`` means "no limit yet": the first limit is set at the target directly
+        ``current_mcpu=None`` means "no limit yet": the first limit is set at the target directly
         (there is no size to take a step from). ``APPLY`` consumes a token of the global bucket:
         call it only when you will patch.
         """
-        if target_mc <= 0:
-            raise ValueError(f"target must be > 0 millicores, got {target_mc}")
+        if target_mcpu <= 0:
+            raise ValueError(f"target must be > 0 millicores, got {target_mcpu}")
         rules = self.rules
         hist = self._pods.get(uid, PodHistory())
-        if current_mc is not None and (target_mc == current_mc or self.in_deadband(current_mc, target_mc)):
+        if current_mcpu is not None and (
+            target_mcpu == current_mcpu or self.in_deadband(current_mcpu, target_mcpu)
+        ):
             return GateDecision(
-                GateAction.SKIP, "Deadband", f"change {current_mc}m -> {target_mc}m is within the deadband"
+                GateAction.SKIP,
+                "Deadband",
+                f"change {current_mcpu}m -> {target_mcpu}m is within the deadband",
             )
-        if current_mc is None:
-            value = target_mc
+        if current_mcpu is None:
+            value = target_mcpu
         else:
-            step = step_limit(current_mc, rules)
-            value = current_mc + max(-step, min(step, target_mc - current_mc))
-        if hist.infeasible_mc is not None and value >= hist.infeasible_mc:
+            step = step_limit(current_mcpu, rules)
+            value = current_mcpu + max(-step, min(step, target_mcpu - current_mcpu))
+        if hist.infeasible_mcpu is not None and value >= hist.infeasible_mcpu:
             return GateDecision(
                 GateAction.BLOCKED,
                 "Infeasible",
-                f"the node refused {hist.infeasible_mc}m for this pod as infeasible; {value}m is not retried",
+                f"the node refused {hist.infeasible_mcpu}m for this pod as infeasible;"
+                f" {value}m is not retried",
             )
         if hist.failures and hist.last_failure_s is not None:
             until = hist.last_failure_s + rules.cooldown_after(hist.failures)
@@ -253,9 +258,9 @@ class ResizeGate:
                 f"global limit of {rules.max_resizes_per_second:g} resizes/s reached",
                 retry_after_s=max(wait, 1e-3),
             )
-        capped = value != target_mc
-        before = "unlimited" if current_mc is None else f"{current_mc}m"
-        message = f"{before} -> {value}m" + (f" (step-capped, target {target_mc}m)" if capped else "")
+        capped = value != target_mcpu
+        before = "unlimited" if current_mcpu is None else f"{current_mcpu}m"
+        message = f"{before} -> {value}m" + (f" (step-capped, target {target_mcpu}m)" if capped else "")
         return GateDecision(GateAction.APPLY, "Resize", message, value=value, capped=capped)
 
     def record_applied(self, uid: str, now: float) -> None:
@@ -272,7 +277,9 @@ class ResizeGate:
         hist.last_failure_s = now
         return self.rules.cooldown_after(hist.failures)
 
-    def record_infeasible(self, uid: str, value_mc: int) -> None:
-        """The kubelet called ``value_mc`` infeasible for ``uid``: never retry it or anything larger."""
+    def record_infeasible(self, uid: str, value_mcpu: int) -> None:
+        """The kubelet called ``value_mcpu`` infeasible for ``uid``: never retry it or anything larger."""
         hist = self.history(uid)
-        hist.infeasible_mc = value_mc if hist.infeasible_mc is None else min(hist.infeasible_mc, value_mc)
+        hist.infeasible_mcpu = (
+            value_mcpu if hist.infeasible_mcpu is None else min(hist.infeasible_mcpu, value_mcpu)
+        )

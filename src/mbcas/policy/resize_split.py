@@ -10,7 +10,7 @@ limits. The rule, pure and deterministic:
   allowed. Containers without a CPU request are left alone while another container has one; if
   no container has a CPU request, all eligible containers share equally.
 - **Split.** The pod limit ``L`` is split by request share, ``L * r_i / sum(r)``, with each
-  container at least ``max(r_i, min_container_mc)``: a container whose share falls below that floor
+  container at least ``max(r_i, min_container_mcpu)``: a container whose share falls below that floor
   is pinned at it and the others share the rest. Shares are rounded down to whole millicores and
   the leftover millicores go to the largest fractional parts (ties by container order), so the
   parts sum to exactly ``L``.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from mbcas.core.qos import QoSClass
 
 __all__ = [
-    "MIN_CONTAINER_MC",
+    "MIN_CONTAINER_MCPU",
     "ContainerResources",
     "LimitPlan",
     "SplitRefusedError",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Smallest CPU limit MBCAS sets on a container: 10m (1 ms of quota per 100 ms period).
-MIN_CONTAINER_MC = 10
+MIN_CONTAINER_MCPU = 10
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,16 @@ class ContainerResources:
     """
 
     name: str
-    cpu_request_mc: int | None = None
-    cpu_limit_mc: int | None = None
+    cpu_request_mcpu: int | None = None
+    cpu_limit_mcpu: int | None = None
     memory_request: str | None = None
     memory_limit: str | None = None
     cpu_restart_required: bool = False
 
     @property
-    def effective_cpu_request_mc(self) -> int | None:
+    def effective_cpu_request_mcpu(self) -> int | None:
         """The CPU request, defaulting to the limit when only a limit is set (as the apiserver does)."""
-        return self.cpu_request_mc if self.cpu_request_mc is not None else self.cpu_limit_mc
+        return self.cpu_request_mcpu if self.cpu_request_mcpu is not None else self.cpu_limit_mcpu
 
     @property
     def effective_memory_request(self) -> str | None:
@@ -84,7 +84,7 @@ class LimitPlan:
     skipped: dict[str, str] = field(default_factory=dict)
 
     @property
-    def total_mc(self) -> int:
+    def total_mcpu(self) -> int:
         return sum(self.limits.values())
 
 
@@ -95,22 +95,22 @@ def qos_class(containers: Sequence[ContainerResources]) -> QoSClass:
     anything = any(
         v is not None
         for c in containers
-        for v in (c.cpu_request_mc, c.cpu_limit_mc, c.memory_request, c.memory_limit)
+        for v in (c.cpu_request_mcpu, c.cpu_limit_mcpu, c.memory_request, c.memory_limit)
     )
     if not anything:
         return QoSClass.BEST_EFFORT
     guaranteed = all(
-        c.cpu_limit_mc is not None
+        c.cpu_limit_mcpu is not None
         and c.memory_limit is not None
-        and c.effective_cpu_request_mc == c.cpu_limit_mc
+        and c.effective_cpu_request_mcpu == c.cpu_limit_mcpu
         and c.effective_memory_request == c.memory_limit
         for c in containers
     )
     return QoSClass.GUARANTEED if guaranteed else QoSClass.BURSTABLE
 
 
-def split_by_weight(total_mc: int, weights: Sequence[int], floors: Sequence[int]) -> list[int]:
-    """Split ``total_mc`` by ``weights`` with per-part ``floors``; parts are whole and sum to the total.
+def split_by_weight(total_mcpu: int, weights: Sequence[int], floors: Sequence[int]) -> list[int]:
+    """Split ``total_mcpu`` by ``weights`` with per-part ``floors``; parts are whole and sum to the total.
 
     Raises ``ValueError`` if the floors do not fit or the inputs are malformed.
     """
@@ -119,14 +119,14 @@ def split_by_weight(total_mc: int, weights: Sequence[int], floors: Sequence[int]
         raise ValueError("weights and floors must be non-empty and of equal length")
     if any(w < 0 for w in weights) or any(f < 0 for f in floors):
         raise ValueError("weights and floors must be >= 0")
-    if sum(floors) > total_mc:
-        raise ValueError(f"floors sum to {sum(floors)}m > total {total_mc}m")
+    if sum(floors) > total_mcpu:
+        raise ValueError(f"floors sum to {sum(floors)}m > total {total_mcpu}m")
     weights = list(weights) if sum(weights) > 0 else [1] * n
     pinned = [False] * n
     shares = [0.0] * n
     # Pin parts whose proportional share falls under their floor, then re-split the rest.
     while True:
-        free_total = total_mc - sum(floors[i] for i in range(n) if pinned[i])
+        free_total = total_mcpu - sum(floors[i] for i in range(n) if pinned[i])
         free_weight = sum(weights[i] for i in range(n) if not pinned[i])
         newly = False
         for i in range(n):
@@ -141,9 +141,9 @@ def split_by_weight(total_mc: int, weights: Sequence[int], floors: Sequence[int]
             break
     if all(pinned):
         shares = [float(f) for f in floors]
-        shares[max(range(n), key=lambda i: (weights[i], -i))] += total_mc - sum(floors)
+        shares[max(range(n), key=lambda i: (weights[i], -i))] += total_mcpu - sum(floors)
     parts = [max(floors[i], int(shares[i])) for i in range(n)]
-    leftover = total_mc - sum(parts)
+    leftover = total_mcpu - sum(parts)
     order = sorted(range(n), key=lambda i: (-(shares[i] - int(shares[i])), i))
     k = 0
     while leftover > 0:
@@ -154,23 +154,23 @@ def split_by_weight(total_mc: int, weights: Sequence[int], floors: Sequence[int]
 
 
 def plan_container_limits(
-    pod_limit_mc: int,
+    pod_limit_mcpu: int,
     containers: Sequence[ContainerResources],
     *,
     qos: QoSClass | None = None,
     allow_restart: bool = False,
     only: str | None = None,
-    min_container_mc: int = MIN_CONTAINER_MC,
+    min_container_mcpu: int = MIN_CONTAINER_MCPU,
 ) -> LimitPlan:
-    """Per-container limits for a pod limit of ``pod_limit_mc`` (see the module docstring).
+    """Per-container limits for a pod limit of ``pod_limit_mcpu`` (see the module docstring).
 
     ``qos`` is the pod's ``status.qosClass`` when known (computed from ``containers`` otherwise).
-    ``only`` names a single container that gets ``pod_limit_mc`` itself (a manual resize of one
+    ``only`` names a single container that gets ``pod_limit_mcpu`` itself (a manual resize of one
     container); the others are left alone. Raises :class:`SplitRefusedError` when the pod must not be
     resized.
     """
-    if pod_limit_mc <= 0:
-        raise SplitRefusedError("InvalidLimit", f"CPU limit must be > 0, got {pod_limit_mc}m")
+    if pod_limit_mcpu <= 0:
+        raise SplitRefusedError("InvalidLimit", f"CPU limit must be > 0, got {pod_limit_mcpu}m")
     qos = qos or qos_class(containers)
     if qos is QoSClass.GUARANTEED:
         raise SplitRefusedError(
@@ -194,27 +194,27 @@ def plan_container_limits(
             "RestartRequired",
             "every container needs a restart to change its CPU limit (resizePolicy RestartContainer)",
         )
-    requested = [c for c in eligible if (c.effective_cpu_request_mc or 0) > 0]
+    requested = [c for c in eligible if (c.effective_cpu_request_mcpu or 0) > 0]
     if requested:
         for c in eligible:
             if c not in requested:
                 skipped[c.name] = "no CPU request"
         eligible = requested
-    floors = [max(c.effective_cpu_request_mc or 0, min_container_mc) for c in eligible]
-    if pod_limit_mc < sum(floors):
+    floors = [max(c.effective_cpu_request_mcpu or 0, min_container_mcpu) for c in eligible]
+    if pod_limit_mcpu < sum(floors):
         raise SplitRefusedError(
             "BelowRequest",
-            f"CPU limit {pod_limit_mc}m is below the CPU request(s) of {sum(floors)}m "
+            f"CPU limit {pod_limit_mcpu}m is below the CPU request(s) of {sum(floors)}m "
             f"({', '.join(c.name for c in eligible)})",
         )
-    weights = [c.effective_cpu_request_mc or 0 for c in eligible]
-    parts = split_by_weight(pod_limit_mc, weights, floors)
+    weights = [c.effective_cpu_request_mcpu or 0 for c in eligible]
+    parts = split_by_weight(pod_limit_mcpu, weights, floors)
     limits = {c.name: part for c, part in zip(eligible, parts, strict=True)}
     after = [
         ContainerResources(
             c.name,
-            c.cpu_request_mc if c.cpu_request_mc is not None else c.cpu_limit_mc,
-            limits.get(c.name, c.cpu_limit_mc),
+            c.cpu_request_mcpu if c.cpu_request_mcpu is not None else c.cpu_limit_mcpu,
+            limits.get(c.name, c.cpu_limit_mcpu),
             c.memory_request,
             c.memory_limit,
             c.cpu_restart_required,

@@ -73,7 +73,7 @@ def test_trust_order() -> None:
     assert run(spec(), pod(uid="99999999-2222-3333-4444-555555555555")).reason == "UIDMismatch"
     assert run(spec(node="n2"), pod()).reason == "NodeMismatch"
     rec = run(spec(mode="recommend"), pod())
-    assert rec.phase is Phase.RECOMMENDED and rec.resize_to_mc is None and rec.applied_mc == 500
+    assert rec.phase is Phase.RECOMMENDED and rec.resize_to_mcpu is None and rec.applied_mcpu == 500
     assert run(spec(), pod(qos="Guaranteed")).reason == "GuaranteedPod"
     assert run(spec(age_s=120), pod()).reason == "Stale"
     assert run(spec(), pod(), final_failure="422 no").phase is Phase.FAILED
@@ -81,7 +81,7 @@ def test_trust_order() -> None:
 
 def test_apply_then_report_what_the_kubelet_says() -> None:
     d = run(spec("1"), pod())
-    assert d.resize_to_mc == 1000 and d.phase is Phase.PENDING
+    assert d.resize_to_mcpu == 1000 and d.phase is Phase.PENDING
     assert run(spec("1"), pod("1", "1")).phase is Phase.APPLIED
     assert run(spec("1"), pod("1", "500m")).reason == "InProgress"
     assert run(spec("1"), pod("1", "1", generation=2, observed=1)).phase is Phase.PENDING
@@ -89,7 +89,7 @@ def test_apply_then_report_what_the_kubelet_says() -> None:
         {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "no room"}
     ]
     d = run(spec("1"), pod("1", "500m", conditions=infeasible))
-    assert d.phase is Phase.INFEASIBLE and d.infeasible_mc == 1000 and "no room" in d.message
+    assert d.phase is Phase.INFEASIBLE and d.infeasible_mcpu == 1000 and "no room" in d.message
     deferred = [{"type": "PodResizePending", "status": "True", "reason": "Deferred"}]
     assert run(spec("1"), pod("1", "500m", conditions=deferred)).phase is Phase.DEFERRED
 
@@ -101,13 +101,13 @@ def test_stale_only_matters_when_something_is_to_be_applied() -> None:
 def test_kubelet_busy_blocks_a_new_patch() -> None:
     busy = [{"type": "PodResizeInProgress", "status": "True"}]
     d = run(spec("2"), pod("1", "500m", conditions=busy))
-    assert d.resize_to_mc is None and d.reason == "KubeletBusy"
+    assert d.resize_to_mcpu is None and d.reason == "KubeletBusy"
 
 
 def test_gate_rules_apply() -> None:
-    gate = ResizeGate(ResizeRules(max_step_mc=300, max_step_ratio=10))
+    gate = ResizeGate(ResizeRules(max_step_mcpu=300, max_step_ratio=10))
     d = run(spec("2"), pod(), gate)
-    assert d.resize_to_mc == 800
+    assert d.resize_to_mcpu == 800
     gate.record_applied(UID, 100.0)
     d = run(spec("2"), pod("800m", "800m"), gate)
     assert d.reason == "MinInterval" and d.requeue_after_s is not None and d.requeue_after_s > 0

@@ -316,7 +316,7 @@ def test_controller_settings_cover_every_config_field_with_its_default() -> None
 def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
     config = pytest.importorskip("mbcas.controller.config", reason="the controller's config has not landed")
     docs = render(
-        "controller.settings.max_step_mc=2500000",
+        "controller.settings.max_step_mcpu=2500000",
         "controller.settings.namespace=team-a",
         "controller.settings.deadband_ratio=0.125",
         "controller.settings.allow_restart=true",
@@ -324,13 +324,13 @@ def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest
         namespace="platform",
     )
     env = container_env(docs, "Deployment", "mbcas-controller-abc", "platform")
-    assert env["MBCAS_CONTROLLER_MAX_STEP_MC"] == "2500000", "numbers must not be printed with an exponent"
+    assert env["MBCAS_CONTROLLER_MAX_STEP_MCPU"] == "2500000", "numbers must not be printed with an exponent"
     for name in [n for n in os.environ if n.startswith("MBCAS_CONTROLLER_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cfg = config.ControllerConfig()
-    assert (cfg.max_step_mc, cfg.namespace, cfg.deadband_ratio, cfg.allow_restart) == (
+    assert (cfg.max_step_mcpu, cfg.namespace, cfg.deadband_ratio, cfg.allow_restart) == (
         2500000,
         "team-a",
         0.125,

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_millicores
+from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
 
 GOOD_W = [1.0, 1.0, 1.0, 1.0]
 GOOD_L = [0.0, 0.0, 0.0, 0.0]
@@ -107,17 +107,17 @@ def test_nsw_objective_errors() -> None:
     [
         ([0.1, math.nan], 1000, r"cores\[1\] = nan is not finite"),
         ([0.1, -0.2], 1000, r"cores\[1\] = -0.2 must be >= 0"),
-        ([0.1], -1, r"capacity_millicores = -1 must be >= 0"),
-        ([0.1], 10.5, r"capacity_millicores must be a whole number, got 10.5"),
-        ([0.1], True, r"capacity_millicores must be a whole number, got True"),
-        ([0.1], "1000", r"capacity_millicores must be a whole number"),
+        ([0.1], -1, r"capacity_mcpu = -1 must be >= 0"),
+        ([0.1], 10.5, r"capacity_mcpu must be a whole number, got 10.5"),
+        ([0.1], True, r"capacity_mcpu must be a whole number, got True"),
+        ([0.1], "1000", r"capacity_mcpu must be a whole number"),
         ([0.6, 0.6], 1000, r"needs at least 1200 millicores, more than the capacity of 1000"),
         ([1e300], 10**30, r"cores\[0\] = 1e\+300 is too large"),
     ],
 )
-def test_to_millicores_errors(cores: list[float], capacity: object, pattern: str) -> None:
+def test_to_mcpu_errors(cores: list[float], capacity: object, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
-        to_millicores(cores, capacity)  # type: ignore[arg-type]
+        to_mcpu(cores, capacity)  # type: ignore[arg-type]
 
 
 def test_errors_do_not_mutate_inputs() -> None:

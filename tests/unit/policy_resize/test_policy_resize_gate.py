@@ -11,10 +11,10 @@ from mbcas.policy.resize import GateAction, ResizeGate, ResizeRules, TokenBucket
 RULES = ResizeRules(
     min_interval_s=1.0,
     max_step_ratio=0.5,
-    max_step_mc=1000,
-    min_step_mc=10,
+    max_step_mcpu=1000,
+    min_step_mcpu=10,
     deadband_ratio=0.05,
-    deadband_mc=10,
+    deadband_mcpu=10,
     failure_cooldown_s=2.0,
     failure_backoff_factor=2.0,
     failure_cooldown_max_s=10.0,
@@ -52,7 +52,7 @@ class TestStepCap:
         assert d.value == 2000 and d.capped
 
     def test_minimum_step_keeps_progress(self) -> None:
-        assert step_limit(4, RULES) == RULES.min_step_mc
+        assert step_limit(4, RULES) == RULES.min_step_mcpu
 
     def test_no_current_limit_sets_target_directly(self) -> None:
         gate = ResizeGate(RULES)
@@ -120,7 +120,7 @@ class TestInfeasible:
         gate.record_infeasible("u", 2000)
         gate.record_infeasible("u", 1500)
         gate.record_infeasible("u", 1800)
-        assert gate.history("u").infeasible_mc == 1500
+        assert gate.history("u").infeasible_mcpu == 1500
 
     def test_forget_clears_a_recreated_pod(self) -> None:
         gate = ResizeGate(RULES)

@@ -17,7 +17,7 @@ from mbcas.policy.resize_split import (
 
 
 def burst(name: str, req: int | None, lim: int | None = None, **kw: object) -> ContainerResources:
-    return ContainerResources(name, cpu_request_mc=req, cpu_limit_mc=lim, memory_request="64Mi", **kw)  # type: ignore[arg-type]
+    return ContainerResources(name, cpu_request_mcpu=req, cpu_limit_mcpu=lim, memory_request="64Mi", **kw)  # type: ignore[arg-type]
 
 
 class TestQoS:
@@ -54,7 +54,7 @@ class TestSplit:
 
     def test_rounding_sums_exactly(self) -> None:
         plan = plan_container_limits(1001, [burst("a", 100), burst("b", 100), burst("c", 100)])
-        assert plan.total_mc == 1001
+        assert plan.total_mcpu == 1001
         assert sorted(plan.limits.values()) == [333, 334, 334]
 
     def test_below_request_refused(self) -> None:
