@@ -27,10 +27,10 @@ from mbcas.sim.traces import SpikeEvent, TraceSpec, generate_trace, parse_trace
 __all__ = [
     "SCENARIO_DIR",
     "SCENARIO_VERSION",
-    "NodeSpec",
     "PodSpec",
     "Scenario",
     "ScenarioError",
+    "ScenarioNode",
     "list_scenarios",
     "load_scenario",
 ]
@@ -46,7 +46,7 @@ class ScenarioError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeSpec:
+class ScenarioNode:
     """A node: its name and the CPU (cores) its pods share."""
 
     name: str
@@ -71,7 +71,7 @@ class Scenario:
     description: str
     duration_s: float
     tick_s: float
-    nodes: tuple[NodeSpec, ...]
+    nodes: tuple[ScenarioNode, ...]
     pods: tuple[PodSpec, ...]
     warmup_s: float = 60.0
     tags: tuple[str, ...] = ()
@@ -170,7 +170,7 @@ def _parse(raw: Any, source: str) -> Scenario:
     duration = _positive(f"{source}: duration_s", raw["duration_s"])
     tick = _positive(f"{source}: tick_s", raw.get("tick_s", 1.0))
     nodes = tuple(
-        NodeSpec(name=str(n["name"]), capacity=_positive(f"{source}: nodes[{i}].capacity", n["capacity"]))
+        ScenarioNode(name=str(n["name"]), capacity=_positive(f"{source}: nodes[{i}].capacity", n["capacity"]))
         for i, n in enumerate(raw["nodes"])
     )
     if not nodes:

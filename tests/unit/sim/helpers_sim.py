@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
+from mbcas.sim.policies.base import Observation, Policy, SimContext, TickDecision
 
 __all__ = ["ScriptedPolicy", "ctx_for", "write_scenario"]
 
@@ -23,13 +23,13 @@ class ScriptedPolicy(Policy):
         self.limits = np.asarray(limits, dtype=np.float64)
         self.seen: list[Observation] = []
 
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         self.seen = []
-        return Decision(self.limits[0])
+        return TickDecision(self.limits[0])
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         self.seen.append(obs)
-        return Decision(self.limits[min(obs.tick + 1, len(self.limits) - 1)])
+        return TickDecision(self.limits[min(obs.tick + 1, len(self.limits) - 1)])
 
 
 def ctx_for(requests: list[float], capacity: list[float], node: list[int] | None = None) -> SimContext:

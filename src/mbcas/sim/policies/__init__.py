@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
+from mbcas.sim.policies.base import Observation, Policy, SimContext, TickDecision
 from mbcas.sim.policies.hpa import HpaPolicy
 from mbcas.sim.policies.mbcas import MbcasPolicy
 from mbcas.sim.policies.regret import RegretMatchingPolicy
@@ -15,7 +15,6 @@ from mbcas.sim.policies.vpa import VpaPolicy
 
 __all__ = [
     "POLICY_NAMES",
-    "Decision",
     "HpaPolicy",
     "MbcasPolicy",
     "Observation",
@@ -23,6 +22,7 @@ __all__ = [
     "RegretMatchingPolicy",
     "SimContext",
     "StaticPolicy",
+    "TickDecision",
     "VpaPolicy",
     "default_policies",
 ]

@@ -2,7 +2,7 @@
 
 Every policy runs on the same traces through the same node model and sees only what a real
 system could: per-pod kernel-like signals (:class:`Observation`), never the true demand. Each
-tick it returns a :class:`Decision`: the CPU limit per pod (cores) for the *next* tick (a decision
+tick it returns a :class:`TickDecision`: the CPU limit per pod (cores) for the *next* tick (a decision
 made from tick ``k``'s signals takes effect at tick ``k+1``, the same one-tick actuation delay for
 every policy) and, optionally, per-pod CPU weights (only the HPA-like policy changes them, because
 replicas multiply a service's weight).
@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Decision", "Observation", "Policy", "SimContext"]
+__all__ = ["Observation", "Policy", "SimContext", "TickDecision"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -54,7 +54,7 @@ class Observation:
     limit: FloatArray
 
 
-class Decision(NamedTuple):
+class TickDecision(NamedTuple):
     """Limits (cores) for the next tick and optional CPU weights (``None`` = the requests)."""
 
     limits: FloatArray
@@ -68,11 +68,11 @@ class Policy(abc.ABC):
     label: str = "policy"
 
     @abc.abstractmethod
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         """Reset all state for a new run and return the limits for tick 0."""
 
     @abc.abstractmethod
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         """Return the limits (and weights) for the next tick."""
 
     def potential(self) -> float | None:

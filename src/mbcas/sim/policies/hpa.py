@@ -29,7 +29,7 @@ from collections import deque
 
 import numpy as np
 
-from mbcas.sim.policies.base import Decision, FloatArray, Observation, Policy, SimContext
+from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext, TickDecision
 
 __all__ = ["HpaPolicy"]
 
@@ -61,7 +61,7 @@ class HpaPolicy(Policy):
         self.max_replicas = max_replicas
         self.limit_factor = limit_factor
 
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         n = ctx.n
         self._spec = np.ones(n, dtype=np.int64)  # replicas the HPA asked for
@@ -73,9 +73,9 @@ class HpaPolicy(Policy):
         self._next_sync = self.sync_s
         return self._decision()
 
-    def _decision(self) -> Decision:
+    def _decision(self) -> TickDecision:
         req = self._ctx.requests
-        return Decision(limits=self._ready * req * self.limit_factor, weights=self._ready * req)
+        return TickDecision(limits=self._ready * req * self.limit_factor, weights=self._ready * req)
 
     def _fits(self, i: int, extra: int) -> int:
         """How many of ``extra`` new replicas of service ``i`` the node's requests still admit."""
@@ -85,7 +85,7 @@ class HpaPolicy(Policy):
         room = float(ctx.capacity[ctx.node[i]]) - used
         return max(0, min(extra, math.floor(room / float(ctx.requests[i]) + 1e-9)))
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         now = obs.now_s + self._ctx.tick_s  # the decision is for the next tick
         self._usage.append(obs.usage / self._ready)
         for i, queue in enumerate(self._pending):

@@ -39,16 +39,15 @@ from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandConfig
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.policy.node_config import NodePolicy
-from mbcas.policy.resize import GateAction, ResizeRules, within_deadband
-from mbcas.policy.resize import ResizeGate as ProductionResizeGate
-from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
+from mbcas.policy.resize import GateAction, ResizeGate, ResizeRules, within_deadband
+from mbcas.sim.policies.base import Observation, Policy, SimContext, TickDecision
 
-__all__ = ["ControllerGate", "MbcasPolicy", "PassThroughGate", "ResizeGate"]
+__all__ = ["ControllerGate", "ControllerModel", "MbcasPolicy", "PassThroughGate"]
 
 IntArray = npt.NDArray[np.int64]
 
 
-class ResizeGate(Protocol):
+class ControllerModel(Protocol):
     """The controller's safety rules between a written allocation and the pod's limit."""
 
     def apply(
@@ -78,7 +77,7 @@ class ControllerGate:
 
     def __init__(self, rules: ResizeRules | None = None) -> None:
         self.rules = rules or ResizeRules()
-        self._gate = ProductionResizeGate(self.rules)
+        self._gate = ResizeGate(self.rules)
         self._target: IntArray | None = None
 
     def apply(
@@ -106,19 +105,19 @@ class MbcasPolicy(Policy):
         self,
         policy: NodePolicy | None = None,
         demand_config: DemandConfig | None = None,
-        gate: ResizeGate | None = None,
+        gate: ControllerModel | None = None,
         reserve: float = 0.0,
         refresh_s: float = 60.0,
     ) -> None:
         self.node_policy = policy or NodePolicy()
         self.demand_config = demand_config or DemandConfig()
         self._gate_factory = gate
-        self.gate: ResizeGate = ControllerGate()
+        self.gate: ControllerModel = ControllerGate()
         self.reserve = reserve
         self.refresh_s = refresh_s
         self._potential: float | None = None
 
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         self._planners = [
             NodePlanner(self.node_policy, self.demand_config) for _ in range(ctx.capacity.shape[0])
@@ -132,9 +131,9 @@ class MbcasPolicy(Policy):
         self._written_at = np.full(ctx.n, -np.inf)
         self._decision_mcpu = np.full(ctx.n, -1, dtype=np.int64)
         self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
-        return Decision(self._limit_mcpu / 1000.0)
+        return TickDecision(self._limit_mcpu / 1000.0)
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         ctx = self._ctx
         desired = np.full(ctx.n, -1, dtype=np.int64)
         potential = 0.0
@@ -172,7 +171,7 @@ class MbcasPolicy(Policy):
         # The potential means something once the planner has decided for the pods (after warm-up).
         self._decided = self._decided or bool((desired > 0).any())
         self._potential = potential if self._decided else None
-        return Decision(self._limit_mcpu / 1000.0)
+        return TickDecision(self._limit_mcpu / 1000.0)
 
     def potential(self) -> float | None:
         return self._potential

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from mbcas.demand import estimate_demand
-from mbcas.sim.policies.base import Decision, FloatArray, Observation, Policy, SimContext
+from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext, TickDecision
 
 __all__ = ["RegretMatchingPolicy"]
 
@@ -55,7 +55,7 @@ class RegretMatchingPolicy(Policy):
         self.discount = discount
         self.min_cpu = min_cpu
 
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         cap = ctx.capacity[ctx.node][:, None]
         self._levels = np.clip(ctx.requests[:, None] * self.factors[None, :], self.min_cpu, cap)
@@ -65,13 +65,13 @@ class RegretMatchingPolicy(Policy):
         self._demand_sum = np.zeros(ctx.n)
         self._samples = 0
         self._next = self.period_s
-        return Decision(self._current())
+        return TickDecision(self._current())
 
     def _current(self) -> FloatArray:
         out: FloatArray = self._levels[np.arange(self._ctx.n), self._choice]
         return out
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         est = estimate_demand(
             obs.usage,
             obs.throttled_ratio,
@@ -87,7 +87,7 @@ class RegretMatchingPolicy(Policy):
             self._update(self._demand_sum / self._samples)
             self._demand_sum[:] = 0.0
             self._samples = 0
-        return Decision(self._current())
+        return TickDecision(self._current())
 
     def _update(self, demand: FloatArray) -> None:
         ctx = self._ctx

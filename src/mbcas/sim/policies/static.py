@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from mbcas.sim.policies.base import Decision, Observation, Policy, SimContext
+from mbcas.sim.policies.base import Observation, Policy, SimContext, TickDecision
 
 __all__ = ["StaticPolicy"]
 
@@ -20,12 +20,12 @@ class StaticPolicy(Policy):
         self.factor = factor
         self.name = name
         self.label = f"static limits = {factor:g}× request"
-        self._decision: Decision | None = None
+        self._decision: TickDecision | None = None
 
-    def start(self, ctx: SimContext) -> Decision:
-        self._decision = Decision(ctx.requests * self.factor)
+    def start(self, ctx: SimContext) -> TickDecision:
+        self._decision = TickDecision(ctx.requests * self.factor)
         return self._decision
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         assert self._decision is not None, "start() first"
         return self._decision

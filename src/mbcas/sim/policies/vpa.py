@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mbcas.sim.policies.base import Decision, FloatArray, Observation, Policy, SimContext
+from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext, TickDecision
 
 __all__ = ["VpaPolicy"]
 
@@ -43,14 +43,14 @@ class VpaPolicy(Policy):
         self.interval_s = interval_s
         self.change_threshold = change_threshold
 
-    def start(self, ctx: SimContext) -> Decision:
+    def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         self._samples: list[FloatArray] = []
         self._limits = ctx.requests.copy()
         self._next = self.interval_s
-        return Decision(self._limits.copy())
+        return TickDecision(self._limits.copy())
 
-    def decide(self, obs: Observation) -> Decision:
+    def decide(self, obs: Observation) -> TickDecision:
         self._samples.append(obs.usage)
         if obs.now_s + 1e-9 >= self._next:
             self._next += self.interval_s
@@ -61,4 +61,4 @@ class VpaPolicy(Policy):
             target = np.minimum(target, self._ctx.capacity[self._ctx.node])
             change = np.abs(target - self._limits) > self.change_threshold * self._limits
             self._limits = np.where(change, target, self._limits)
-        return Decision(self._limits.copy())
+        return TickDecision(self._limits.copy())
