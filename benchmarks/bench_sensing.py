@@ -34,6 +34,7 @@ from mbcas.cgroups import (
     CgroupReader,
     Sampler,
     detect_layout,
+    limit_array,
     pod_relpath,
     signal_arrays,
 )
@@ -101,11 +102,7 @@ def _bench(root: Path, pods: dict[str, str], ticks: int) -> list[float]:
     for _ in range(ticks):
         t0 = time.perf_counter()
         results = sampler.sample(pods)
-        arr = signal_arrays(uids, results)
-        est = estimate_demand(
-            arr.usage_cores, arr.throttled_ratio, arr.psi_full, arr.psi_some, arr.limit_cores,
-            throttled_cores=arr.throttled_cores,
-        )  # fmt: skip
+        est = estimate_demand(signal_arrays(uids, results), limit_array(uids, results))
         tracker.update(uids, est.cores, time.monotonic())
         times.append(time.perf_counter() - t0)
     return times

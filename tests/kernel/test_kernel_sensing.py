@@ -23,8 +23,10 @@ from mbcas.cgroups import (
     Sampler,
     SenseError,
     SignalDelta,
+    limit_array,
     limits_equal,
     pod_relpath,
+    signal_arrays,
 )
 from mbcas.cli.main import main
 from mbcas.core.qos import QoSClass
@@ -79,12 +81,8 @@ def test_quota_throttles_raises_psi_full_and_demand_exceeds_the_limit(limited_cg
         assert after.psi_full_usec > before.psi_full_usec  # PSI full rising
         assert delta.psi_full is not None and delta.psi_full > 0.4
 
-    est = estimate_demand(
-        [delta.usage_cores], [delta.throttled_ratio],
-        [delta.psi_full if delta.psi_full is not None else float("nan")],
-        [delta.psi_some if delta.psi_some is not None else float("nan")],
-        [delta.limit_cores], throttled_cores=[delta.throttled_cores],
-    )  # fmt: skip
+    results = {"pod": delta}
+    est = estimate_demand(signal_arrays(["pod"], results), limit_array(["pod"], results))
     assert est.cores[0] > 0.4  # a busy loop wants a whole core; it got 0.2
     assert est.normalised[0] == 1.0
 

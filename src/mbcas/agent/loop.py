@@ -217,7 +217,6 @@ class NodeAgent:
                     self.metrics.read_errors.labels(result.kind.value).inc()
                 if result.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
                     self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
-        sig = signal_arrays(uids, results)
         n = len(pods)
         inputs = NodeInputs.build(
             uids,
@@ -231,11 +230,7 @@ class NodeAgent:
             limit=np.fromiter(
                 (math.nan if p.limit_mcpu is None else p.limit_mcpu / 1000.0 for p in pods), float, count=n
             ),
-            usage=np.where(sig.valid, sig.usage_cores, np.nan),
-            throttled_ratio=sig.throttled_ratio,
-            throttled_cores=sig.throttled_cores,
-            psi_some=sig.psi_some,
-            psi_full=sig.psi_full,
+            signals=signal_arrays(uids, results),
         )
         return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from mbcas.core.qos import QoSClass
 from mbcas.core.units import QuantityError, format_cpu, parse_cpu
+from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlan
 
 __all__ = ["Snapshot", "SnapshotError", "parse_snapshot", "plan_result", "snapshot_pod"]
@@ -129,11 +130,14 @@ def parse_snapshot(data: Any) -> Snapshot:
         eligible=eligible,
         request=request,
         limit=limit,
-        usage=signals["usage_cores"],
-        throttled_ratio=signals["throttled_ratio"],
-        throttled_cores=signals["throttled_cores"],
-        psi_some=signals["psi_some"],
-        psi_full=signals["psi_full"],
+        signals=Signals.build(
+            signals["usage_cores"],
+            throttled_ratio=signals["throttled_ratio"],
+            throttled_cores=signals["throttled_cores"],
+            psi_some=signals["psi_some"],
+            psi_full=signals["psi_full"],
+            n=n,
+        ),
     )
     return Snapshot(node, allocatable, reserve, inputs, tuple(names))
 
@@ -151,6 +155,7 @@ def _opt_cpu(cores: float) -> str | None:
 
 def snapshot_pod(inputs: NodeInputs, i: int, namespace: str, name: str) -> dict[str, Any]:
     """Pod ``i`` of ``inputs`` in snapshot form."""
+    sig = inputs.signals
     return {
         "namespace": namespace,
         "name": name,
@@ -158,11 +163,11 @@ def snapshot_pod(inputs: NodeInputs, i: int, namespace: str, name: str) -> dict[
         "qos": QoSClass.from_code(int(inputs.qos[i])).value,
         "request_cpu": _opt_cpu(float(inputs.request[i])),
         "limit_cpu": _opt_cpu(float(inputs.limit[i])),
-        "usage_cores": _opt(float(inputs.usage[i])),
-        "throttled_ratio": _opt(float(inputs.throttled_ratio[i])),
-        "psi_full": _opt(float(inputs.psi_full[i])),
-        "psi_some": _opt(float(inputs.psi_some[i])),
-        "throttled_cores": _opt(float(inputs.throttled_cores[i])),
+        "usage_cores": _opt(float(sig.usage[i])),
+        "throttled_ratio": _opt(float(sig.throttled_ratio[i])),
+        "psi_full": _opt(float(sig.psi_full[i])),
+        "psi_some": _opt(float(sig.psi_some[i])),
+        "throttled_cores": _opt(float(sig.throttled_cores[i])),
         "eligible": bool(inputs.eligible[i]),
     }
 

@@ -2,8 +2,9 @@
 
 Read the layout (:func:`detect_layout`), find pod cgroups (:class:`PodCgroupResolver`), read their
 counters (:class:`CgroupReader`) and turn two reads into per-pod signals (:class:`Sampler`,
-:class:`SignalDelta`). :func:`limits_equal` compares CPU limits within the kernel's and systemd's
-rounding. See ``docs/sensing.md`` for the files read on each layout and the failure rules.
+:class:`SignalDelta`; :func:`signal_arrays` aligns them into the :class:`mbcas.demand.Signals`
+bundle). :func:`limits_equal` compares CPU limits within the kernel's and systemd's rounding.
+See ``docs/sensing.md`` for the files read on each layout and the failure rules.
 """
 
 from mbcas.cgroups.errors import CgroupError, CgroupParseError, ErrorKind
@@ -32,7 +33,14 @@ from mbcas.cgroups.paths import (
     split_container_id,
 )
 from mbcas.cgroups.reader import CgroupReader, CpuSnapshot, check_relpath, read_file_raw
-from mbcas.cgroups.sampler import Sampler, SampleResult, SenseError, SignalArrays, SignalDelta, signal_arrays
+from mbcas.cgroups.sampler import (
+    Sampler,
+    SampleResult,
+    SenseError,
+    SignalDelta,
+    limit_array,
+    signal_arrays,
+)
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -55,11 +63,11 @@ __all__ = [
     "SampleResult",
     "Sampler",
     "SenseError",
-    "SignalArrays",
     "SignalDelta",
     "check_relpath",
     "container_relpath",
     "detect_layout",
+    "limit_array",
     "limits_equal",
     "parse_cfs_quota",
     "parse_counter",

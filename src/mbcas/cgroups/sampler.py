@@ -15,7 +15,8 @@ pod UID (a pod recreated under the same name has a new UID and starts fresh). Ea
   more than ``some``, usage above ``max_cores``): the sample is dropped and rebaselined.
 
 Pods not passed to :meth:`Sampler.sample` are forgotten. :func:`signal_arrays` turns one round's
-results into numpy arrays (NaN = unknown, ``inf`` = unlimited) for the vectorised demand estimator.
+results into the :class:`mbcas.demand.Signals` bundle the planner takes (NaN = unknown or no
+delta); :func:`limit_array` gives the CFS limits the kernel holds (``inf`` = unlimited).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import numpy.typing as npt
 
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.reader import CgroupReader, CpuSnapshot
+from mbcas.demand.signals import Signals
 
-__all__ = ["SampleResult", "Sampler", "SenseError", "SignalArrays", "SignalDelta", "signal_arrays"]
+__all__ = ["SampleResult", "Sampler", "SenseError", "SignalDelta", "limit_array", "signal_arrays"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,39 +209,35 @@ class Sampler:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class SignalArrays:
-    """One round of signals as aligned arrays (NaN = unknown or no delta; ``inf`` = no limit)."""
-
-    uids: tuple[str, ...]
-    valid: npt.NDArray[np.bool_]
-    usage_cores: npt.NDArray[np.float64]
-    throttled_ratio: npt.NDArray[np.float64]
-    throttled_cores: npt.NDArray[np.float64]
-    psi_some: npt.NDArray[np.float64]
-    psi_full: npt.NDArray[np.float64]
-    limit_cores: npt.NDArray[np.float64]
-
-
 def _f(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def signal_arrays(uids: Sequence[str], results: Mapping[str, SampleResult]) -> SignalArrays:
-    """Align ``results`` to ``uids``; pods without a :class:`SignalDelta` are invalid and NaN."""
+def signal_arrays(uids: Sequence[str], results: Mapping[str, SampleResult]) -> Signals:
+    """Align ``results`` to ``uids``; pods without a :class:`SignalDelta` are NaN throughout
+    (``Signals.sampled`` is False for them)."""
     n = len(uids)
-    out = np.full((6, n), np.nan)
-    valid = np.zeros(n, dtype=bool)
+    out = np.full((5, n), np.nan)
     for i, uid in enumerate(uids):
         d = results.get(uid)
         if not isinstance(d, SignalDelta):
             continue
-        valid[i] = True
-        thr = d.throttled_cores
         out[0, i] = d.usage_cores
         out[1, i] = _f(d.throttled_ratio)
-        out[2, i] = _f(thr)
+        out[2, i] = _f(d.throttled_cores)
         out[3, i] = _f(d.psi_some)
         out[4, i] = _f(d.psi_full)
-        out[5, i] = math.inf if d.limit_cores is None else d.limit_cores
-    return SignalArrays(tuple(uids), valid, out[0], out[1], out[2], out[3], out[4], out[5])
+    return Signals(
+        usage=out[0], throttled_ratio=out[1], throttled_cores=out[2], psi_some=out[3], psi_full=out[4]
+    )
+
+
+def limit_array(uids: Sequence[str], results: Mapping[str, SampleResult]) -> npt.NDArray[np.float64]:
+    """The CFS limit (cores) each pod's cgroup held at its last read, aligned to ``uids``: ``inf``
+    when unlimited, NaN when the pod has no :class:`SignalDelta` this round."""
+    out = np.full(len(uids), np.nan)
+    for i, uid in enumerate(uids):
+        d = results.get(uid)
+        if isinstance(d, SignalDelta):
+            out[i] = math.inf if d.limit_cores is None else d.limit_cores
+    return out

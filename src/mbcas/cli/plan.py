@@ -94,6 +94,7 @@ def _fmt(value: float, spec: str) -> str:
 def render_table(plan: NodePlan, names: Sequence[tuple[str, str]]) -> str:
     """The decision table: pod, request, usage, throttled %, PSI, demand, allocation, reason."""
     inp = plan.inputs
+    sig = inp.signals
     rows = [("POD", "REQUEST", "USAGE", "THROTTLED", "PSI-FULL", "DEMAND", "ALLOCATION", "REASON")]
     for i, (ns, name) in enumerate(names):
         req = float(inp.request[i])
@@ -102,10 +103,10 @@ def render_table(plan: NodePlan, names: Sequence[tuple[str, str]]) -> str:
             (
                 f"{ns}/{name}",
                 "-" if not math.isfinite(req) else format_cpu(round(req * 1000)),
-                _fmt(float(inp.usage[i]), ".2f"),
-                _fmt(float(inp.throttled_ratio[i]) * 100, ".0f")
-                + ("%" if math.isfinite(inp.throttled_ratio[i]) else ""),
-                _fmt(float(inp.psi_full[i]) * 100, ".0f") + ("%" if math.isfinite(inp.psi_full[i]) else ""),
+                _fmt(float(sig.usage[i]), ".2f"),
+                _fmt(float(sig.throttled_ratio[i]) * 100, ".0f")
+                + ("%" if math.isfinite(sig.throttled_ratio[i]) else ""),
+                _fmt(float(sig.psi_full[i]) * 100, ".0f") + ("%" if math.isfinite(sig.psi_full[i]) else ""),
                 _fmt(float(plan.demand[i]), ".2f"),
                 format_cpu(mc) if mc > 0 else "-",
                 plan.reason(i),

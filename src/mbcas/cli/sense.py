@@ -30,6 +30,8 @@ from mbcas.cgroups import (
     SenseError,
     SignalDelta,
     check_relpath,
+    limit_array,
+    signal_arrays,
 )
 from mbcas.demand import estimate_demand
 
@@ -80,14 +82,8 @@ def sense_once(reader: CgroupReader, relpath: str, interval_s: float) -> dict[st
     if isinstance(second, SenseError):
         raise CgroupError(second.kind, second.message)
     assert isinstance(second, SignalDelta)
-    est = estimate_demand(
-        [second.usage_cores],
-        [_nan(second.throttled_ratio)],
-        [_nan(second.psi_full)],
-        [_nan(second.psi_some)],
-        [math.inf if second.limit_cores is None else second.limit_cores],
-        throttled_cores=[_nan(second.throttled_cores)],
-    )
+    results = {_KEY: second}
+    est = estimate_demand(signal_arrays([_KEY], results), limit_array([_KEY], results))
     return {
         "cgroup": relpath or "/",
         "layout": reader.layout.kind.value,
@@ -101,10 +97,6 @@ def sense_once(reader: CgroupReader, relpath: str, interval_s: float) -> dict[st
         "limit_cores": second.limit_cores,
         "normalised_demand": _num(float(est.normalised[0])),
     }
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 def _fmt(value: Any) -> str:

@@ -34,10 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from mbcas.demand.config import DemandConfig
+from mbcas.demand.signals import FloatArray, Signals, pod_array
 
-__all__ = ["DemandEstimate", "FloatArray", "estimate_demand", "pod_array"]
-
-FloatArray = npt.NDArray[np.float64]
+__all__ = ["DemandEstimate", "estimate_demand"]
 
 _DEFAULT = DemandConfig()
 
@@ -50,47 +49,27 @@ class DemandEstimate(NamedTuple):
     """``cores / limit`` clipped to [0, 1]; 0 for unlimited pods; NaN where ``cores`` is NaN."""
 
 
-def pod_array(values: npt.ArrayLike | None, n: int, fill: float, name: str = "signal") -> FloatArray:
-    """``values`` as a float64 array of one value per pod: ``None`` gives ``fill`` everywhere, a
-    scalar is broadcast, any other shape than ``(n,)`` is a ``ValueError`` naming ``name``."""
-    if values is None:
-        return np.full(n, fill)
-    out = np.asarray(values, dtype=np.float64)
-    if out.ndim == 0:
-        return np.full(n, float(out))
-    if out.shape != (n,):
-        raise ValueError(f"{name} has shape {out.shape}, expected ({n},): one value per pod")
-    return out
-
-
 def estimate_demand(
-    usage_cores: npt.ArrayLike,
-    throttled_ratio: npt.ArrayLike | None = None,
-    psi_full: npt.ArrayLike | None = None,
-    psi_some: npt.ArrayLike | None = None,
+    signals: Signals,
     limit_cores: npt.ArrayLike | None = None,
     *,
-    throttled_cores: npt.ArrayLike | None = None,
     config: DemandConfig | None = None,
 ) -> DemandEstimate:
-    """Estimate each pod's CPU demand in cores from one interval's signals (see module docs).
+    """Estimate each pod's CPU demand in cores from one interval's :class:`Signals` (see module
+    docs).
 
-    All arguments are arrays of the same length or scalars; ``None`` means unknown for every pod.
-    PSI and ratios are fractions in [0, 1] (clipped), NaN when unknown; ``limit_cores`` is ``inf``
-    (or NaN / ``None``) for no limit.
+    PSI and ratios are fractions in [0, 1] (clipped), NaN when unknown; ``limit_cores`` (one per
+    pod, or a scalar) is ``inf`` (or NaN / ``None``) for no limit.
     """
     cfg = config or _DEFAULT
-    u = np.asarray(usage_cores, dtype=np.float64)
-    if u.ndim == 0:
-        u = u.reshape(1)
-    n = u.shape[0]
-    u = np.maximum(u, 0.0)
-    ratio = np.clip(pod_array(throttled_ratio, n, np.nan, "throttled_ratio"), 0.0, 1.0)
-    full = np.clip(pod_array(psi_full, n, np.nan, "psi_full"), 0.0, 1.0)
-    some = np.clip(pod_array(psi_some, n, np.nan, "psi_some"), 0.0, 1.0)
+    n = len(signals)
+    u = np.maximum(signals.usage, 0.0)
+    ratio = np.clip(signals.throttled_ratio, 0.0, 1.0)
+    full = np.clip(signals.psi_full, 0.0, 1.0)
+    some = np.clip(signals.psi_some, 0.0, 1.0)
     limit = pod_array(limit_cores, n, np.inf, "limit_cores")
     limit = np.where(np.isnan(limit) | (limit <= 0), np.inf, limit)
-    thr = np.maximum(pod_array(throttled_cores, n, np.nan, "throttled_cores"), 0.0)
+    thr = np.maximum(signals.throttled_cores, 0.0)
 
     floor = cfg.psi_noise_floor
     full = np.where(full < floor, 0.0, full)

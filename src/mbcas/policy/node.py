@@ -77,7 +77,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mbcas.core.qos import QoSClass
-from mbcas.demand import DemandConfig, DemandTracker, estimate_demand, pod_array
+from mbcas.demand import DemandConfig, DemandTracker, Signals, estimate_demand, pod_array
+from mbcas.demand.signals import check_nonnegative
 from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
 from mbcas.policy.capacity import node_capacity
 from mbcas.policy.node_config import NodePolicy
@@ -134,12 +135,13 @@ _CAUSE_TEXT: dict[int, str] = {
 
 @dataclass(frozen=True, slots=True)
 class NodeInputs:
-    """One tick of a node: per-pod facts and signals as arrays aligned to ``uids``.
+    """One tick of a node: per-pod facts and signals, aligned to ``uids``.
 
-    CPU quantities are cores (float64), ``NaN`` meaning "not set" (request, limit) or "unknown"
-    (signals). ``qos`` holds :attr:`mbcas.core.qos.QoSClass.code` values. ``eligible`` is the agent's
-    selector verdict (namespace, labels); ``usage`` NaN means no sample this tick. Build it with
-    :meth:`build`, which checks shapes and fills omitted arrays.
+    CPU quantities are cores (float64), ``NaN`` meaning "not set" (request, limit). ``qos`` holds
+    :attr:`mbcas.core.qos.QoSClass.code` values. ``eligible`` is the agent's selector verdict
+    (namespace, labels); ``signals`` are the interval's :class:`mbcas.demand.Signals` (``usage``
+    NaN: no sample this tick). Build it with :meth:`build`, which checks shapes and fills omitted
+    arrays.
     """
 
     uids: tuple[str, ...]
@@ -147,11 +149,7 @@ class NodeInputs:
     eligible: BoolArray
     request: FloatArray
     limit: FloatArray
-    usage: FloatArray
-    throttled_ratio: FloatArray
-    throttled_cores: FloatArray
-    psi_some: FloatArray
-    psi_full: FloatArray
+    signals: Signals
 
     @classmethod
     def build(
@@ -162,17 +160,14 @@ class NodeInputs:
         eligible: ArrayLike | None = None,
         request: ArrayLike | None = None,
         limit: ArrayLike | None = None,
-        usage: ArrayLike | None = None,
-        throttled_ratio: ArrayLike | None = None,
-        throttled_cores: ArrayLike | None = None,
-        psi_some: ArrayLike | None = None,
-        psi_full: ArrayLike | None = None,
+        signals: Signals | None = None,
     ) -> NodeInputs:
-        """Validate and normalise (omitted arrays are all-NaN, ``eligible`` all-True).
+        """Validate and normalise (omitted arrays are all-NaN, ``eligible`` all-True, omitted
+        signals unknown).
 
         Raises:
             ValueError: arrays of the wrong length, duplicate UIDs, unknown QoS codes, negative
-                requests/limits/usage (the message names the array and index).
+                requests/limits (the message names the array and index).
         """
         uid_t = tuple(uids)
         n = len(uid_t)
@@ -187,21 +182,14 @@ class NodeInputs:
         elig = np.ones(n, dtype=np.bool_) if eligible is None else np.asarray(eligible, dtype=np.bool_)
         if elig.shape != (n,):
             raise ValueError(f"eligible has shape {elig.shape}, expected ({n},) like uids")
-        arrays = {
-            "request": pod_array(request, n, np.nan, "request"),
-            "limit": pod_array(limit, n, np.nan, "limit"),
-            "usage": pod_array(usage, n, np.nan, "usage"),
-            "throttled_ratio": pod_array(throttled_ratio, n, np.nan, "throttled_ratio"),
-            "throttled_cores": pod_array(throttled_cores, n, np.nan, "throttled_cores"),
-            "psi_some": pod_array(psi_some, n, np.nan, "psi_some"),
-            "psi_full": pod_array(psi_full, n, np.nan, "psi_full"),
-        }
-        for name, arr in arrays.items():
-            bad = (arr < 0) | np.isinf(arr)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise ValueError(f"{name}[{i}] = {float(arr[i])!r} must be finite and >= 0 (or NaN)")
-        return cls(uids=uid_t, qos=q, eligible=elig, **arrays)
+        req = pod_array(request, n, np.nan, "request")
+        lim = pod_array(limit, n, np.nan, "limit")
+        check_nonnegative("request", req)
+        check_nonnegative("limit", lim)
+        sig = Signals.unknown(n) if signals is None else signals
+        if len(sig) != n:
+            raise ValueError(f"signals are for {len(sig)} pods, expected {n} like uids")
+        return cls(uids=uid_t, qos=q, eligible=elig, request=req, limit=lim, signals=sig)
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -265,11 +253,11 @@ class NodePlan:
         if not self.managed[i]:
             return head
         parts = [head]
-        inp = self.inputs
-        thr = float(inp.throttled_ratio[i])
+        sig = self.inputs.signals
+        thr = float(sig.throttled_ratio[i])
         if math.isfinite(thr):
             parts.append(f"throttled {thr:.0%}")
-        psi = float(inp.psi_full[i])
+        psi = float(sig.psi_full[i])
         if math.isfinite(psi):
             parts.append(f"psi full {psi:.0%}")
         dem = float(self.demand[i])
@@ -401,16 +389,7 @@ def replay(
 
 
 def _raw_demand(inputs: NodeInputs, config: DemandConfig) -> FloatArray:
-    est = estimate_demand(
-        inputs.usage,
-        inputs.throttled_ratio,
-        inputs.psi_full,
-        inputs.psi_some,
-        inputs.limit,
-        throttled_cores=inputs.throttled_cores,
-        config=config,
-    )
-    return est.cores
+    return estimate_demand(inputs.signals, inputs.limit, config=config).cores
 
 
 def _decide(
@@ -466,9 +445,10 @@ def _decide(
     cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, limit_mcpu).astype(np.int64)
     cur_mcpu = np.where(managed, cur_mcpu, _NONE)
 
-    active = managed & warm & np.isfinite(inputs.usage)
+    sig = inputs.signals
+    active = managed & warm & sig.sampled
     with np.errstate(invalid="ignore"):
-        pressured = np.fmax(inputs.throttled_ratio, inputs.psi_full) >= policy.pressure_threshold
+        pressured = np.fmax(sig.throttled_ratio, sig.psi_full) >= policy.pressure_threshold
     held = managed & ~active
     cause[held] = np.where(warm[held], Cause.HOLD_NO_SIGNAL, Cause.HOLD_WARMUP)
     # A held pod keeps its decision; one without a decision yet (warming up) counts at what it

@@ -96,16 +96,7 @@ def run_policy(ctx: SimContext, policy: Policy, demand: FloatArray) -> RunTrace:
         rec["thr"][k] = sig.throttled_cores
         rec["full"][k] = sig.psi_full
         rec["some"][k] = sig.psi_some
-        obs = Observation(
-            tick=k,
-            now_s=k * ctx.tick_s,
-            usage=sig.usage,
-            throttled_ratio=sig.throttled_ratio,
-            throttled_cores=sig.throttled_cores,
-            psi_full=sig.psi_full,
-            psi_some=sig.psi_some,
-            limit=limit,
-        )
+        obs = Observation(tick=k, now_s=k * ctx.tick_s, signals=sig, limit=limit)
         decision = policy.decide(obs)
         pot = policy.potential()
         if pot is not None:

@@ -32,28 +32,17 @@ by one call (``node`` gives each pod's node index).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NodeSignals", "cfs_share", "simulate_tick"]
+from mbcas.demand import Signals
+
+__all__ = ["cfs_share", "simulate_tick"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 _EPS = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSignals:
-    """One tick's kernel-like signals per pod (see module docs)."""
-
-    usage: FloatArray
-    throttled_ratio: FloatArray
-    throttled_cores: FloatArray
-    psi_full: FloatArray
-    psi_some: FloatArray
 
 
 def cfs_share(capacity: float, weights: FloatArray, caps: FloatArray) -> FloatArray:
@@ -91,8 +80,9 @@ def simulate_tick(
     weight: FloatArray,
     node: IntArray,
     capacity: FloatArray,
-) -> NodeSignals:
-    """Run one tick of every node; arrays are per pod except ``capacity`` (per node)."""
+) -> Signals:
+    """Run one tick of every node; arrays are per pod except ``capacity`` (per node). Returns the
+    tick's signals as the :class:`mbcas.demand.Signals` bundle the agent's sampler produces."""
     caps = np.minimum(demand, limit)
     if capacity.shape[0] == 1:
         usage = cfs_share(float(capacity[0]), weight, caps)
@@ -107,7 +97,7 @@ def simulate_tick(
         has = demand > _EPS
         full = np.where(has, throttled_cores / demand, 0.0)
         some = np.where(has, np.clip((demand - usage) / demand, 0.0, 1.0), 0.0)
-    return NodeSignals(
+    return Signals(
         usage=usage,
         throttled_ratio=throttled.astype(np.float64),
         throttled_cores=throttled_cores,

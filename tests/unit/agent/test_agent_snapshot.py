@@ -66,11 +66,11 @@ def test_the_documented_snapshot_parses() -> None:
     assert (inp.qos == QoSClass.BURSTABLE.code).all()
     assert inp.request.tolist() == [0.25, 0.1]
     assert inp.limit.tolist() == [0.5, 1.0]
-    assert inp.usage.tolist() == [0.5, 0.05]
-    assert inp.throttled_ratio.tolist() == [0.8, 0.0]
-    assert inp.psi_full.tolist() == [0.4, 0.0]
-    assert inp.psi_some[0] == 0.5 and math.isnan(inp.psi_some[1])  # absent: unknown
-    assert inp.throttled_cores[0] == 0.3 and math.isnan(inp.throttled_cores[1])
+    assert inp.signals.usage.tolist() == [0.5, 0.05]
+    assert inp.signals.throttled_ratio.tolist() == [0.8, 0.0]
+    assert inp.signals.psi_full.tolist() == [0.4, 0.0]
+    assert inp.signals.psi_some[0] == 0.5 and math.isnan(inp.signals.psi_some[1])  # absent: unknown
+    assert inp.signals.throttled_cores[0] == 0.3 and math.isnan(inp.signals.throttled_cores[1])
     assert inp.eligible.tolist() == [True, True]
 
 
@@ -85,9 +85,8 @@ def test_snapshot_round_trips_through_snapshot_pod() -> None:
         }
     )
     for field in ("request", "limit", "usage", "throttled_ratio", "psi_full", "psi_some", "throttled_cores"):
-        assert getattr(again.inputs, field).tolist() == pytest.approx(
-            getattr(snap.inputs, field).tolist(), nan_ok=True
-        ), field
+        old, new = (s.inputs if field in ("request", "limit") else s.inputs.signals for s in (snap, again))
+        assert getattr(new, field).tolist() == pytest.approx(getattr(old, field).tolist(), nan_ok=True), field
     assert again.names == snap.names and again.inputs.uids == snap.inputs.uids
 
 
@@ -103,7 +102,7 @@ def test_nulls_and_defaults() -> None:
     )
     assert snap.reserve_cores == 0.0 and snap.allocatable_cores == 1.5
     inp = snap.inputs
-    assert math.isnan(inp.request[0]) and math.isnan(inp.limit[0]) and math.isnan(inp.usage[0])
+    assert math.isnan(inp.request[0]) and math.isnan(inp.limit[0]) and math.isnan(inp.signals.usage[0])
     assert not inp.eligible[0]
 
 

@@ -17,6 +17,7 @@ from mbcas.cgroups import (
     Sampler,
     SenseError,
     SignalDelta,
+    limit_array,
     read_file_raw,
     signal_arrays,
 )
@@ -208,12 +209,14 @@ def test_signal_arrays_align_and_mark_unknowns() -> None:
     d = SignalDelta(1.0, 0.5, 0.25, 0.3, None, None, None)
     e = SignalDelta(2.0, 1.0, None, None, 0.4, 0.2, 2.0)
     err = SenseError("c", "x", ErrorKind.BASELINE, "first")
-    arr = signal_arrays(["b", "a", "c", "d"], {"a": d, "b": e, "c": err})
-    assert arr.uids == ("b", "a", "c", "d")
-    np.testing.assert_array_equal(arr.valid, [True, True, False, False])
-    np.testing.assert_allclose(arr.usage_cores[:2], [1.0, 0.5])
+    results = {"a": d, "b": e, "c": err}
+    arr = signal_arrays(["b", "a", "c", "d"], results)
+    assert len(arr) == 4
+    np.testing.assert_array_equal(arr.sampled, [True, True, False, False])
+    np.testing.assert_allclose(arr.usage[:2], [1.0, 0.5])
     assert math.isnan(arr.throttled_ratio[0]) and arr.throttled_ratio[1] == 0.25
     assert arr.throttled_cores[1] == pytest.approx(0.3)
     assert math.isnan(arr.psi_full[1]) and arr.psi_full[0] == 0.2
-    assert arr.limit_cores[0] == 2.0 and math.isinf(arr.limit_cores[1])
-    assert np.isnan(arr.usage_cores[2:]).all()
+    limits = limit_array(["b", "a", "c", "d"], results)
+    assert limits[0] == 2.0 and math.isinf(limits[1])
+    assert np.isnan(arr.usage[2:]).all() and np.isnan(limits[2:]).all()

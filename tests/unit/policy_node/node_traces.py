@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mbcas.core.qos import QoSClass
+from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlan, NodePlanner
 from mbcas.policy.node_config import NodePolicy
 
@@ -85,11 +86,13 @@ def run_trace(
             eligible=eligible,
             request=request,
             limit=limit,
-            usage=usage,
-            throttled_ratio=np.where(throttled > 0, 1.0, 0.0),
-            throttled_cores=throttled,
-            psi_some=psi_full,
-            psi_full=psi_full,
+            signals=Signals.build(
+                usage,
+                throttled_ratio=np.where(throttled > 0, 1.0, 0.0),
+                throttled_cores=throttled,
+                psi_some=psi_full,
+                psi_full=psi_full,
+            ),
         )
         plan = planner.plan(now, allocatable, reserve, inputs)
         result.plans.append(plan)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mbcas.core.qos import QoSClass
+from mbcas.demand import Signals
 from mbcas.policy.capacity import node_capacity, unmanaged_consumption
 from mbcas.policy.node import Cause, NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
@@ -53,9 +54,7 @@ def test_replay_is_the_market_solution_without_history() -> None:
         [QoSClass.BURSTABLE.code, QoSClass.BURSTABLE.code, QoSClass.GUARANTEED.code],
         request=[0.25, 0.25, 1.0],
         limit=[0.5, 0.5, 1.0],
-        usage=[0.5, 0.02, 0.9],
-        throttled_ratio=[0.8, 0.0, 0.0],
-        psi_full=[0.4, 0.0, 0.0],
+        signals=Signals.build([0.5, 0.02, 0.9], throttled_ratio=[0.8, 0.0, 0.0], psi_full=[0.4, 0.0, 0.0]),
     )
     plan = replay(NodePolicy(), 4.0, 0.2, inputs)
     assert plan.capacity_mcpu == 2800  # 4 − 0.2 − 1 (Guaranteed)
@@ -75,13 +74,17 @@ def test_replay_is_the_market_solution_without_history() -> None:
 
 
 def test_replay_without_spare_sharing_gives_demand_caps() -> None:
-    inputs = NodeInputs.build(["a", "b"], [1, 1], request=[0.1, 0.1], limit=[1.0, 1.0], usage=[0.4, 0.1])
+    inputs = NodeInputs.build(
+        ["a", "b"], [1, 1], request=[0.1, 0.1], limit=[1.0, 1.0], signals=Signals.build([0.4, 0.1])
+    )
     plan = replay(NodePolicy(share_spare=False), 4.0, 0.0, inputs)
     assert list(plan.allocation_mcpu) == [550, 175]  # demand·1.25 + 50m
 
 
 def test_replay_of_an_overcommitted_node_is_infeasible() -> None:
-    inputs = NodeInputs.build(["a", "b"], [1, 1], request=[1.0, 1.0], limit=[1.5, NAN], usage=[0.4, 0.1])
+    inputs = NodeInputs.build(
+        ["a", "b"], [1, 1], request=[1.0, 1.0], limit=[1.5, NAN], signals=Signals.build([0.4, 0.1])
+    )
     plan = replay(NodePolicy(), 2.0, 0.5, inputs)
     assert plan.infeasible
     assert "floors need 2.000 cores, capacity is 1.500" in plan.infeasible_message
@@ -94,10 +97,13 @@ def test_replay_of_an_overcommitted_node_is_infeasible() -> None:
         ({"request": [0.1]}, r"request has shape \(1,\), expected \(2,\)"),
         ({"usage": [0.1, -1.0]}, r"usage\[1\] = -1.0 must be finite and >= 0"),
         ({"limit": [math.inf, 1.0]}, r"limit\[0\] = inf"),
+        ({"usage": [0.1]}, r"signals are for 1 pods, expected 2"),
     ],
 )
 def test_bad_inputs_name_the_array_and_index(kwargs: dict[str, list[float]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
+        if "usage" in kwargs:
+            kwargs = {"signals": Signals.build(kwargs["usage"])}  # type: ignore[dict-item]
         NodeInputs.build(["a", "b"], [1, 1], **kwargs)  # type: ignore[arg-type]
 
 

@@ -47,7 +47,7 @@ def test_idle_pod_turning_busy_gets_cpu_within_two_ticks() -> None:
     assert max(result.alloc(0, 60), result.alloc(0, 61)) >= 800
     assert result.plans[60].cause[0] == Cause.SHORT or result.plans[61].cause[0] == Cause.SHORT
     # Its throttling stops: the next interval runs unthrottled.
-    assert result.plans[63].inputs.throttled_cores[0] == 0.0
+    assert result.plans[63].inputs.signals.throttled_cores[0] == 0.0
 
 
 def test_busy_pod_going_quiet_gives_cpu_back_slowly() -> None:

@@ -115,7 +115,7 @@ def test_engine_applies_decisions_one_tick_later_and_hides_demand() -> None:
     np.testing.assert_allclose(trace.limit, LIMITS)
     # The policy saw the limit in force and the signals, one observation per tick.
     assert [o.tick for o in policy.seen] == [0, 1, 2, 3]
-    np.testing.assert_allclose(policy.seen[2].throttled_cores, [1.0, 0.0])
+    np.testing.assert_allclose(policy.seen[2].signals.throttled_cores, [1.0, 0.0])
     assert not hasattr(policy.seen[0], "demand")
 
 

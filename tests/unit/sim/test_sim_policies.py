@@ -7,6 +7,7 @@ import pytest
 from helpers_sim import ctx_for
 
 from mbcas.core.qos import QoSClass
+from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.sim.engine import run_policy
 from mbcas.sim.metrics import compute_metrics
@@ -101,11 +102,13 @@ def test_mbcas_is_the_production_planner() -> None:
             np.full(2, QoSClass.BURSTABLE.code, dtype=np.int8),
             request=ctx.requests,
             limit=trace.limit[k],
-            usage=trace.usage[k],
-            throttled_ratio=(trace.throttled_cores[k] > 0).astype(float),
-            throttled_cores=trace.throttled_cores[k],
-            psi_some=trace.psi_some[k],
-            psi_full=trace.psi_full[k],
+            signals=Signals.build(
+                trace.usage[k],
+                throttled_ratio=(trace.throttled_cores[k] > 0).astype(float),
+                throttled_cores=trace.throttled_cores[k],
+                psi_some=trace.psi_some[k],
+                psi_full=trace.psi_full[k],
+            ),
         )
         plan = planner.plan(float(k), 2.0, 0.0, inputs)
         alloc = np.where(plan.changed, plan.allocation_mcpu, alloc)

@@ -1,7 +1,8 @@
 """What a simulated allocation policy sees and returns.
 
 Every policy runs on the same traces through the same node model and sees only what a real
-system could: per-pod kernel-like signals (:class:`Observation`), never the true demand. Each
+system could: per-pod kernel-like signals (:class:`Observation`, holding the same
+:class:`mbcas.demand.Signals` bundle the agent's sampler produces), never the true demand. Each
 tick it returns a :class:`TickDecision`: the CPU limit per pod (cores) for the *next* tick (a decision
 made from tick ``k``'s signals takes effect at tick ``k+1``, the same one-tick actuation delay for
 every policy) and, optionally, per-pod CPU weights (only the HPA-like policy changes them, because
@@ -16,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from mbcas.demand import Signals
 
 __all__ = ["Observation", "Policy", "SimContext", "TickDecision"]
 
@@ -46,11 +49,7 @@ class Observation:
 
     tick: int
     now_s: float
-    usage: FloatArray
-    throttled_ratio: FloatArray
-    throttled_cores: FloatArray
-    psi_full: FloatArray
-    psi_some: FloatArray
+    signals: Signals
     limit: FloatArray
 
 

@@ -87,7 +87,7 @@ class HpaPolicy(Policy):
 
     def decide(self, obs: Observation) -> TickDecision:
         now = obs.now_s + self._ctx.tick_s  # the decision is for the next tick
-        self._usage.append(obs.usage / self._ready)
+        self._usage.append(obs.signals.usage / self._ready)
         for i, queue in enumerate(self._pending):
             while queue and queue[0][0] <= now:
                 self._ready[i] += queue.popleft()[1]

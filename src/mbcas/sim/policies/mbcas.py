@@ -144,11 +144,7 @@ class MbcasPolicy(Policy):
                 np.full(m.size, QoSClass.BURSTABLE.code, dtype=np.int8),
                 request=ctx.requests[m],
                 limit=obs.limit[m],
-                usage=obs.usage[m],
-                throttled_ratio=obs.throttled_ratio[m],
-                throttled_cores=obs.throttled_cores[m],
-                psi_some=obs.psi_some[m],
-                psi_full=obs.psi_full[m],
+                signals=obs.signals.take(m),
             )
             plan = planner.plan(obs.now_s, float(ctx.capacity[k]), self.reserve, inputs)
             desired[m] = np.where(plan.changed, plan.allocation_mcpu, -1)

@@ -72,14 +72,7 @@ class RegretMatchingPolicy(Policy):
         return out
 
     def decide(self, obs: Observation) -> TickDecision:
-        est = estimate_demand(
-            obs.usage,
-            obs.throttled_ratio,
-            obs.psi_full,
-            obs.psi_some,
-            obs.limit,
-            throttled_cores=obs.throttled_cores,
-        )
+        est = estimate_demand(obs.signals, obs.limit)
         self._demand_sum += np.nan_to_num(est.cores, nan=0.0)
         self._samples += 1
         if obs.now_s + 1e-9 >= self._next:

@@ -51,7 +51,7 @@ class VpaPolicy(Policy):
         return TickDecision(self._limits.copy())
 
     def decide(self, obs: Observation) -> TickDecision:
-        self._samples.append(obs.usage)
+        self._samples.append(obs.signals.usage)
         if obs.now_s + 1e-9 >= self._next:
             self._next += self.interval_s
             history = np.asarray(self._samples)
