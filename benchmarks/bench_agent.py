@@ -45,6 +45,7 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
     from mbcas.agent.config import AgentConfig
     from mbcas.agent.loop import NodeAgent
     from mbcas.cgroups.reader import CgroupReader
+    from mbcas.core.qos import QoSClass
     from mbcas.kube.pods import PodInfo
 
     class Source:
@@ -60,14 +61,29 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
         root = Path(tmp) / "cg"
         paths = _build_tree(root, "v2", n)
         pods = {
-            uid: PodInfo(f"ns{i % 7}", f"pod-{i}", uid, "Burstable", 100, 500, {"app": f"a{i % 5}"}, "1")
+            uid: PodInfo(
+                f"ns{i % 7}",
+                f"pod-{i}",
+                uid,
+                QoSClass.BURSTABLE,
+                100,
+                500,
+                {"app": f"a{i % 5}"},
+                "1",
+                (500, 500),
+            )
             for i, uid in enumerate(paths)
         }
         assert all(uuid.UUID(u) for u in pods)
         config = AgentConfig(node="bench", allocatable_cpu=str(max(4, n // 10)), config_map=None)
         clock = [0.0]
         agent = NodeAgent(
-            config, node="bench", pods=Source(pods), reader=CgroupReader(root), clock=lambda: clock[0]
+            config,
+            node="bench",
+            pods=Source(pods),
+            reader=CgroupReader(root),
+            clock=lambda: clock[0],
+            mono=lambda: clock[0],
         )
         files = [(root / rel) for rel in paths.values()]
         usage = [0] * n

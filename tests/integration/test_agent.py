@@ -37,10 +37,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.kernel, pytest.mark.slow]
 # Fast controller settings (env of the `mbcas controller` process); the Lease lives in the test's
 # namespace so no other test's controller holds it.
 _CONTROLLER_ENV = {
-    "MBCAS_CONTROLLER_MIN_INTERVAL_S": "1",
+    "MBCAS_CONTROLLER_RULES__MIN_INTERVAL_S": "1",
     "MBCAS_CONTROLLER_RESYNC_S": "2",
-    "MBCAS_CONTROLLER_FAILURE_COOLDOWN_S": "0.5",
-    "MBCAS_CONTROLLER_FAILURE_COOLDOWN_MAX_S": "4",
+    "MBCAS_CONTROLLER_RULES__FAILURE_COOLDOWN_S": "0.5",
+    "MBCAS_CONTROLLER_RULES__FAILURE_COOLDOWN_MAX_S": "4",
     "MBCAS_CONTROLLER_LEASE_DURATION_S": "3",
     "MBCAS_CONTROLLER_LEASE_RENEW_S": "1",
 }

@@ -112,7 +112,7 @@ def test_uid_mismatch_and_stale_decisions_are_refused(
     core_v1.create_namespaced_pod(namespace, make_pod("s", "250m", "500m", memory_request="64Mi"))
     pod_u = wait_running(core_v1, namespace, "u")
     pod_s = wait_running(core_v1, namespace, "s")
-    run_controller(staleness_s=60)
+    run_controller(contract={"staleness_s": 60, "refresh_s": 30})
     other_uid = str(uuid.uuid4())
     mismatch = make_allocation(pod_u, "900m", uid=other_uid, owner=False)
     mismatch["metadata"]["name"] = other_uid

@@ -148,7 +148,7 @@ def test_rendered_chart_passes_server_side_dry_run(kubectl: Kubectl, namespace: 
         release=name,
         namespace=namespace,
         paths=PATHS,
-        set_values=["metrics.podAnnotations=true", "agent.config.example=1"],
+        set_values=["metrics.podAnnotations=true", "config.example=1"],
     )
     docs = [d for d in yaml.safe_load_all(text) if d]
     proc = kubectl("apply", "--dry-run=server", "--server-side", "-f", "-", input=text)
@@ -186,7 +186,7 @@ def test_agent_rbac_is_least_privilege(kubectl: Kubectl, release: Release) -> No
         ("list", "pods", "--all-namespaces"),
         ("watch", "pods", "--all-namespaces"),
         ("get", "nodes/node-a"),
-        ("get", f"configmaps/{release.name}-agent-config", "-n", ns),
+        ("get", f"configmaps/{release.name}-config", "-n", ns),
     ]
     denied = [
         ("patch", "pods", "--subresource=resize", "-n", "default"),
@@ -222,6 +222,7 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("update", "leases.coordination.k8s.io", "-n", ns),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("get", f"configmaps/{release.name}-config", "-n", ns),  # the contract it shares with the agent
     ]
     denied = [
         ("delete", "pods", "-n", "default"),
@@ -236,6 +237,8 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("create", "leases.coordination.k8s.io", "-n", "kube-system"),
         ("update", "customresourcedefinitions.apiextensions.k8s.io"),
         ("get", "nodes/node-a"),
+        ("get", "configmaps/other", "-n", ns),
+        ("update", f"configmaps/{release.name}-config", "-n", ns),
     ]
     assert [a for a in allowed if not can_i(kubectl, ctl, *a)] == []
     assert [d for d in denied if can_i(kubectl, ctl, *d)] == []
@@ -451,7 +454,7 @@ def test_install_page_commands_work_as_written(
         assert {
             "DaemonSet/mbcas-agent",
             "Deployment/mbcas-controller",
-            "ConfigMap/mbcas-agent-config",
+            "ConfigMap/mbcas-config",
         } <= set(objects)
         assert kubectl("get", "validatingadmissionpolicy", "mbcas-agent-node-confinement").returncode == 0
         labels = json.loads(kubectl("get", "namespace", "mbcas-system", "-o", "json", check=True).stdout)
@@ -634,7 +637,7 @@ def test_controller_works_with_exactly_the_chart_rbac_and_settings(
     from kubernetes import client
 
     ns = release.namespace
-    release.apply(RBAC_KINDS)
+    release.apply(RBAC_KINDS | {"ConfigMap"})  # the controller reads its contract section through the Role
     token = kubectl(
         "create", "token", f"{release.name}-controller", "-n", ns, "--duration=1h", check=True
     ).stdout

@@ -1,13 +1,24 @@
-"""The agent's one typed configuration: defaults, ``MBCAS_AGENT_*`` env, flags, and a live ConfigMap.
+"""The agent's one typed configuration: defaults, ``MBCAS_AGENT_*`` env, flags, and the live ConfigMap.
 
-:class:`AgentConfig` (pydantic-settings, env prefix ``MBCAS_AGENT_``; the node also comes from
-``NODE_NAME``, set by the downward API) holds what needs a restart to change: the node, the API
-connection, the tick, the cgroup root and prefix, the endpoints. Its ``live`` part,
-:class:`LiveConfig`, holds the rollout and market settings; the agent re-reads it from a ConfigMap
-(key ``config.yaml``, the same field names) every ``config_poll_s`` and applies it at the next
-tick without restarting anything. A ConfigMap that does not validate is logged and ignored (the
-last good one stays), so a typo never stops the agent. Keys missing from the ConfigMap keep the
-values given by flags and env.
+:class:`AgentConfig` (pydantic-settings, env prefix ``MBCAS_AGENT_``, nested with ``__``; the node
+also comes from ``NODE_NAME``, set by the downward API) holds what needs a restart to change: the
+node, the API connection, the tick, the cgroup root and prefix, the endpoints, the ConfigMap's
+name and poll period. Its ``live`` part, :class:`LiveConfig`, holds everything else; the agent
+re-reads it from the shared ConfigMap (``mbcas-system/mbcas-config``, key ``config.yaml``, see
+:mod:`mbcas.api.settings`) every ``config_poll_s`` and applies it at the next tick without
+restarting anything. Its shape::
+
+    mode: enforce                 # rollout keys (below)
+    namespace_modes: {batch: observe}
+    exclude_pod_selector: mbcas.io/opt-out=true
+    planner:  {min_cpu: 50m, deadband_ratio: 0.1, ...}   # mbcas.policy.node_config.NodePolicy
+    demand:   {tau_down_s: 20, ...}                      # mbcas.demand.DemandConfig
+    contract: {deadband_ratio: 0.05, refresh_s: 60, ...} # mbcas.api.contract.ContractSettings
+
+The controller reads the same ``contract:`` section, so the two agree on when a decision is
+applied. A ConfigMap whose values do not validate is logged and ignored (the last good one stays),
+so a typo in a value never stops the agent; an unknown key is a warning naming it (and a metric)
+and the rest applies. Keys missing from the ConfigMap keep the values given by flags and env.
 
 Rollout modes: ``observe`` senses and exports metrics only; ``recommend`` writes PodAllocations
 with ``mode: recommend`` (the controller never applies them); ``enforce`` writes decisions the
@@ -21,35 +32,43 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-import yaml
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mbcas.agent.selectors import LabelSelector
-from mbcas.core.units import format_cpu, parse_cpu
+from mbcas.api.contract import ContractSettings, check_planner_bands
+from mbcas.api.settings import (
+    DEFAULT_CONFIG_MAP,
+    check_env,
+    deep_merge,
+    describe_error,
+    parse_config_yaml,
+    split_ref,
+    validate_known,
+)
+from mbcas.core.units import format_cpu, parse_cpu, parse_cpu_cores
+from mbcas.demand import DemandConfig
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = [
     "SYSTEM_NAMESPACES",
     "AgentConfig",
     "LiveConfig",
+    "LoadedConfig",
     "RolloutMode",
     "cpu_quantity",
     "describe_error",
     "load_live_yaml",
+    "read_live_yaml",
 ]
 
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease", "mbcas-system")
+ENV_PREFIX = "MBCAS_AGENT_"
+_MOVED = {
+    "refresh_s": "it is part of the contract with the controller: set contract.refresh_s in the ConfigMap"
+}
 
 
 def cpu_quantity(value: object) -> object:
@@ -72,16 +91,6 @@ def cpu_quantity(value: object) -> object:
     return value
 
 
-def describe_error(exc: ValidationError) -> str:
-    """One line per bad field of a pydantic error: ``max_cpu: malformed CPU quantity 'x' ...``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
-
-
 class RolloutMode(StrEnum):
     OBSERVE = "observe"
     RECOMMEND = "recommend"
@@ -89,33 +98,34 @@ class RolloutMode(StrEnum):
 
 
 class LiveConfig(BaseModel):
-    """Settings reloaded live from the ConfigMap. CPU quantities are stored as Kubernetes strings;
-    numbers are accepted as cores (``max_cpu: 3``)."""
+    """Settings reloaded live from the ConfigMap (see module docs). Every field is live: a change
+    takes effect at the agent's next tick."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: RolloutMode = RolloutMode.ENFORCE
-    namespace_modes: dict[str, RolloutMode] = Field(default_factory=dict)
-    include_namespaces: tuple[str, ...] = ()
-    exclude_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
-    pod_selector: str = ""
-    exclude_pod_selector: str = "mbcas.io/opt-out=true"
-    min_cpu: str = "50m"
-    max_cpu: str | None = None
-    headroom_ratio: float = Field(0.25, ge=0)
-    headroom_min: str = "50m"
-    share_spare: bool = True
-    deadband_ratio: float = Field(0.10, ge=0, lt=1)
-    deadband_min: str = "25m"
-    pressure_threshold: float = Field(0.05, ge=0, le=1)
-    min_interval_s: float = Field(10.0, ge=0)
-    down_interval_s: float = Field(30.0, ge=0)
-    down_step_ratio: float = Field(0.25, ge=0, le=1)
-
-    @field_validator("min_cpu", "max_cpu", "headroom_min", "deadband_min", mode="before")
-    @classmethod
-    def _quantity(cls, value: object) -> object:
-        return cpu_quantity(value)
+    mode: RolloutMode = Field(
+        RolloutMode.ENFORCE,
+        description="observe: metrics only; recommend: write decisions never applied; enforce: applied.",
+    )
+    namespace_modes: dict[str, RolloutMode] = Field(
+        default_factory=dict, description="Per-namespace overrides of mode."
+    )
+    include_namespaces: tuple[str, ...] = Field(
+        (), description="Manage only these namespaces (empty: all but the excluded ones)."
+    )
+    exclude_namespaces: tuple[str, ...] = Field(
+        SYSTEM_NAMESPACES, description="Never manage these namespaces."
+    )
+    pod_selector: str = Field("", description="Label selector (kubectl syntax) of the pods to manage.")
+    exclude_pod_selector: str = Field(
+        "mbcas.io/opt-out=true", description="Label selector of the pods to leave alone."
+    )
+    planner: NodePolicy = Field(default_factory=NodePolicy, description="The node planner's tunables.")
+    demand: DemandConfig = Field(default_factory=DemandConfig, description="Demand estimation and smoothing.")
+    contract: ContractSettings = Field(
+        default_factory=ContractSettings,
+        description="What the agent and the controller agree on (the controller reads this section too).",
+    )
 
     @field_validator("pod_selector", "exclude_pod_selector")
     @classmethod
@@ -124,59 +134,63 @@ class LiveConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _policy_ok(self) -> LiveConfig:
-        self.policy()
-        return self
-
-    def policy(self) -> NodePolicy:
-        """The planner's :class:`NodePolicy` (raises ``ValueError`` naming a bad field)."""
-        return NodePolicy(
-            min_cpu=parse_cpu(self.min_cpu) / 1000.0,
-            max_cpu=None if self.max_cpu is None else parse_cpu(self.max_cpu) / 1000.0,
-            headroom_ratio=self.headroom_ratio,
-            headroom_min=parse_cpu(self.headroom_min) / 1000.0,
-            share_spare=self.share_spare,
-            deadband_ratio=self.deadband_ratio,
-            deadband_min=parse_cpu(self.deadband_min) / 1000.0,
-            pressure_threshold=self.pressure_threshold,
-            min_interval_s=self.min_interval_s,
-            down_interval_s=self.down_interval_s,
-            down_step_ratio=self.down_step_ratio,
+    def _planner_wider_than_the_contract(self) -> LiveConfig:
+        check_planner_bands(
+            self.contract,
+            planner_deadband_ratio=self.planner.deadband_ratio,
+            planner_deadband_min_cores=self.planner.deadband_min,
         )
+        return self
 
     def mode_for(self, namespace: str) -> RolloutMode:
         return self.namespace_modes.get(namespace, self.mode)
 
     def merged(self, overrides: dict[str, Any]) -> LiveConfig:
-        """This config with ``overrides`` (e.g. a ConfigMap's keys) validated on top."""
-        return LiveConfig.model_validate({**self.model_dump(), **overrides})
+        """This config with ``overrides`` (e.g. a ConfigMap's keys, section by section) validated on
+        top. Raises ``ValueError`` naming each bad field, unknown keys included."""
+        return LoadedConfig.of(self, overrides, strict=True).config
+
+
+class LoadedConfig(NamedTuple):
+    """A live configuration and the unknown keys dropped from the document it came from."""
+
+    config: LiveConfig
+    unknown: tuple[str, ...]
+
+    @classmethod
+    def of(cls, base: LiveConfig, overrides: dict[str, Any], *, strict: bool = False) -> LoadedConfig:
+        data = deep_merge(base.model_dump(), overrides)
+        if strict:
+            return cls(LiveConfig.model_validate(data), ())
+        config, unknown = validate_known(LiveConfig, data)
+        return cls(config, unknown)
+
+
+def read_live_yaml(text: str, base: LiveConfig) -> LoadedConfig:
+    """The live config of a ConfigMap's ``config.yaml``, its keys validated on top of ``base``, and
+    the unknown keys it dropped (``("planner.max_cpus",)``).
+
+    An empty document gives ``base``. Raises ``ValueError`` with a message naming each bad field
+    (``planner.max_cpu: malformed CPU quantity 'lots' ...``).
+    """
+    overrides = parse_config_yaml(text)
+    if not overrides:
+        return LoadedConfig(base, ())
+    return LoadedConfig.of(base, overrides)
 
 
 def load_live_yaml(text: str, base: LiveConfig) -> LiveConfig:
-    """The live config of a ConfigMap's ``config.yaml``: its keys validated on top of ``base``.
-
-    An empty document gives ``base``. Raises ``ValueError`` with a message naming each bad field
-    (``max_cpu: malformed CPU quantity 'lots' ...``, ``typo: Extra inputs are not permitted``).
-    """
-    try:
-        overrides = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config.yaml is not YAML: {exc}") from None
-    if overrides is None:
-        return base
-    if not isinstance(overrides, dict):
-        raise ValueError(f"config.yaml must be a mapping of settings, got {type(overrides).__name__}")
-    try:
-        return base.merged(overrides)
-    except ValidationError as exc:
-        raise ValueError(describe_error(exc)) from None
+    """:func:`read_live_yaml` without the list of unknown keys (they are dropped)."""
+    return read_live_yaml(text, base).config
 
 
 class AgentConfig(BaseSettings):
-    """Settings of ``mbcas agent`` (env prefix ``MBCAS_AGENT_``; ``NODE_NAME`` for the node)."""
+    """Settings of ``mbcas agent`` (env prefix ``MBCAS_AGENT_``; ``NODE_NAME`` for the node).
+
+    Every field needs a restart to change except ``live`` (re-read from the ConfigMap)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MBCAS_AGENT_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
     node: str | None = Field(
@@ -198,30 +212,26 @@ class AgentConfig(BaseSettings):
     bind_address: str = "0.0.0.0"
 
     config_map: str | None = Field(
-        default="mbcas-system/mbcas-agent-config",
-        description="NAMESPACE/NAME of the live ConfigMap (None: off)",
+        default=DEFAULT_CONFIG_MAP,
+        description="NAMESPACE/NAME of the shared live ConfigMap (None: off)",
     )
-    config_poll_s: float = Field(default=10.0, gt=0)
-    refresh_s: float = Field(
-        default=60.0,
-        gt=0,
-        description=(
-            "rewrite an unchanged enforce decision the pod does not carry yet this often, so the"
-            " controller never sees it stale (applied and recommend decisions are never rewritten)"
-        ),
-    )
+    config_poll_s: float = Field(default=10.0, gt=0, description="re-read the live ConfigMap this often")
     api_backoff_max_s: float = Field(default=30.0, gt=0)
     node_refresh_s: float = Field(default=30.0, gt=0, description="re-read the Node's allocatable this often")
 
     live: LiveConfig = Field(default_factory=LiveConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_env(cls, data: Any) -> Any:
+        check_env(ENV_PREFIX, cls.model_fields, _MOVED)
+        return data
+
     @field_validator("config_map")
     @classmethod
     def _namespaced_name(cls, value: str | None) -> str | None:
         if value:
-            namespace, sep, name = value.partition("/")
-            if not sep or not namespace or not name or "/" in name:
-                raise ValueError(f"must be NAMESPACE/NAME, got {value!r}")
+            split_ref(value)
         return value
 
     @field_validator("reserve_cpu", "allocatable_cpu", mode="before")
@@ -231,12 +241,16 @@ class AgentConfig(BaseSettings):
 
     @property
     def reserve_cores(self) -> float:
-        return parse_cpu(self.reserve_cpu) / 1000.0
+        return parse_cpu_cores(self.reserve_cpu)
+
+    @property
+    def allocatable_cores(self) -> float | None:
+        return None if self.allocatable_cpu is None else parse_cpu_cores(self.allocatable_cpu)
 
     def config_map_ref(self) -> tuple[str, str] | None:
         if not self.config_map:
             return None
-        namespace, sep, name = self.config_map.partition("/")
-        if not sep or not namespace or not name:
-            raise ValueError(f"config_map {self.config_map!r} must be NAMESPACE/NAME")
-        return namespace, name
+        try:
+            return split_ref(self.config_map)
+        except ValueError as exc:
+            raise ValueError(f"config_map: {exc}") from None

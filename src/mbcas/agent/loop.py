@@ -7,22 +7,30 @@
   re-resolved after a read error) and read by :class:`mbcas.cgroups.sampler.Sampler`; a pod whose
   cgroup cannot be read is held this tick (``usage`` NaN) and counted in
   ``mbcas_agent_read_errors_total{kind}``;
-* **plan** — :class:`mbcas.policy.node.NodePlanner`, seeded at start-up with the allocations
-  already in the API (an agent restart holds them instead of starting over);
-* **write** — one PodAllocation per managed pod in ``enforce`` or ``recommend`` mode
-  (:class:`mbcas.kube.store.AllocationStore` skips no-ops; an unchanged ``enforce`` decision the
-  pod does not carry yet is rewritten every ``refresh_s`` so the controller never sees it stale,
-  see :mod:`mbcas.agent.refresh`; applied and ``recommend`` decisions are not rewritten);
-  allocations of pods that left the node, or are no longer managed or written, are deleted.
-  API errors start a backoff (doubling to ``api_backoff_max_s``) during which the loop keeps
-  sensing and planning but writes nothing; decisions are never queued, so after an
-  outage only the current tick's plan is written.
+* **plan** — :class:`mbcas.policy.node.NodePlanner` on the monotonic clock, its decisions kept in
+  the node's :class:`mbcas.policy.ledger.DecisionLedger`, which is restored at start-up from the
+  allocations already in the API (an agent restart holds them instead of starting over);
+* **write** — the contract's write rule (:func:`mbcas.api.contract.plan_writes`) compares the
+  ledger's decisions with what the API holds: one PodAllocation per managed pod in ``enforce`` or
+  ``recommend`` mode, written when its ``cpuLimit`` or ``mode`` changes; an unchanged ``enforce``
+  decision the pod does not carry yet (outside the contract's deadband of its managed limit) is
+  rewritten every ``contract.refresh_s`` so the controller never sees it stale; applied and
+  ``recommend`` decisions are not rewritten; allocations of pods that left the node, or are no
+  longer managed or written, are deleted. :class:`mbcas.kube.store.AllocationStore` only talks to
+  the API. API errors start a backoff (doubling to ``api_backoff_max_s``) during which the loop
+  keeps sensing and planning but writes nothing; decisions are never queued, so after an outage
+  only the current tick's plan is written.
 * **infeasible** — when the floors exceed the capacity the planner holds every allocation; the
   agent posts one Warning Event on the Node when the condition starts and one Normal Event when it
   clears.
 
 The live ConfigMap is polled every ``config_poll_s``; a new :class:`LiveConfig` takes effect at the
-next tick (policy swapped on the planner, selectors and modes re-evaluated).
+next tick (planner and demand settings swapped on the planner, selectors, modes and the contract
+re-evaluated). An unknown key is logged, named, and exported as ``mbcas_agent_config_unknown_keys``.
+
+Two clocks: ``mono`` (monotonic) for everything that is a duration (the planner's smoothing and
+intervals, polling, backoff, liveness), ``clock`` (wall) only for ``decidedAt`` and the contract's
+ages, which the controller compares with its own wall clock.
 """
 
 from __future__ import annotations
@@ -38,26 +46,35 @@ from typing import Protocol
 
 import numpy as np
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
+from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, read_live_yaml
 from mbcas.agent.metrics import AgentMetrics
-from mbcas.agent.refresh import needs_refresh
 from mbcas.agent.selectors import LabelSelector
+from mbcas.api.contract import plan_writes
 from mbcas.api.models import Mode, PodAllocationSpec
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
-from mbcas.core.units import parse_cpu
+from mbcas.core.units import parse_cpu_cores
 from mbcas.kube.client import Kube
+from mbcas.kube.configmap import read_config_text
 from mbcas.kube.errors import ApiUnavailableError, KubeError, NotFoundError
 from mbcas.kube.events import EventRecorder, ObjectRef
 from mbcas.kube.pods import PodInfo
 from mbcas.kube.store import AllocationStore
+from mbcas.policy.ledger import DecisionLedger, Written
 from mbcas.policy.node import NodeInputs, NodePlan, NodePlanner
 
 __all__ = ["NodeAgent", "PodSource", "Sensed"]
 
 log = logging.getLogger(__name__)
+
+
+_CRD_MODE: dict[RolloutMode, Mode | None] = {
+    RolloutMode.OBSERVE: None,
+    RolloutMode.RECOMMEND: Mode.RECOMMEND,
+    RolloutMode.ENFORCE: Mode.ENFORCE,
+}
 
 
 class PodSource(Protocol):
@@ -93,6 +110,7 @@ class NodeAgent:
         metrics: AgentMetrics | None = None,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.node = node
@@ -102,21 +120,22 @@ class NodeAgent:
         self.metrics = metrics or AgentMetrics()
         self.dry_run = dry_run or kube is None
         self.clock = clock
+        self.mono = mono
         self.reader = reader
         self.resolver = PodCgroupResolver(reader.layout, prefix=config.cgroup_prefix)
         self.sampler = Sampler(reader)
-        self.planner = NodePlanner(self.live.policy())
+        self.ledger = DecisionLedger()
+        self.planner = NodePlanner(self.live.planner, self.live.demand, self.ledger)
         self.store = AllocationStore(kube, node) if kube is not None else None
         self.events = (
             EventRecorder(kube, component="mbcas-agent", instance=node) if kube is not None else None
         )
         self._selectors = self._compile(self.live)
         self._paths: dict[str, str] = {}
-        self._allocatable: float | None = (
-            parse_cpu(config.allocatable_cpu) / 1000.0 if config.allocatable_cpu else None
-        )
+        self._allocatable: float | None = config.allocatable_cores
         self._node_read_at = -math.inf
         self._config_read_at = -math.inf
+        self._unknown: tuple[str, ...] = ()
         self._seeded = False
         self._backoff_until = -math.inf
         self._backoff = 1.0
@@ -133,7 +152,8 @@ class NodeAgent:
 
     def apply_live(self, live: LiveConfig) -> None:
         """Switch to a new live configuration from the next tick on."""
-        self.planner.policy = live.policy()
+        self.planner.policy = live.planner
+        self.planner.demand_config = live.demand
         self._selectors = self._compile(live)
         self.live = live
 
@@ -144,32 +164,42 @@ class NodeAgent:
         self._config_read_at = now
         namespace, name = ref
         try:
-            body = self.kube.request_json(
-                "GET",
-                f"/api/v1/namespaces/{namespace}/configmaps/{name}",
-                what=f"read configmap {namespace}/{name}",
-            )
-        except NotFoundError:
+            text = read_config_text(self.kube, namespace, name)
+        except KubeError as exc:
+            log.debug("config map not readable now: %s", exc)
+            return
+        if text is None:
+            self._unknown_keys(())
             if self.live != self.config.live:
                 self.apply_live(self.config.live)
                 self.metrics.config_reloads.labels("removed").inc()
             return
-        except KubeError as exc:
-            log.debug("config map not readable now: %s", exc)
-            return
-        text = (body.get("data") or {}).get("config.yaml", "")
         try:
-            live = load_live_yaml(str(text), self.config.live)
+            live, unknown = read_live_yaml(text, self.config.live)
         except ValueError as exc:
             self.metrics.config_reloads.labels("invalid").inc()
             log.error(
                 "ignoring invalid ConfigMap %s/%s (keeping the last good config): %s", namespace, name, exc
             )
             return
+        self._unknown_keys(unknown, f"{namespace}/{name}")
         if live != self.live:
             self.apply_live(live)
             self.metrics.config_reloads.labels("applied").inc()
             log.info("live config reloaded from %s/%s", namespace, name)
+
+    def _unknown_keys(self, keys: tuple[str, ...], where: str = "") -> None:
+        if keys != self._unknown:
+            self.metrics.config_unknown_keys.clear()
+            for key in keys:
+                self.metrics.config_unknown_keys.labels(key).set(1)
+            if keys:
+                log.warning(
+                    "ConfigMap %s: ignoring unknown key(s) %s (the other settings apply)",
+                    where,
+                    ", ".join(keys),
+                )
+            self._unknown = keys
 
     # ------------------------------------------------------------------ sense
 
@@ -243,9 +273,7 @@ class NodeAgent:
             return
         try:
             body = self.kube.request_json("GET", f"/api/v1/nodes/{self.node}", what=f"read node {self.node}")
-            self._allocatable = (
-                parse_cpu(((body.get("status") or {}).get("allocatable") or {})["cpu"]) / 1000.0
-            )
+            self._allocatable = parse_cpu_cores(((body.get("status") or {}).get("allocatable") or {})["cpu"])
             self._node_read_at = now
         except (KubeError, KeyError, ValueError) as exc:
             log.warning("cannot read the allocatable CPU of node %s: %s", self.node, exc)
@@ -259,11 +287,11 @@ class NodeAgent:
 
     def tick(self) -> NodePlan | None:
         """One tick; returns the plan (None while the node's allocatable CPU is unknown)."""
-        now = self.clock()
+        now = self.mono()
         self._reload_config(now)
         self.refresh_node(now)
         if not self._seeded and not self.dry_run:
-            self._seed()
+            self._seed(now)
         started = time.perf_counter()
         sensed = self.sense()
         if self._allocatable is None:
@@ -276,7 +304,7 @@ class NodeAgent:
         self.metrics.observe_plan(plan, sensed.names, node=self.node)
         self._note_infeasible(plan)
         if not self.dry_run:
-            self._write(now, plan, sensed)
+            self._write(now, self.clock(), plan, sensed)
         self.last_plan = plan
         self.last_tick_at = now
         self.ticks += 1
@@ -300,15 +328,14 @@ class NodeAgent:
 
     # ------------------------------------------------------------------ writing
 
-    def _seed(self) -> None:
+    def _seed(self, now: float) -> None:
         assert self.store is not None
         try:
             known = self.store.list()
         except KubeError as exc:
             log.warning("cannot list existing allocations yet: %s", exc)
             return
-        for uid, alloc in known.items():
-            self.planner.seed(uid, alloc.cpu_limit_mcpu, alloc.decided_at)
+        self.ledger.restore(known, mono_now=now, wall_now=self.clock())
         self._seeded = True
         log.info("node %s: %d existing allocations re-learned", self.node, len(known))
 
@@ -317,49 +344,41 @@ class NodeAgent:
         log.warning("API write failed, pausing writes for %.0fs: %s", self._backoff, exc)
         self._backoff = min(self._backoff * 2, self.config.api_backoff_max_s)
 
-    def _write(self, now: float, plan: NodePlan, sensed: Sensed) -> None:
+    def _write(self, now: float, wall: float, plan: NodePlan, sensed: Sensed) -> None:
+        """Carry out the contract's write rule for this tick (``now`` monotonic, ``wall`` for
+        ``decidedAt`` and the contract's ages)."""
         store = self.store
         if store is None or now < self._backoff_until or not self._seeded or not self.source.synced:
             return
-        alloc = plan.allocation_mcpu
-        decided = datetime.fromtimestamp(now, UTC)
-        wanted: set[str] = set()
+        live = self.live
+        allow_restart = live.contract.allow_restart
+        writes = plan_writes(
+            live.contract,
+            wall,
+            uids=plan.uids,
+            decision_mcpu=np.where(plan.managed, plan.allocation_mcpu, -1),
+            modes=[_CRD_MODE[live.mode_for(p.namespace)] for p in sensed.pods],
+            managed_limit_mcpu=[
+                -1 if (m := p.managed_limit_mcpu(allow_restart=allow_restart)) is None else m
+                for p in sensed.pods
+            ],
+            written=self.ledger.written,
+        )
+        decided = datetime.fromtimestamp(wall, UTC)
         try:
-            known = store.known
-            for i in np.flatnonzero(plan.managed & (alloc > 0)).tolist():
-                pod = sensed.pods[i]
-                mode = self.live.mode_for(pod.namespace)
-                if mode is RolloutMode.OBSERVE:
-                    continue
-                wanted.add(pod.uid)
-                crd_mode = Mode.ENFORCE if mode is RolloutMode.ENFORCE else Mode.RECOMMEND
-                last = known.get(pod.uid)
-                mcpu = int(alloc[i])
-                stale = last is not None and needs_refresh(
-                    enforce=crd_mode is Mode.ENFORCE,
-                    decision_mcpu=mcpu,
-                    pod_limit_mcpu=pod.limit_mcpu,
-                    age_s=now - last.decided_at,
-                    refresh_s=self.config.refresh_s,
-                )
-                if (
-                    last is not None
-                    and not stale
-                    and last.cpu_limit_mcpu == mcpu
-                    and last.mode == crd_mode.value
-                ):
-                    continue
+            for up in writes.upserts:
+                pod = sensed.pods[up.index]
                 spec = PodAllocationSpec(
                     pod_name=pod.name,
                     pod_uid=pod.uid,
                     node_name=self.node,
-                    cpu_limit_mcpu=mcpu,
-                    mode=crd_mode,
-                    reason=plan.reason(i),
+                    cpu_limit_mcpu=up.mcpu,
+                    mode=up.mode,
+                    reason=plan.reason(up.index),
                     decided_at=decided,
                 )
                 try:
-                    result = store.write(pod.namespace, spec, force=stale)
+                    result = store.write(pod.namespace, spec, exists=pod.uid in self.ledger.written)
                 except NotFoundError as exc:  # namespace or pod gone under us
                     self.metrics.api_writes.labels("write", "gone").inc()
                     log.info("pod %s/%s gone while writing: %s", pod.namespace, pod.name, exc)
@@ -370,10 +389,10 @@ class NodeAgent:
                     self.metrics.api_writes.labels("write", exc.code).inc()
                     log.warning("PodAllocation for %s/%s not written: %s", pod.namespace, pod.name, exc)
                     continue
+                self.ledger.wrote(pod.uid, Written(pod.namespace, pod.name, up.mcpu, up.mode.value, wall))
                 self.metrics.api_writes.labels("write", result.value).inc()
-            for uid, last in known.items():
-                if uid in wanted:
-                    continue
+            for uid in writes.deletes:
+                last = self.ledger.written[uid]
                 try:
                     store.delete(last.namespace, uid)
                 except ApiUnavailableError:
@@ -382,6 +401,7 @@ class NodeAgent:
                     self.metrics.api_writes.labels("delete", exc.code).inc()
                     log.warning("PodAllocation %s/%s not deleted: %s", last.namespace, uid, exc)
                     continue
+                self.ledger.deleted(uid)
                 self.metrics.api_writes.labels("delete", "deleted").inc()
         except KubeError as exc:
             self.metrics.api_writes.labels("write", exc.code).inc()
@@ -413,7 +433,7 @@ class NodeAgent:
     def healthy(self) -> tuple[bool, str]:
         if self.last_tick_at is None:
             return True, "starting"
-        age = self.clock() - self.last_tick_at
+        age = self.mono() - self.last_tick_at
         limit = max(10.0, 5 * self.config.tick_s)
         return age < limit, f"last tick {age:.1f}s ago"
 

@@ -38,7 +38,9 @@ Agent process:
 - ``mbcas_agent_solve_seconds`` — the pure plan (demand, capacity, solve, stability);
 - ``mbcas_agent_read_errors_total{kind}`` — cgroup read errors by kind;
 - ``mbcas_agent_api_writes_total{op,result}`` — PodAllocation creates/updates/deletes;
-- ``mbcas_agent_config_reloads_total{result}`` — live ConfigMap reloads.
+- ``mbcas_agent_config_reloads_total{result}`` — live ConfigMap reloads;
+- ``mbcas_agent_config_unknown_keys{key}`` — 1 for each key of the live ConfigMap the agent does
+  not know (ignored, with a warning naming it).
 
 docs/metrics.md lists every series of the agent and the controller.
 """
@@ -217,6 +219,12 @@ class AgentMetrics:
             "mbcas_agent_config_reloads",
             "Live ConfigMap reloads by result",
             ["result"],
+            registry=self.registry,
+        )
+        self.config_unknown_keys = Gauge(
+            "mbcas_agent_config_unknown_keys",
+            "1 for each key of the live ConfigMap the agent does not know (ignored)",
+            ["key"],
             registry=self.registry,
         )
 

@@ -138,7 +138,7 @@ def _once(config: AgentConfig, kube: Any, reader: CgroupReader, args: argparse.N
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     agent = NodeAgent(config, node=config.node, pods=pods, reader=reader, kube=kube, dry_run=True)
-    agent.refresh_node(time.time())
+    agent.refresh_node(time.monotonic())
     if agent.allocatable is None:
         print(
             f"error: cannot read the allocatable CPU of node {config.node} (use --allocatable)",
@@ -148,7 +148,9 @@ def _once(config: AgentConfig, kube: Any, reader: CgroupReader, args: argparse.N
     agent.sense()  # baseline read
     time.sleep(config.tick_s)
     sensed = agent.sense()
-    plan = replay(agent.live.policy(), agent.allocatable, config.reserve_cores, sensed.inputs)
+    plan = replay(
+        agent.live.planner, agent.allocatable, config.reserve_cores, sensed.inputs, agent.live.demand
+    )
     if args.output == "json":
         snapshot = {
             "node": config.node,

@@ -1,7 +1,10 @@
 """``mbcas controller``: run the PodAllocation controller (kopf) until SIGINT/SIGTERM.
 
 Settings come from :class:`~mbcas.controller.config.ControllerConfig`: defaults, then
-``MBCAS_CONTROLLER_*`` environment variables, then the flags given here. Exit codes follow
+``MBCAS_CONTROLLER_*`` environment variables (``MBCAS_CONTROLLER_RULES__<RULE>`` for the resize
+rules), then the flags given here. The deadband, the staleness limit and whether
+``RestartContainer`` containers are resized are the contract with the agent: they come from the
+``contract:`` section of the shared ConfigMap (``--config-map``), not from flags or env. Exit codes follow
 ``mbcas`` (2 bad configuration, 9 apiserver unavailable, 10 pods/resize or the CRD missing).
 """
 
@@ -17,15 +20,13 @@ from mbcas.kube.errors import KubeError
 
 __all__ = ["register", "run_controller"]
 
-# flag -> config field, for the flags that map one to one
-_FLOAT_FLAGS = {
-    "min_interval": "min_interval_s",
-    "max_step_ratio": "max_step_ratio",
-    "deadband_ratio": "deadband_ratio",
-    "failure_cooldown": "failure_cooldown_s",
-    "max_resizes_per_second": "max_resizes_per_second",
-    "staleness": "staleness_s",
-    "resync": "resync_s",
+# flag -> resize rule (ControllerConfig.rules)
+_RULE_FLAGS = {
+    "min_interval": ("min_interval_s", float),
+    "max_step_ratio": ("max_step_ratio", float),
+    "max_step_mcpu": ("max_step_mcpu", int),
+    "failure_cooldown": ("failure_cooldown_s", float),
+    "max_resizes_per_second": ("max_resizes_per_second", float),
 }
 
 
@@ -43,10 +44,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bind-address", help="address for both endpoints (default 0.0.0.0)")
     p.add_argument("--no-leader-election", action="store_true", help="act without holding the Lease")
     p.add_argument("--lease-namespace", help="namespace of the leader-election Lease (default: default)")
-    p.add_argument("--allow-restart", action="store_true", help="also resize RestartContainer containers")
-    p.add_argument("--max-step-mcpu", type=int, help="largest change per resize, millicores")
-    for flag in _FLOAT_FLAGS:
-        p.add_argument(f"--{flag.replace('_', '-')}", type=float, dest=flag)
+    p.add_argument(
+        "--config-map",
+        metavar="NS/NAME",
+        help="shared ConfigMap ('' = none; default mbcas-system/mbcas-config)",
+    )
+    p.add_argument("--resync", type=float, metavar="SECONDS", help="re-check every allocation this often")
+    for flag, (field, kind) in _RULE_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag, help=f"resize rule {field}")
     p.set_defaults(func=run_controller)
 
 
@@ -60,7 +65,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "health_port",
         "bind_address",
         "lease_namespace",
-        "max_step_mcpu",
     ):
         value = getattr(args, name, None)
         if value is not None:
@@ -69,22 +73,33 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["namespace"] = None
     if args.no_leader_election:
         out["leader_election"] = False
-    if args.allow_restart:
-        out["allow_restart"] = True
-    for flag, field in _FLOAT_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            out[field] = value
+    if args.config_map is not None:
+        out["config_map"] = args.config_map or None
+    if args.resync is not None:
+        out["resync_s"] = args.resync
+    rules = {
+        field: v for flag, (field, _) in _RULE_FLAGS.items() if (v := getattr(args, flag, None)) is not None
+    }
+    if rules:
+        out["rules"] = rules
     return out
 
 
-def run_controller(args: argparse.Namespace) -> int:
+def _config(overrides: dict[str, Any]) -> Any:
+    """Defaults < env < flags; flags for the rules merge into the rules the env gives."""
     from mbcas.controller.config import ControllerConfig
+
+    if "rules" in overrides:
+        base = ControllerConfig()
+        overrides = {**overrides, "rules": {**base.rules.model_dump(), **overrides["rules"]}}
+    return ControllerConfig(**overrides)
+
+
+def run_controller(args: argparse.Namespace) -> int:
     from mbcas.controller.main import Controller
 
     try:
-        config = ControllerConfig(**_overrides(args))
-        config.rules()
+        config = _config(_overrides(args))
     except (ValidationError, ValueError) as exc:
         print(f"mbcas controller: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -102,6 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from mbcas.local.controlplane import ControlPlane
     from mbcas.local.emulator import NodeEmulator, NodeSpec
     from mbcas.local.kernel import KernelMode
+    from mbcas.policy.resize import ResizeRules
 
     quiet_kopf_signal_warning()
     stop = threading.Event()
@@ -143,7 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
         controller = Controller(
             ControllerConfig(
                 kubeconfig=str(cp.kubeconfig), health_port=0, metrics_port=0, leader_election=False,
-                min_interval_s=1.0, resync_s=2.0,
+                rules=ResizeRules(min_interval_s=1.0), resync_s=2.0,
             ),
             kube=kube,
         )  # fmt: skip

@@ -37,14 +37,14 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def live_from_args(args: argparse.Namespace, base: LiveConfig | None = None) -> LiveConfig:
-    overrides: dict[str, Any] = {}
+    planner: dict[str, Any] = {}
     if args.min_cpu is not None:
-        overrides["min_cpu"] = args.min_cpu
+        planner["min_cpu"] = args.min_cpu
     if args.max_cpu is not None:
-        overrides["max_cpu"] = args.max_cpu
+        planner["max_cpu"] = args.max_cpu
     if args.no_spare:
-        overrides["share_spare"] = False
-    return (base or LiveConfig()).merged(overrides)
+        planner["share_spare"] = False
+    return (base or LiveConfig()).merged({"planner": planner} if planner else {})
 
 
 def register(subparsers: Any) -> None:
@@ -78,7 +78,7 @@ def run_plan(args: argparse.Namespace) -> int:
     except (SnapshotError, ValueError) as exc:
         print(f"error: bad snapshot {args.input}: {exc}", file=sys.stderr)
         return 2
-    plan = replay(live.policy(), snap.allocatable_cores, snap.reserve_cores, snap.inputs)
+    plan = replay(live.planner, snap.allocatable_cores, snap.reserve_cores, snap.inputs, live.demand)
     if args.output == "json":
         json.dump(plan_result(plan), sys.stdout, indent=2)
         print()

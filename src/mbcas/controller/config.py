@@ -1,21 +1,47 @@
 """The controller's one typed configuration: defaults, ``MBCAS_CONTROLLER_*`` env, then flags.
 
-Every safety rule of :mod:`mbcas.policy.resize` is a field here, so an operator can tune it per
-cluster without code changes; :meth:`ControllerConfig.rules` hands them to the gate. Flags of
-``mbcas controller`` override the environment, which overrides the defaults.
+Every safety rule of :mod:`mbcas.policy.resize` is a field of the embedded ``rules``
+(:class:`~mbcas.policy.resize.ResizeRules`), so an operator can tune it per cluster without code
+changes; nested settings take ``__`` in the environment (``MBCAS_CONTROLLER_RULES__MIN_INTERVAL_S``).
+Flags of ``mbcas controller`` override the environment, which overrides the defaults. These need a
+restart to change.
+
+What the controller must agree on with the agent (the deadband, staleness, whether
+``RestartContainer`` containers take part) is *not* here: it is the ``contract:`` section of the
+shared ConfigMap named by ``config_map`` (:class:`mbcas.api.contract.ContractSettings`), read at
+start and every ``config_poll_s`` (:class:`mbcas.controller.shared.SharedSettings`), so the two
+processes have one source and the environment cannot make them disagree.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mbcas.api.settings import DEFAULT_CONFIG_MAP, check_env, split_ref
 from mbcas.policy.resize import ResizeRules
 
 __all__ = ["ControllerConfig"]
+
+ENV_PREFIX = "MBCAS_CONTROLLER_"
+
+_MOVED = {
+    **{
+        name: f"{name} is part of the contract with the agent: set contract.{name} in the shared ConfigMap"
+        for name in ("deadband_ratio", "staleness_s", "allow_restart")
+    },
+    "deadband_mc": "set contract.deadband_mcpu in the shared ConfigMap",
+    **{
+        name: f"resize rules are nested now: MBCAS_CONTROLLER_RULES__{name.upper()}"
+        for name in ResizeRules.model_fields
+    },
+    "max_step_mc": "resize rules are nested now: MBCAS_CONTROLLER_RULES__MAX_STEP_MCPU",
+    "min_step_mc": "resize rules are nested now: MBCAS_CONTROLLER_RULES__MIN_STEP_MCPU",
+}
 
 
 def _identity() -> str:
@@ -23,9 +49,11 @@ def _identity() -> str:
 
 
 class ControllerConfig(BaseSettings):
-    """Settings of ``mbcas controller`` (env prefix ``MBCAS_CONTROLLER_``)."""
+    """Settings of ``mbcas controller`` (env prefix ``MBCAS_CONTROLLER_``, nested with ``__``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MBCAS_CONTROLLER_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
 
     # Connection and scope
     kubeconfig: str | None = None
@@ -37,22 +65,15 @@ class ControllerConfig(BaseSettings):
     health_port: int = Field(default=8081, ge=0, le=65535)
     bind_address: str = "0.0.0.0"
 
-    # Safety rules (see mbcas.policy.resize)
-    min_interval_s: float = Field(default=10.0, ge=0)
-    max_step_ratio: float = Field(default=1.0, gt=0)
-    max_step_mcpu: int = Field(default=2000, gt=0)
-    min_step_mcpu: int = Field(default=10, gt=0)
-    deadband_ratio: float = Field(default=0.05, ge=0)
-    deadband_mcpu: int = Field(default=10, ge=0)
-    failure_cooldown_s: float = Field(default=5.0, ge=0)
-    failure_backoff_factor: float = Field(default=2.0, ge=1)
-    failure_cooldown_max_s: float = Field(default=300.0, ge=0)
-    max_resizes_per_second: float = Field(default=10.0, gt=0)
-    burst: int = Field(default=10, ge=1)
+    # The shared settings (the contract with the agent), read live
+    config_map: str | None = Field(
+        default=DEFAULT_CONFIG_MAP,
+        description="NAMESPACE/NAME of the shared ConfigMap whose contract section is read (None: defaults)",
+    )
+    config_poll_s: float = Field(default=10.0, gt=0, description="re-read the shared ConfigMap this often")
 
-    # Trust
-    staleness_s: float = Field(default=120.0, gt=0, description="ignore decisions older than this")
-    allow_restart: bool = Field(default=False, description="also resize RestartContainer containers")
+    # Safety rules (see mbcas.policy.resize)
+    rules: ResizeRules = Field(default_factory=ResizeRules)
 
     # Work loop
     workers: int = Field(default=2, ge=1, le=64)
@@ -66,18 +87,18 @@ class ControllerConfig(BaseSettings):
     lease_renew_s: float = Field(default=5.0, gt=0)
     identity: str = Field(default_factory=_identity)
 
-    def rules(self) -> ResizeRules:
-        """The pure gate's rules (raises ``ValueError`` on inconsistent values)."""
-        return ResizeRules(
-            min_interval_s=self.min_interval_s,
-            max_step_ratio=self.max_step_ratio,
-            max_step_mcpu=self.max_step_mcpu,
-            min_step_mcpu=self.min_step_mcpu,
-            deadband_ratio=self.deadband_ratio,
-            deadband_mcpu=self.deadband_mcpu,
-            failure_cooldown_s=self.failure_cooldown_s,
-            failure_backoff_factor=self.failure_backoff_factor,
-            failure_cooldown_max_s=self.failure_cooldown_max_s,
-            max_resizes_per_second=self.max_resizes_per_second,
-            burst=self.burst,
-        )
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_env(cls, data: Any) -> Any:
+        check_env(ENV_PREFIX, cls.model_fields, _MOVED)
+        return data
+
+    @field_validator("config_map")
+    @classmethod
+    def _namespaced_name(cls, value: str | None) -> str | None:
+        if value:
+            split_ref(value)
+        return value
+
+    def config_map_ref(self) -> tuple[str, str] | None:
+        return split_ref(self.config_map) if self.config_map else None

@@ -12,21 +12,30 @@ any). The order of the checks is the trust order:
 5. the pod already asks for the target: report what the kubelet says — ``Applied`` once the
    status shows it and ``observedGeneration`` caught up, ``Infeasible``/``Deferred`` from
    ``PodResizePending``, ``Failed`` on a kubelet ``Error``, else ``Pending``;
-6. the kubelet is still busy with an earlier resize -> wait (``Pending``);
-7. the decision is older than the staleness limit -> ``Refused`` (``Stale``);
-8. a 422 already rejected this generation -> ``Failed``, not retried until the spec changes;
-9. the :class:`~mbcas.policy.resize.ResizeGate` (deadband, infeasible memory, cooldown, interval,
-   rate, step cap) -> apply now, wait, or skip.
+6. the pod already carries the decision in the contract's sense
+   (:func:`mbcas.api.contract.carries`: its managed limit is within the deadband of it) ->
+   ``Applied`` (``Deadband``) once the kubelet settled, never resized;
+7. the kubelet is still busy with an earlier resize -> wait (``Pending``);
+8. the decision is stale in the contract's sense (:func:`mbcas.api.contract.is_stale`: older than
+   ``staleness_s``, or dated in the future beyond the clock-skew tolerance) -> ``Refused``
+   (``Stale``);
+9. a 422 already rejected this generation -> ``Failed``, not retried until the spec changes;
+10. the :class:`~mbcas.policy.resize.ResizeGate` (infeasible memory, cooldown, interval, rate,
+    step cap) -> apply now, wait, or skip.
+
+The agent judges "applied" and refreshes decisions with the same contract functions and
+settings, so a decision it leaves alone is one the controller leaves alone too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mbcas.api.contract import ContractSettings, carries, is_stale
 from mbcas.api.models import Phase, PodAllocationSpec
 from mbcas.core.units import format_cpu
 from mbcas.kube.podview import PodView
-from mbcas.policy.resize import GateAction, ResizeGate, is_stale
+from mbcas.policy.resize import GateAction, ResizeGate
 from mbcas.policy.resize_split import SplitRefusedError, plan_container_limits
 
 __all__ = ["Decision", "decide"]
@@ -59,16 +68,16 @@ def decide(
     *,
     now: float,
     now_mono: float,
-    staleness_s: float,
-    allow_restart: bool = False,
+    contract: ContractSettings,
     final_failure: str | None = None,
     resync_s: float = 30.0,
 ) -> Decision:
     """Decide for ``spec`` given the live ``pod`` (None when it does not exist).
 
     ``now`` is wall-clock epoch seconds (for staleness of ``decidedAt``); ``now_mono`` is the
-    monotonic clock the gate runs on. ``final_failure`` is the message of a 422 that already
-    rejected this generation.
+    monotonic clock the gate runs on; ``contract`` the shared settings (deadband, staleness,
+    ``allow_restart``). ``final_failure`` is the message of a 422 that already rejected this
+    generation.
     """
     target = spec.cpu_limit_mcpu
     if pod is None:
@@ -93,7 +102,9 @@ def decide(
             applied_mcpu=pod.applied_limit_mcpu(),
         )
     try:
-        plan = plan_container_limits(target, pod.containers, qos=pod.qos, allow_restart=allow_restart)
+        plan = plan_container_limits(
+            target, pod.containers, qos=pod.qos, allow_restart=contract.allow_restart
+        )
     except SplitRefusedError as exc:
         return Decision(Phase.REFUSED, exc.reason, f"pod {pod.key}: {exc.message}", event_on_pod=True)
     names = list(plan.limits)
@@ -101,6 +112,10 @@ def decide(
     spec_now = pod.spec_limit_mcpu(names)
     if all((c := pod.container(n)) is not None and c.cpu_limit_mcpu == v for n, v in plan.limits.items()):
         return _report(pod, plan.total_mcpu, applied, resync_s)
+    if carries(contract, spec_now, target):
+        # Within the contract's deadband of the current limit: the agent counts it as applied (so
+        # it never refreshes it, and it is never stale).
+        return _within_deadband(pod, applied, spec_now, resync_s)
     if pod.resize.in_progress or not pod.generation_observed:
         return Decision(
             Phase.PENDING,
@@ -109,16 +124,17 @@ def decide(
             applied_mcpu=applied,
             requeue_after_s=resync_s,
         )
-    if is_stale(spec.decided_at.timestamp(), now, staleness_s):
+    if is_stale(contract, spec.decided_at.timestamp(), now):
         return Decision(
             Phase.REFUSED,
             "Stale",
-            f"decision made at {spec.decided_at.isoformat()} is older than {staleness_s:g}s (agent down?)",
+            f"decision made at {spec.decided_at.isoformat()} is older than {contract.staleness_s:g}s"
+            f" or more than {contract.max_future_skew_s:g}s in the future (agent down? clock skew?)",
             applied_mcpu=applied,
         )
     if final_failure is not None:
         return Decision(Phase.FAILED, "Invalid", final_failure, applied_mcpu=applied)
-    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mcpu, now_mono)
+    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mcpu, now_mono, deadband=contract.deadband)
     if verdict.action is GateAction.APPLY:
         return Decision(
             Phase.PENDING, "Resizing", verdict.message, resize_to_mcpu=verdict.value, applied_mcpu=applied
@@ -133,7 +149,11 @@ def decide(
         )
     if verdict.action is GateAction.BLOCKED:
         return Decision(Phase.INFEASIBLE, "Infeasible", verdict.message, applied_mcpu=applied)
-    # Deadband: the current limit is close enough.
+    return _within_deadband(pod, applied, spec_now, resync_s)  # the gate skipped it
+
+
+def _within_deadband(pod: PodView, applied: int | None, spec_now: int | None, resync_s: float) -> Decision:
+    """The current limit is close enough: ``Applied`` once the kubelet shows it, else wait."""
     if applied is not None and applied == spec_now and pod.resize.settled:
         return Decision(
             Phase.APPLIED,

@@ -42,6 +42,7 @@ from mbcas.api.models import (
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
+from mbcas.controller.shared import SharedSettings
 from mbcas.core.units import format_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube
@@ -96,9 +97,11 @@ class Reconciler:
         self.kube = kube
         self.config = config
         self.metrics = metrics or ControllerMetrics()
-        self.actuator = Actuator(kube, allow_restart=config.allow_restart)
+        self.shared = SharedSettings(kube, config.config_map_ref(), poll_s=config.config_poll_s, mono=mono)
+        """The contract settings shared with the agent (deadband, staleness, allow_restart)."""
+        self.actuator = Actuator(kube, allow_restart=self.shared.current().allow_restart)
         self.events = EventRecorder(kube, instance=config.identity)
-        self.gate = ResizeGate(config.rules())
+        self.gate = ResizeGate(config.rules)
         self.queue = WorkQueue(mono)
         self.is_active = is_active
         self._clock = clock
@@ -205,7 +208,7 @@ class Reconciler:
                 requeue = self.reconcile(key)
             except Exception:  # never let one allocation kill a worker
                 log.exception("reconcile of %s failed unexpectedly", key)
-                requeue = self.config.failure_cooldown_s or 1.0
+                requeue = self.config.rules.failure_cooldown_s or 1.0
             finally:
                 self.metrics.reconcile_seconds.observe(self._mono() - started)
                 self.queue.done(key, requeue)
@@ -273,15 +276,16 @@ class Reconciler:
         return decision.requeue_after_s
 
     def _decide(self, pa: PodAllocation, pod: PodView | None, track: _Tracking) -> Decision:
+        contract = self.shared.current()  # may read the ConfigMap: outside the lock
         with self._lock:
+            self.actuator.allow_restart = contract.allow_restart
             return decide(
                 pa.spec,
                 pod,
                 self.gate,
                 now=self._clock(),
                 now_mono=self._mono(),
-                staleness_s=self.config.staleness_s,
-                allow_restart=self.config.allow_restart,
+                contract=contract,
                 final_failure=track.final_failure,
                 resync_s=self.config.resync_s,
             )
@@ -335,7 +339,7 @@ class Reconciler:
                 "Resizing",
                 decision.message if value == decision.resize_to_mcpu else f"resizing to {format_cpu(value)}",
                 applied_mcpu=result.pod.applied_limit_mcpu(list(result.plan.limits)),
-                requeue_after_s=self.config.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
+                requeue_after_s=self.config.rules.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
             )
         raise AssertionError("unreachable")
 

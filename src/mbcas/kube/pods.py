@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mbcas.api.contract import managed_limit_mcpu
 from mbcas.core.qos import QoSClass
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import KubeError, translate
@@ -45,6 +46,14 @@ class PodInfo:
     """Sum of the containers' CPU limits; None when any container has no limit."""
     labels: Mapping[str, str]
     resource_version: str
+    managed_limits_mcpu: tuple[int | None, int | None] = (None, None)
+    """The limit MBCAS manages (:func:`mbcas.api.contract.managed_limit_mcpu`), without and with
+    ``RestartContainer`` containers taking part; see :meth:`managed_limit_mcpu`."""
+
+    def managed_limit_mcpu(self, *, allow_restart: bool) -> int | None:
+        """The pod-level limit the controller manages (the contract's ``allow_restart`` decides
+        whether ``RestartContainer`` containers take part); None when it has none."""
+        return self.managed_limits_mcpu[1 if allow_restart else 0]
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PodInfo:
@@ -62,6 +71,10 @@ class PodInfo:
             limit_mcpu=view.spec_limit_mcpu(),
             labels={str(k): str(v) for k, v in labels.items()},
             resource_version=view.resource_version,
+            managed_limits_mcpu=(
+                managed_limit_mcpu(view.containers, allow_restart=False),
+                managed_limit_mcpu(view.containers, allow_restart=True),
+            ),
         )
 
 

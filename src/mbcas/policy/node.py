@@ -81,13 +81,14 @@ from mbcas.demand import DemandConfig, DemandTracker, Signals, estimate_demand, 
 from mbcas.demand.signals import check_nonnegative
 from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
 from mbcas.policy.capacity import node_capacity
+from mbcas.policy.ledger import NO_DECISION, DecisionLedger
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = ["Cause", "NodeInputs", "NodePlan", "NodePlanner", "replay"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-_NONE = -1
+_NONE = NO_DECISION
 _GUARANTEED, _BURSTABLE, _BEST_EFFORT = (q.code for q in QoSClass)
 
 
@@ -276,74 +277,48 @@ class NodePlan:
         return np.flatnonzero(self.changed)
 
 
-@dataclass(slots=True)
-class _State:
-    """Per-pod memory of the planner, aligned to ``uids``."""
-
-    uids: tuple[str, ...] = ()
-    alloc_mcpu: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    decided_at: FloatArray = field(default_factory=lambda: np.zeros(0))
-
-    def aligned(self, uids: tuple[str, ...]) -> tuple[NDArray[np.int64], FloatArray]:
-        """The state for ``uids`` (``-1`` / ``-inf`` for unknown pods)."""
-        if uids is self.uids or uids == self.uids:
-            return self.alloc_mcpu.copy(), self.decided_at.copy()
-        index = {u: i for i, u in enumerate(self.uids)}
-        idx = np.fromiter((index.get(u, -1) for u in uids), dtype=np.intp, count=len(uids))
-        known = idx >= 0
-        safe = np.where(known, idx, 0)
-        if self.alloc_mcpu.size:
-            alloc = np.where(known, self.alloc_mcpu[safe], _NONE)
-            at = np.where(known, self.decided_at[safe], -np.inf)
-        else:
-            alloc = np.full(len(uids), _NONE, dtype=np.int64)
-            at = np.full(len(uids), -np.inf)
-        return alloc.astype(np.int64), at
-
-
 class NodePlanner:
     """The stateful node planner: demand smoothing, decision memory, stability rules.
 
     Not thread-safe; one per node. ``policy`` may be replaced between ticks (live config).
     """
 
-    def __init__(self, policy: NodePolicy | None = None, demand_config: DemandConfig | None = None) -> None:
+    def __init__(
+        self,
+        policy: NodePolicy | None = None,
+        demand_config: DemandConfig | None = None,
+        ledger: DecisionLedger | None = None,
+    ) -> None:
         self.policy = policy or NodePolicy()
         self.tracker = DemandTracker(demand_config)
-        self._state = _State()
-        self._seeds: dict[str, tuple[int, float]] = {}
+        self.ledger = ledger or DecisionLedger()
+        """Where each pod's decision lives (shared with the agent's writer)."""
 
     @property
     def demand_config(self) -> DemandConfig:
         return self.tracker.config
 
+    @demand_config.setter
+    def demand_config(self, config: DemandConfig) -> None:
+        """Swap the estimator's and the smoothing's parameters (live config); the smoothed state stays."""
+        self.tracker.config = config
+
     def seed(self, uid: str, allocation_mcpu: int, decided_at: float) -> None:
         """Remember a decision made before this planner existed (e.g. read back from the API after
-        a restart), so the first ticks hold it instead of starting over."""
-        if allocation_mcpu <= 0:
-            raise ValueError(f"allocation_mcpu = {allocation_mcpu} must be > 0")
-        self._seeds[uid] = (int(allocation_mcpu), float(decided_at))
+        a restart; ``decided_at`` on the planner's clock), so the first ticks hold it instead of
+        starting over."""
+        self.ledger.seed(uid, allocation_mcpu, decided_at)
 
     def allocation_of(self, uid: str) -> int | None:
         """The planner's current allocation of ``uid`` in millicores (None if it has none)."""
-        try:
-            i = self._state.uids.index(uid)
-        except ValueError:
-            seed = self._seeds.get(uid)
-            return seed[0] if seed else None
-        value = int(self._state.alloc_mcpu[i])
-        return value if value > 0 else None
+        return self.ledger.decision_of(uid)
 
     def plan(self, now: float, allocatable: float, reserve: float, inputs: NodeInputs) -> NodePlan:
-        """Run one tick at time ``now`` (seconds, any monotonic clock the caller keeps using)."""
+        """Run one tick at time ``now``: seconds on a monotonic clock the caller keeps using
+        (smoothing and decision intervals are durations; a wall-clock step must not move them)."""
         raw = _raw_demand(inputs, self.tracker.config)
         smoothed, warm = self.tracker.update(inputs.uids, raw, now)
-        alloc, decided_at = self._state.aligned(inputs.uids)
-        if self._seeds:
-            for i, uid in enumerate(inputs.uids):
-                seed = self._seeds.pop(uid, None)
-                if seed is not None and alloc[i] == _NONE:
-                    alloc[i], decided_at[i] = seed
+        alloc, decided_at = self.ledger.aligned(inputs.uids)
         plan = _decide(
             self.policy,
             now,
@@ -357,8 +332,7 @@ class NodePlanner:
             decided_at=decided_at,
             stateless=False,
         )
-        new_at = np.where(plan.changed, now, decided_at)
-        self._state = _State(inputs.uids, plan.allocation_mcpu.copy(), new_at)
+        self.ledger.record(inputs.uids, plan.allocation_mcpu, np.where(plan.changed, now, decided_at))
         return plan
 
 

@@ -2,74 +2,133 @@
 
 :class:`NodePolicy` holds every number the pure node plan depends on: the global floor and ceiling
 of a pod's CPU, the headroom put on top of measured demand, whether spare capacity is handed out,
-the deadband, the per-pod decision intervals and the step by which an allocation may shrink. It is
+the deadbands, the per-pod decision intervals and the step by which an allocation may shrink. It is
 plain data (no I/O, no clock) so the agent, ``mbcas plan`` and the simulator build the same planner
-from it. CPU values are in cores, times in seconds.
+from it. CPU values are stored in cores (a setting accepts a number of cores, ``0.25``, or a
+Kubernetes quantity, ``"250m"``); times are in seconds.
 
-The agent builds a :class:`NodePolicy` from its configuration (flags, environment, the live
-ConfigMap) and swaps it on the planner when the ConfigMap changes; nothing else holds state.
+It is the ``planner:`` section of the agent's live configuration
+(:class:`mbcas.agent.config.LiveConfig`): the agent swaps it on the planner when the ConfigMap
+changes. The field descriptions are the documentation (``docs/agent.md`` is checked against them).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from typing import Annotated, Any
 
-__all__ = ["NodePolicy"]
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from mbcas.core.units import QuantityError, parse_cpu_cores
+
+__all__ = ["Cores", "NodePolicy", "cpu_cores"]
 
 
-@dataclass(frozen=True, slots=True)
-class NodePolicy:
+def cpu_cores(value: Any) -> Any:
+    """A CPU setting in cores: a number counts as cores (``3``, ``0.5``, as YAML gives them), a
+    string as a Kubernetes quantity (``"250m"``); both are rounded up to whole millicores, as the
+    apiserver does. None stays None; other types are passed on for pydantic to reject.
+
+    Raises ``ValueError`` for booleans and for negative, infinite or malformed values.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"a CPU quantity must be a number of cores or a string like '250m', got {value!r}")
+    if isinstance(value, int | float | str):
+        try:
+            return parse_cpu_cores(value)
+        except QuantityError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+Cores = Annotated[float, BeforeValidator(cpu_cores)]
+"""A CPU quantity in cores that also accepts ``"250m"``-style strings."""
+
+
+class NodePolicy(BaseModel):
     """Numbers that shape the node plan (cores and seconds).
 
     Raises:
-        ValueError: on construction, naming the field, when a value is out of range.
+        pydantic.ValidationError: on construction, naming the field, when a value is out of range.
     """
 
-    min_cpu: float = 0.05
-    """Global floor of a managed pod's allocation; the floor is ``max(request, min_cpu)``."""
-    max_cpu: float | None = None
-    """Global hard maximum per pod; ``None`` = the node's capacity for managed pods."""
-    headroom_ratio: float = 0.25
-    """Cap on a pod's demand-driven share: ``demand·(1 + headroom_ratio) + headroom_min``."""
-    headroom_min: float = 0.05
-    """Absolute headroom added to every demand cap (cores)."""
-    share_spare: bool = True
-    """Hand capacity left after every demand cap is met out by weight, up to the hard maximum."""
-    deadband_ratio: float = 0.10
-    """A new target within ``max(deadband_min, deadband_ratio·current)`` of the current allocation
-    is not a change."""
-    deadband_min: float = 0.025
-    """Absolute part of the deadband (cores)."""
-    pressure_deadband_ratio: float = 0.06
-    """Relative deadband for a pod under pressure: its share of the node this much (at least
-    ``deadband_min``) above its allocation raises it at once, taken back from pods above their
-    targets. Meant to be smaller than ``deadband_ratio`` because such a pod is losing work now (the
-smaller of the two applies)."""
-    pressure_threshold: float = 0.05
-    """A pod counts as under pressure when its throttled-period ratio or PSI ``full`` share of the
-    last interval reaches this; only a pod under pressure (or far below its need) is raised at once."""
-    min_interval_s: float = 10.0
-    """Least time between two decisions for one pod, unless the pod is short of CPU (then at once)."""
-    down_interval_s: float = 30.0
-    """Least time after a pod's last decision before its allocation is lowered for its own sake."""
-    down_step_ratio: float = 0.25
-    """A voluntary decrease takes at most this fraction of the current allocation per decision."""
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or value is None:
-                continue
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{f.name} = {value!r} must be a finite number >= 0")
-        if self.min_cpu < 0.001:
-            raise ValueError(f"min_cpu = {self.min_cpu!r} must be >= 0.001 (one millicore)")
+    min_cpu: Cores = Field(
+        0.05,
+        ge=0.001,
+        description="Global floor of a managed pod's allocation; the floor is max(request, min_cpu).",
+    )
+    max_cpu: Cores | None = Field(
+        None,
+        description="Global hard maximum per pod; null = the node's capacity for managed pods.",
+    )
+    headroom_ratio: float = Field(
+        0.25,
+        ge=0,
+        description="Cap on a pod's demand-driven share: demand * (1 + headroom_ratio) + headroom_min.",
+    )
+    headroom_min: Cores = Field(0.05, ge=0, description="Absolute headroom added to every demand cap.")
+    share_spare: bool = Field(
+        True,
+        description="Hand capacity left after every demand cap is met out by weight, up to the hard maximum.",
+    )
+    deadband_ratio: float = Field(
+        0.10,
+        ge=0,
+        lt=1,
+        description=(
+            "A new target within max(deadband_min, deadband_ratio * current) of the current allocation is"
+            " not a change. Must be at least the contract's deadband_ratio (the controller's)."
+        ),
+    )
+    deadband_min: Cores = Field(
+        0.025,
+        ge=0,
+        description="Absolute part of the deadband. Must be at least the contract's deadband_mcpu.",
+    )
+    pressure_deadband_ratio: float = Field(
+        0.06,
+        ge=0,
+        description=(
+            "Relative deadband for a pod under pressure: its share of the node this much (at least"
+            " deadband_min) above its allocation raises it at once, taken back from pods above their"
+            " targets. The smaller of this and deadband_ratio applies (such a pod is losing work now)."
+        ),
+    )
+    pressure_threshold: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description=(
+            "A pod counts as under pressure when its throttled-period ratio or PSI full share of the last"
+            " interval reaches this; only a pod under pressure (or far below its need) is raised at once."
+        ),
+    )
+    min_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="Least time between two decisions for one pod, unless the pod is short of CPU.",
+    )
+    down_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Least time after a pod's last decision before its allocation is lowered for its own sake."
+        ),
+    )
+    down_step_ratio: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description=(
+            "A voluntary decrease takes at most this fraction of the current allocation per decision."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ceiling_above_floor(self) -> NodePolicy:
         if self.max_cpu is not None and self.max_cpu < self.min_cpu:
-            raise ValueError(f"max_cpu = {self.max_cpu!r} must be >= min_cpu = {self.min_cpu!r}")
-        if self.down_step_ratio > 1:
-            raise ValueError(f"down_step_ratio = {self.down_step_ratio!r} must be <= 1")
-        if self.pressure_threshold > 1:
-            raise ValueError(f"pressure_threshold = {self.pressure_threshold!r} must be <= 1")
-        if self.deadband_ratio >= 1:
-            raise ValueError(f"deadband_ratio = {self.deadband_ratio!r} must be < 1")
+            raise ValueError(f"max_cpu = {self.max_cpu:g} must be >= min_cpu = {self.min_cpu:g}")
+        return self

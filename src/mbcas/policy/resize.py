@@ -5,8 +5,8 @@ UID, when the pod was last resized, how many resizes in a row failed, and the sm
 kubelet called ``Infeasible``; and it holds one global token bucket. For a current limit and a
 target it answers with a :class:`GateDecision`:
 
-- **deadband** — ``|target - current|`` below ``max(deadband_mcpu, deadband_ratio * current)`` is
-  not worth a resize (``SKIP``);
+- **deadband** — ``|target - current|`` within the contract's :class:`Deadband`,
+  ``max(deadband_mcpu, deadband_ratio * current)``, is not worth a resize (``SKIP``);
 - **infeasible** — a value the node already refused for this pod, or any larger one, is never
   retried (``BLOCKED``); a smaller value is;
 - **cooldown** — after a failure the pod waits ``failure_cooldown_s * backoff_factor**(n-1)``
@@ -26,61 +26,89 @@ spins. Callers must call :meth:`ResizeGate.record_applied` after a successful pa
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "Deadband",
     "GateAction",
     "GateDecision",
     "PodHistory",
     "ResizeGate",
     "ResizeRules",
     "TokenBucket",
-    "is_stale",
     "step_limit",
-    "within_deadband",
 ]
 
 
-@dataclass(frozen=True)
-class ResizeRules:
-    """Tunables of the gate; see the module docstring for their meaning."""
+@dataclass(frozen=True, slots=True)
+class Deadband:
+    """A change from ``current`` to ``target`` (millicores) is too small to make when
+    ``|target - current| <= max(mcpu, ratio * current)``.
 
-    min_interval_s: float = 10.0
-    max_step_ratio: float = 1.0
-    max_step_mcpu: int = 2000
-    min_step_mcpu: int = 10
-    deadband_ratio: float = 0.05
-    deadband_mcpu: int = 10
-    failure_cooldown_s: float = 5.0
-    failure_backoff_factor: float = 2.0
-    failure_cooldown_max_s: float = 300.0
-    max_resizes_per_second: float = 10.0
-    burst: int = 10
+    The controller's value comes from the agent/controller contract
+    (:class:`mbcas.api.contract.ContractSettings`), which both processes read from one ConfigMap,
+    so the agent judges "applied" with exactly the band the controller skips changes within.
+    """
 
-    def __post_init__(self) -> None:
-        checks = {
-            "min_interval_s": self.min_interval_s >= 0,
-            "max_step_ratio": self.max_step_ratio > 0,
-            "max_step_mcpu": self.max_step_mcpu > 0,
-            "min_step_mcpu": self.min_step_mcpu > 0,
-            "deadband_ratio": self.deadband_ratio >= 0,
-            "deadband_mcpu": self.deadband_mcpu >= 0,
-            "failure_cooldown_s": self.failure_cooldown_s >= 0,
-            "failure_backoff_factor": self.failure_backoff_factor >= 1,
-            "failure_cooldown_max_s": self.failure_cooldown_max_s >= self.failure_cooldown_s,
-            "max_resizes_per_second": self.max_resizes_per_second > 0,
-            "burst": self.burst >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        for name in ("min_interval_s", "max_step_ratio", "deadband_ratio", "failure_cooldown_s"):
-            if not math.isfinite(getattr(self, name)):
-                bad.append(name)
-        if bad:
-            raise ValueError(f"invalid resize rules: {', '.join(sorted(set(bad)))} out of range")
+    ratio: float = 0.05
+    mcpu: int = 10
+
+    def band_mcpu(self, current_mcpu: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """The band around ``current_mcpu`` (element-wise), in whole millicores."""
+        current = np.asarray(current_mcpu, dtype=np.int64)
+        return np.maximum(self.mcpu, (self.ratio * current).astype(np.int64))
+
+    def within(self, current_mcpu: npt.ArrayLike, target_mcpu: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """True where moving from ``current_mcpu`` to ``target_mcpu`` is within the band.
+
+        Element-wise on arrays of pods (the simulator); ``bool()`` of the result for one pod."""
+        current = np.asarray(current_mcpu, dtype=np.int64)
+        target = np.asarray(target_mcpu, dtype=np.int64)
+        return np.asarray(np.abs(target - current) <= self.band_mcpu(current))
+
+
+class ResizeRules(BaseModel):
+    """Tunables of the gate (see the module docstring); the controller's ``rules`` settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_interval_s: float = Field(
+        10.0, ge=0, allow_inf_nan=False, description="Least seconds between two resizes of one pod."
+    )
+    max_step_ratio: float = Field(
+        1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Largest step of one resize, as a ratio of the current limit.",
+    )
+    max_step_mcpu: int = Field(2000, gt=0, description="Largest step of one resize, in millicores.")
+    min_step_mcpu: int = Field(
+        10, gt=0, description="Smallest step a capped resize still makes (keeps progress on tiny limits)."
+    )
+    failure_cooldown_s: float = Field(
+        5.0, ge=0, allow_inf_nan=False, description="Wait after a failed resize before the next attempt."
+    )
+    failure_backoff_factor: float = Field(
+        2.0, ge=1, description="The cooldown grows by this factor with each failure in a row."
+    )
+    failure_cooldown_max_s: float = Field(300.0, ge=0, description="Longest cooldown after failures.")
+    max_resizes_per_second: float = Field(
+        10.0, gt=0, description="Global rate of resizes (a token bucket shared by all pods)."
+    )
+    burst: int = Field(10, ge=1, description="Resizes the global rate lets through at once.")
+
+    @model_validator(mode="after")
+    def _cooldowns(self) -> ResizeRules:
+        if self.failure_cooldown_max_s < self.failure_cooldown_s:
+            raise ValueError(
+                f"failure_cooldown_max_s = {self.failure_cooldown_max_s:g} must be >= "
+                f"failure_cooldown_s = {self.failure_cooldown_s:g}"
+            )
+        return self
 
     def cooldown_after(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures (0 for none)."""
@@ -94,11 +122,6 @@ def step_limit(current_mcpu: int, rules: ResizeRules) -> int:
     """The largest change, in millicores, one resize may make from ``current_mcpu``."""
     relative = int(rules.max_step_ratio * max(current_mcpu, 0))
     return max(rules.min_step_mcpu, min(relative, rules.max_step_mcpu))
-
-
-def is_stale(decided_at_s: float, now_s: float, max_age_s: float) -> bool:
-    """True when a decision made at ``decided_at_s`` (epoch seconds) is older than ``max_age_s``."""
-    return now_s - decided_at_s > max_age_s
 
 
 class GateAction(enum.StrEnum):
@@ -164,24 +187,13 @@ class TokenBucket:
         return False
 
 
-def within_deadband(
-    rules: ResizeRules, current_mcpu: npt.ArrayLike, target_mcpu: npt.ArrayLike
-) -> npt.NDArray[np.bool_]:
-    """True when ``|target - current| <= max(deadband_mcpu, deadband_ratio * current)``: the change
-    is too small for the controller to make, so a pod at ``current_mcpu`` already carries a decision
-    of ``target_mcpu`` as far as anyone can tell (the agent uses this to know a decision is applied).
-
-    Element-wise on arrays of pods (the simulator); ``bool()`` of the result for one pod."""
-    current = np.asarray(current_mcpu, dtype=np.int64)
-    band = np.maximum(rules.deadband_mcpu, (rules.deadband_ratio * current).astype(np.int64))
-    return np.asarray(np.abs(np.asarray(target_mcpu, dtype=np.int64) - current) <= band)
-
-
 class ResizeGate:
     """Per-pod and global resize rules with their memory. Not thread-safe: guard it with a lock."""
 
-    def __init__(self, rules: ResizeRules) -> None:
+    def __init__(self, rules: ResizeRules, deadband: Deadband | None = None) -> None:
         self.rules = rules
+        self.deadband = deadband or Deadband()
+        """The contract's deadband; the controller replaces it when the shared settings change."""
         self._pods: dict[str, PodHistory] = {}
         self._bucket = TokenBucket(rules.max_resizes_per_second, rules.burst)
 
@@ -197,23 +209,32 @@ class ResizeGate:
         """UIDs with a history."""
         return list(self._pods)
 
-    def in_deadband(self, current_mcpu: int, target_mcpu: int) -> bool:
+    def in_deadband(self, current_mcpu: int, target_mcpu: int, deadband: Deadband | None = None) -> bool:
         """True when moving from ``current_mcpu`` to ``target_mcpu`` is too small to bother."""
-        return bool(within_deadband(self.rules, current_mcpu, target_mcpu))
+        return bool((deadband or self.deadband).within(current_mcpu, target_mcpu))
 
-    def evaluate(self, uid: str, current_mcpu: int | None, target_mcpu: int, now: float) -> GateDecision:
+    def evaluate(
+        self,
+        uid: str,
+        current_mcpu: int | None,
+        target_mcpu: int,
+        now: float,
+        *,
+        deadband: Deadband | None = None,
+    ) -> GateDecision:
         """Decide about moving pod ``uid`` from ``current_mcpu`` to ``target_mcpu`` at time ``now``.
 
         ``current_mcpu=None`` means "no limit yet": the first limit is set at the target directly
-        (there is no size to take a step from). ``APPLY`` consumes a token of the global bucket:
-        call it only when you will patch.
+        (there is no size to take a step from). ``deadband`` overrides the gate's own (the
+        controller passes the contract's current one). ``APPLY`` consumes a token of the global
+        bucket: call it only when you will patch.
         """
         if target_mcpu <= 0:
             raise ValueError(f"target must be > 0 millicores, got {target_mcpu}")
         rules = self.rules
         hist = self._pods.get(uid, PodHistory())
         if current_mcpu is not None and (
-            target_mcpu == current_mcpu or self.in_deadband(current_mcpu, target_mcpu)
+            target_mcpu == current_mcpu or self.in_deadband(current_mcpu, target_mcpu, deadband)
         ):
             return GateDecision(
                 GateAction.SKIP,

@@ -34,6 +34,7 @@ __all__ = [
     "ContainerResources",
     "LimitPlan",
     "SplitRefusedError",
+    "participants",
     "plan_container_limits",
     "qos_class",
     "split_by_weight",
@@ -153,6 +154,40 @@ def split_by_weight(total_mcpu: int, weights: Sequence[int], floors: Sequence[in
     return parts
 
 
+def participants(
+    containers: Sequence[ContainerResources], *, allow_restart: bool = False, only: str | None = None
+) -> tuple[list[ContainerResources], dict[str, str]]:
+    """The containers that take part in the split, and those left alone with why (the module's
+    "who takes part" rule, the one place it is written). The pod-level limit MBCAS manages is the
+    sum of the participants' CPU limits (:func:`mbcas.api.contract.managed_limit_mcpu`).
+
+    Raises :class:`SplitRefusedError` when no container can take part (or ``only`` names none).
+    """
+    skipped: dict[str, str] = {}
+    eligible: list[ContainerResources] = []
+    for c in containers:
+        if only is not None and c.name != only:
+            skipped[c.name] = "not selected"
+        elif c.cpu_restart_required and not allow_restart:
+            skipped[c.name] = "CPU resizePolicy is RestartContainer"
+        else:
+            eligible.append(c)
+    if only is not None and not any(c.name == only for c in containers):
+        raise SplitRefusedError("NoSuchContainer", f"pod has no container {only!r}")
+    if not eligible:
+        raise SplitRefusedError(
+            "RestartRequired",
+            "every container needs a restart to change its CPU limit (resizePolicy RestartContainer)",
+        )
+    requested = [c for c in eligible if (c.effective_cpu_request_mcpu or 0) > 0]
+    if requested:
+        for c in eligible:
+            if c not in requested:
+                skipped[c.name] = "no CPU request"
+        eligible = requested
+    return eligible, skipped
+
+
 def plan_container_limits(
     pod_limit_mcpu: int,
     containers: Sequence[ContainerResources],
@@ -178,28 +213,7 @@ def plan_container_limits(
         )
     if qos is QoSClass.BEST_EFFORT:
         raise SplitRefusedError("BestEffortPod", "pod is BestEffort: it cannot gain a CPU limit in place")
-    skipped: dict[str, str] = {}
-    eligible: list[ContainerResources] = []
-    for c in containers:
-        if only is not None and c.name != only:
-            skipped[c.name] = "not selected"
-        elif c.cpu_restart_required and not allow_restart:
-            skipped[c.name] = "CPU resizePolicy is RestartContainer"
-        else:
-            eligible.append(c)
-    if only is not None and not any(c.name == only for c in containers):
-        raise SplitRefusedError("NoSuchContainer", f"pod has no container {only!r}")
-    if not eligible:
-        raise SplitRefusedError(
-            "RestartRequired",
-            "every container needs a restart to change its CPU limit (resizePolicy RestartContainer)",
-        )
-    requested = [c for c in eligible if (c.effective_cpu_request_mcpu or 0) > 0]
-    if requested:
-        for c in eligible:
-            if c not in requested:
-                skipped[c.name] = "no CPU request"
-        eligible = requested
+    eligible, skipped = participants(containers, allow_restart=allow_restart, only=only)
     floors = [max(c.effective_cpu_request_mcpu or 0, min_container_mcpu) for c in eligible]
     if pod_limit_mcpu < sum(floors):
         raise SplitRefusedError(

@@ -4,16 +4,19 @@
 delete, list; the ConfigMap; Events) from dicts and records each one. :class:`FakeNode` keeps pod
 cgroups in a :class:`fake_cgroupfs.FakeCgroupFS` (cgroup v2, cgroupfs driver) and advances their
 counters one interval at a time: a pod uses ``min(demand, limit)`` and is throttled in every period
-while its demand exceeds its limit. :meth:`FakeNode.apply` plays the controller: it copies each
-enforce decision into the pod's limit.
+while its demand exceeds its limit. Pods are pod bodies parsed by :meth:`PodInfo.from_body`, as the
+agent's watch cache parses them; a pod may carry a sidecar container without CPU resources, which
+the split leaves alone. :meth:`FakeNode.apply` plays the controller: it copies each enforce
+decision into the limit of the pod's ``app`` container.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,6 @@ from fake_cgroupfs import FakeCgroupFS
 
 from mbcas.cgroups import LayoutKind
 from mbcas.cgroups.reader import CgroupReader
-from mbcas.core.qos import QoSClass
 from mbcas.core.units import parse_cpu
 from mbcas.kube.errors import ConflictError, NotFoundError
 from mbcas.kube.pods import PodInfo
@@ -103,6 +105,8 @@ class FakeNode:
         self.reader = CgroupReader(root, clock_ns=lambda: self.now_ns)
         self.pods = FakePods()
         self.demand: dict[str, float] = {}
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self._limit: dict[str, int | None] = {}  # the app container's limit (the kernel's quota)
         self._usage: dict[str, int] = {}
         self._periods: dict[str, int] = {}
         self._throttled: dict[str, int] = {}
@@ -121,19 +125,32 @@ class FakeNode:
         limit: str | None = "400m",
         namespace: str = "shop",
         labels: Mapping[str, str] | None = None,
+        sidecar: bool = False,
     ) -> str:
-        uid = str(uuid.uuid4())
-        qos = QoSClass.BEST_EFFORT if request is None and limit is None else QoSClass.BURSTABLE
-        self.pods.by_uid[uid] = PodInfo(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            qos=qos,
-            request_mcpu=None if request is None else parse_cpu(request),
-            limit_mcpu=None if limit is None else parse_cpu(limit),
-            labels=dict(labels or {}),
-            resource_version="1",
-        )
+        """A pod with one ``app`` container (and, with ``sidecar``, a second container that has no
+        CPU request or limit); returns its UID."""
+        uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod:{namespace}/{name}"))  # same pod, same UID
+        resources: dict[str, dict[str, str]] = {}
+        if request is not None:
+            resources["requests"] = {"cpu": request}
+        if limit is not None:
+            resources["limits"] = {"cpu": limit}
+        containers: list[dict[str, Any]] = [{"name": "app", "resources": resources}]
+        if sidecar:
+            containers.append({"name": "sidecar", "resources": {"requests": {"memory": "16Mi"}}})
+        self.bodies[uid] = {
+            "metadata": {
+                "namespace": namespace,
+                "name": name,
+                "uid": uid,
+                "labels": dict(labels or {}),
+                "resourceVersion": "1",
+            },
+            "spec": {"nodeName": "n1", "containers": containers},
+            "status": {"phase": "Running"},
+        }
+        self.pods.by_uid[uid] = PodInfo.from_body(self.bodies[uid])
+        self._limit[uid] = None if limit is None else parse_cpu(limit)
         self.demand[uid] = demand
         self._usage[uid] = self._periods[uid] = self._throttled[uid] = 0
         self._write(uid)
@@ -144,7 +161,7 @@ class FakeNode:
         return f"kubepods/{seg}pod{uid}"
 
     def _write(self, uid: str) -> None:
-        limit = self.pods.by_uid[uid].limit_mcpu
+        limit = self._limit[uid]
         self.fs.write(
             self.relpath(uid),
             usage_usec=self._usage[uid],
@@ -158,9 +175,10 @@ class FakeNode:
         """Let ``seconds`` pass: every pod burns ``min(demand, limit)``."""
         self.now_ns += round(seconds * 1e9)
         periods = round(seconds * 10)  # 100 ms CFS periods
-        for uid, pod in self.pods.by_uid.items():
+        for uid in self.pods.by_uid:
             demand = self.demand[uid]
-            cap = math.inf if pod.limit_mcpu is None else pod.limit_mcpu / 1000.0
+            limit = self._limit[uid]
+            cap = math.inf if limit is None else limit / 1000.0
             self._usage[uid] += round(min(demand, cap) * seconds * 1e6)
             self._periods[uid] += periods
             if demand > cap:
@@ -168,7 +186,12 @@ class FakeNode:
             self._write(uid)
 
     def set_limit(self, uid: str, mcpu: int) -> None:
-        self.pods.by_uid[uid] = replace(self.pods.by_uid[uid], limit_mcpu=mcpu)
+        """The app container's CPU limit becomes ``mcpu`` (spec and kernel), as a resize does."""
+        body = copy.deepcopy(self.bodies[uid])
+        body["spec"]["containers"][0]["resources"].setdefault("limits", {})["cpu"] = f"{mcpu}m"
+        self.bodies[uid] = body
+        self.pods.by_uid[uid] = PodInfo.from_body(body)
+        self._limit[uid] = mcpu
         self._write(uid)
 
     def apply(self, kube: FakeKube) -> None:
@@ -178,5 +201,9 @@ class FakeNode:
             uid = spec["podUID"]
             if spec["mode"] == "enforce" and uid in self.pods.by_uid:
                 mcpu = parse_cpu(spec["cpuLimit"])
-                if self.pods.by_uid[uid].limit_mcpu != mcpu:
+                if self._limit[uid] != mcpu:
                     self.set_limit(uid, mcpu)
+
+    def limit(self, uid: str) -> int | None:
+        """The app container's CPU limit (millicores)."""
+        return self._limit[uid]

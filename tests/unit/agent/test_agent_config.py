@@ -13,6 +13,7 @@ from agent_fakes import FakeKube, FakeNode
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
 from mbcas.agent.loop import NodeAgent
 from mbcas.cli.agent import build_config, register
+from mbcas.policy.node_config import NodePolicy
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -30,7 +31,7 @@ def test_agent_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.node is None
     assert config.tick_s == 1.0
     assert config.reserve_cores == pytest.approx(0.2)
-    assert config.config_map_ref() == ("mbcas-system", "mbcas-agent-config")
+    assert config.config_map_ref() == ("mbcas-system", "mbcas-config")
     assert config.live == LiveConfig()
     assert config.live.mode is RolloutMode.ENFORCE
 
@@ -40,13 +41,13 @@ def test_agent_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MBCAS_AGENT_TICK_S", "2.5")
     monkeypatch.setenv("MBCAS_AGENT_RESERVE_CPU", "0.5")
     monkeypatch.setenv("MBCAS_AGENT_LIVE__MODE", "recommend")
-    monkeypatch.setenv("MBCAS_AGENT_LIVE__MAX_CPU", "1500m")
+    monkeypatch.setenv("MBCAS_AGENT_LIVE__PLANNER__MAX_CPU", "1500m")
     config = AgentConfig()
     assert config.node == "node-7"
     assert config.tick_s == 2.5
     assert config.reserve_cores == 0.5
     assert config.live.mode is RolloutMode.RECOMMEND
-    assert config.live.policy().max_cpu == pytest.approx(1.5)
+    assert config.live.planner.max_cpu == pytest.approx(1.5)
 
 
 def test_flags_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,7 +62,7 @@ def test_flags_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.node == "from-flag"
     assert config.tick_s == 0.5
     assert config.live.mode is RolloutMode.OBSERVE
-    assert config.live.policy().max_cpu == 2.0
+    assert config.live.planner.max_cpu == 2.0
     assert config.config_map_ref() is None
     # What no flag sets still comes from the environment.
     monkeypatch.setenv("MBCAS_AGENT_RESERVE_CPU", "300m")
@@ -111,32 +112,47 @@ def test_modes_global_and_per_namespace() -> None:
     ],
 )
 def test_cpu_quantities_accept_numbers_as_cores(text: str, expected_cores: float | None) -> None:
-    live = load_live_yaml(text, LiveConfig())
-    assert live.policy().max_cpu == (None if expected_cores is None else pytest.approx(expected_cores))
+    live = load_live_yaml(f"planner: {{{text}}}", LiveConfig())
+    assert live.planner.max_cpu == (None if expected_cores is None else pytest.approx(expected_cores))
 
 
 def test_every_cpu_field_accepts_numbers() -> None:
-    live = load_live_yaml("min_cpu: 0.1\nheadroom_min: 0\ndeadband_min: 0.02\nmax_cpu: 2\n", LiveConfig())
-    assert (live.min_cpu, live.headroom_min, live.deadband_min, live.max_cpu) == ("100m", "0", "20m", "2")
-    policy = live.policy()
-    assert (policy.min_cpu, policy.headroom_min, policy.deadband_min) == pytest.approx((0.1, 0.0, 0.02))
+    live = load_live_yaml(
+        "planner: {min_cpu: 0.1, headroom_min: 0, deadband_min: 0.02, max_cpu: 2}\n", LiveConfig()
+    )
+    policy = live.planner
+    assert (policy.min_cpu, policy.headroom_min, policy.deadband_min, policy.max_cpu) == pytest.approx(
+        (0.1, 0.0, 0.02, 2.0)
+    )
     assert AgentConfig(reserve_cpu=0.25, allocatable_cpu=4).reserve_cpu == "250m"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("max_cpu: lots", r"max_cpu: .*malformed CPU quantity 'lots'"),
-        ("max_cpu: -1", r"max_cpu: .*>= 0"),
-        ("min_cpu: true", r"min_cpu: .*got True"),
-        ("min_cpu: [1]", r"min_cpu: "),
+        ("planner: {max_cpu: lots}", r"planner\.max_cpu: .*malformed CPU quantity 'lots'"),
+        ("planner: {max_cpu: -1}", r"planner\.max_cpu: .*>= 0"),
+        ("planner: {min_cpu: true}", r"planner\.min_cpu: .*got True"),
+        ("planner: {min_cpu: [1]}", r"planner\.min_cpu: "),
         ("mode: yolo", r"mode: .*'observe', 'recommend' or 'enforce'"),
         ("namespace_modes: {shop: fast}", r"namespace_modes\.shop: "),
-        ("headroom_ratio: -0.5", r"headroom_ratio: .*greater than or equal to 0"),
+        ("planner: {headroom_ratio: -0.5}", r"planner\.headroom_ratio: .*greater than or equal to 0"),
         ("pod_selector: 'tier in (web)'", r"pod_selector: .*set-based requirement"),
         ("exclude_pod_selector: '=x'", r"exclude_pod_selector: .*malformed requirement"),
-        ("max_cpus: 3", r"max_cpus: Extra inputs are not permitted"),
-        ("min_cpu: 2\nmax_cpu: 1", r"max_cpu"),  # NodePolicy: the hard maximum under the floor
+        ("planner: {min_cpu: 2, max_cpu: 1}", r"max_cpu"),  # NodePolicy: the hard maximum under the floor
+        ("demand: {tau_up_s: -1}", r"demand\.tau_up_s: "),
+        (
+            "contract: {refresh_s: 200}",
+            r"contract\.refresh_s = 200 must be shorter than contract\.staleness_s",
+        ),
+        (
+            "planner: {deadband_ratio: 0.02}",
+            r"planner\.deadband_ratio = 0.02 must be >= contract\.deadband_ratio",
+        ),
+        (
+            "contract: {deadband_mcpu: 30}",
+            r"planner\.deadband_min = 25m must be >= contract\.deadband_mcpu = 30m",
+        ),
         ("- a list", r"must be a mapping"),
         ("mode: [unclosed", r"not YAML"),
     ],
@@ -148,16 +164,16 @@ def test_bad_live_config_names_the_field(text: str, message: str) -> None:
 
 def test_several_bad_fields_are_all_named() -> None:
     with pytest.raises(ValueError) as info:
-        load_live_yaml("max_cpu: lots\nmode: yolo\n", LiveConfig())
+        load_live_yaml("planner: {max_cpu: lots}\nmode: yolo\n", LiveConfig())
     assert "max_cpu: " in str(info.value) and "mode: " in str(info.value)
 
 
 def test_missing_keys_keep_the_base_values() -> None:
-    base = LiveConfig(mode=RolloutMode.RECOMMEND, max_cpu="2")
+    base = LiveConfig(mode=RolloutMode.RECOMMEND, planner=NodePolicy(max_cpu="2"))  # type: ignore[arg-type]
     assert load_live_yaml("", base) is base
     assert load_live_yaml("# nothing\n", base) is base
-    live = load_live_yaml("headroom_ratio: 0.5", base)
-    assert (live.mode, live.max_cpu, live.headroom_ratio) == (RolloutMode.RECOMMEND, "2", 0.5)
+    live = load_live_yaml("planner: {headroom_ratio: 0.5}", base)
+    assert (live.mode, live.planner.max_cpu, live.planner.headroom_ratio) == (RolloutMode.RECOMMEND, 2.0, 0.5)
 
 
 # ---------------------------------------------------------------------------- in the agent
@@ -167,7 +183,7 @@ def _agent(node: FakeNode, kube: FakeKube, **config: object) -> NodeAgent:
     settings: dict[str, object] = {
         "node": "n1",
         "allocatable_cpu": "2",
-        "config_map": "mbcas-system/mbcas-agent-config",
+        "config_map": "mbcas-system/mbcas-config",
         "config_poll_s": 10.0,
         **config,
     }
@@ -178,6 +194,7 @@ def _agent(node: FakeNode, kube: FakeKube, **config: object) -> NodeAgent:
         reader=node.reader,
         kube=kube,  # type: ignore[arg-type]
         clock=lambda: node.now,
+        mono=lambda: node.now,
     )
 
 
@@ -235,14 +252,14 @@ def test_invalid_config_map_is_ignored_and_the_last_good_one_kept(
     node, kube = FakeNode(tmp_path / "cg"), FakeKube()
     node.add("web", 0.2)
     agent = _agent(node, kube)
-    kube.config_map = _config_map("mode: recommend\nmax_cpu: 3\n")  # a bare number: cores
+    kube.config_map = _config_map("mode: recommend\nplanner: {max_cpu: 3}\n")  # a bare number: cores
     node.advance()
     agent.tick()
     assert agent.live.mode is RolloutMode.RECOMMEND
     assert agent.planner.policy.max_cpu == 3.0
     good = agent.live
 
-    kube.config_map = _config_map("mode: enforce\nmax_cpu: lots\n")
+    kube.config_map = _config_map("mode: enforce\nplanner: {max_cpu: lots}\n")
     node.advance(10)
     agent.tick()
     assert agent.live == good  # nothing of the bad ConfigMap applied, not even its valid mode
@@ -274,3 +291,29 @@ def test_config_map_must_be_namespace_slash_name(bad: str) -> None:
     # but planning nothing; now it is refused at start-up, naming the field.
     with pytest.raises(ValueError, match="config_map"):
         AgentConfig(node="n1", config_map=bad)
+
+
+def test_an_unknown_key_is_a_warning_not_a_reason_to_drop_the_config_map(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 14 item 11: one unknown key invalidated every other change of the ConfigMap.
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    kube.config_map = _config_map("mode: recommend\nmax_cpu_typo: 3\n")
+    node.advance()
+    agent.tick()
+    assert agent.live.mode is RolloutMode.RECOMMEND
+    assert "max_cpu_typo" in caplog.text and "unknown" in caplog.text
+    assert agent.metrics.config_unknown_keys.labels("max_cpu_typo")._value.get() == 1
+
+
+def test_pressure_deadband_ratio_is_live(tmp_path: Path) -> None:
+    # Issue 14 item 11: documented, but the live schema refused it (and with it the whole map).
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    kube.config_map = _config_map("planner:\n  pressure_deadband_ratio: 0.03\n")
+    node.advance()
+    agent.tick()
+    assert agent.planner.policy.pressure_deadband_ratio == 0.03

@@ -15,7 +15,7 @@ from agent_fakes import FakeKube, FakeNode, Request
 
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
-from mbcas.agent.refresh import needs_refresh
+from mbcas.api.contract import ContractSettings, needs_refresh
 from mbcas.core.units import parse_cpu
 from mbcas.kube.errors import ForbiddenError
 
@@ -42,7 +42,11 @@ def test_refresh_rule(
 ) -> None:
     assert (
         needs_refresh(
-            enforce=enforce, decision_mcpu=decision, pod_limit_mcpu=pod_limit, age_s=age, refresh_s=60.0
+            ContractSettings(refresh_s=60.0),
+            enforce=enforce,
+            decision_mcpu=decision,
+            managed_limit_mcpu=pod_limit,
+            age_s=age,
         )
         is expected
     )
@@ -63,6 +67,7 @@ def _agent(node: FakeNode, kube: FakeKube, mode: RolloutMode = RolloutMode.ENFOR
         reader=node.reader,
         kube=kube,  # type: ignore[arg-type]
         clock=lambda: node.now,
+        mono=lambda: node.now,
     )
 
 
@@ -158,3 +163,53 @@ def test_one_pod_refused_does_not_stop_the_others(tmp_path: Path) -> None:
         r for r in kube.requests if r.method == "POST" and r.body["spec"]["podUID"] == kube.refused_uid
     ]
     assert len(refusals) >= 10, "retried every tick, not backed off"
+
+
+def test_a_steady_pod_with_a_container_without_cpu_resources_causes_no_write(tmp_path: Path) -> None:
+    # Issue 14 item 7: the sidecar has no CPU limit, so the pod's summed limit was "none" and the
+    # agent took the applied decision for one not applied yet, rewriting it every refresh_s forever.
+    # The limit the controller manages is the app container's (the sidecar takes no part in the
+    # split); at steady state nothing is written.
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    busy = node.add("busy", 0.9, sidecar=True)
+    idle = node.add("idle", 0.05, sidecar=True)
+    agent = _agent(node, kube)
+    _run(node, kube, agent, 180, controller=True)
+    assert parse_cpu(kube.spec(busy)["cpuLimit"]) >= 700
+    assert node.limit(busy) == parse_cpu(kube.spec(busy)["cpuLimit"])
+    assert node.limit(idle) == parse_cpu(kube.spec(idle)["cpuLimit"])
+    before = len(kube.writes())
+    _run(node, kube, agent, 600, controller=True)
+    assert kube.writes()[before:] == []
+
+
+def test_applied_is_judged_with_the_contract_deadband_of_the_config_map(tmp_path: Path) -> None:
+    # Issue 14 item 7: the agent judged "applied" with the default controller deadband (5 %), so
+    # with a controller configured tighter, a pod 4 % off its decision was never refreshed and the
+    # decision went stale. Both now read the deadband from the ConfigMap's contract section.
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    kube.config_map = {"data": {"config.yaml": "contract: {deadband_ratio: 0.01, deadband_mcpu: 1}\n"}}
+    busy = node.add("busy", 0.9)
+    node.add("idle", 0.05)
+    config = AgentConfig(
+        node="n1", allocatable_cpu="1200m", reserve_cpu="200m", config_map="mbcas-system/mbcas-config"
+    )
+    agent = NodeAgent(
+        config,
+        node="n1",
+        pods=node.pods,
+        reader=node.reader,
+        kube=kube,  # type: ignore[arg-type]
+        clock=lambda: node.now,
+        mono=lambda: node.now,
+    )
+    _run(node, kube, agent, 60, controller=True)
+    decision = parse_cpu(kube.spec(busy)["cpuLimit"])
+    # The controller stopped 4 % short of the decision (more than 1 %, less than 5 % off).
+    node.set_limit(busy, round(decision * 0.96))
+    before = len(kube.writes())
+    _run(node, kube, agent, 130, controller=False)
+    refreshed = [r for r in kube.writes()[before:] if r.body and r.body["spec"]["podUID"] == busy]
+    # Not applied under the 1 % deadband: the same decision rewritten every refresh_s (60 s).
+    assert 2 <= len(refreshed) <= 3, [r.body["spec"] for r in refreshed]
+    assert {parse_cpu(r.body["spec"]["cpuLimit"]) for r in refreshed} == {decision}

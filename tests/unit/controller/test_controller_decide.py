@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from mbcas.api.contract import ContractSettings
 from mbcas.api.models import Phase, PodAllocationSpec
 from mbcas.controller.decide import decide
 from mbcas.kube.podview import PodView
@@ -62,10 +63,12 @@ def spec(cpu: str = "1", *, mode: str = "enforce", node: str = "n1", age_s: floa
     )
 
 
+CONTRACT = ContractSettings(staleness_s=60, refresh_s=30)
+
+
 def run(s: PodAllocationSpec, p: PodView | None, gate: ResizeGate | None = None, **kw: Any) -> Any:
-    return decide(
-        s, p, gate or ResizeGate(ResizeRules()), now=NOW.timestamp(), now_mono=100.0, staleness_s=60, **kw
-    )
+    kw.setdefault("contract", CONTRACT)
+    return decide(s, p, gate or ResizeGate(ResizeRules()), now=NOW.timestamp(), now_mono=100.0, **kw)
 
 
 def test_trust_order() -> None:
@@ -112,3 +115,23 @@ def test_gate_rules_apply() -> None:
     d = run(spec("2"), pod("800m", "800m"), gate)
     assert d.reason == "MinInterval" and d.requeue_after_s is not None and d.requeue_after_s > 0
     assert run(spec("505m"), pod(), ResizeGate(ResizeRules())).phase is Phase.APPLIED  # deadband
+
+
+def test_a_decision_the_pod_carries_within_the_deadband_is_applied_however_old() -> None:
+    # 505m on a 500m pod: within the deadband, so the agent counts it as applied and never
+    # refreshes it; the controller must not call it stale later (it used to, once 60 s old).
+    assert run(spec("505m", age_s=600), pod()).phase is Phase.APPLIED
+    assert run(spec("505m", age_s=600), pod()).reason == "Deadband"
+
+
+def test_the_deadband_and_staleness_come_from_the_contract() -> None:
+    tight = ContractSettings(deadband_ratio=0.001, deadband_mcpu=1, staleness_s=60, refresh_s=30)
+    d = run(spec("505m"), pod(), contract=tight)
+    assert d.resize_to_mcpu == 505  # outside a 1m band: resized
+    assert run(spec("1", age_s=100), pod(), contract=ContractSettings(staleness_s=300)).resize_to_mcpu == 1000
+
+
+def test_a_decision_from_the_future_beyond_the_skew_tolerance_is_stale() -> None:
+    assert run(spec("1", age_s=-4), pod()).resize_to_mcpu == 1000  # 4 s ahead: clock skew, tolerated
+    future = run(spec("1", age_s=-60), pod())
+    assert future.phase is Phase.REFUSED and future.reason == "Stale" and "in the future" in future.message

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 import mbcas
 from mbcas.local import helm
@@ -194,11 +195,11 @@ def test_agent_writes_allocations_but_cannot_resize_or_write_events(docs: Docs) 
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
-            "resourceNames": ["mbcas-agent-config"],
+            "resourceNames": ["mbcas-config"],
             "verbs": ["get", "list", "watch"],
         }
     ]
-    assert find(docs, "ConfigMap", "mbcas-agent-config")
+    assert find(docs, "ConfigMap", "mbcas-config")
 
 
 def test_controller_resizes_and_reports_but_cannot_delete_pods(docs: Docs) -> None:
@@ -293,7 +294,7 @@ def container_env(docs: Docs, kind: str, pod_name: str, namespace: str) -> dict[
 
 
 # Settings the chart derives from other values or from the pod rather than from controller.settings.
-CONTROLLER_CHART_MANAGED = {"metrics_port", "health_port", "identity", "lease_namespace"}
+CONTROLLER_CHART_MANAGED = {"metrics_port", "health_port", "identity", "lease_namespace", "config_map"}
 # Settings whose null in values.yaml means "the chart picks" (lease_name: <release>-controller).
 CONTROLLER_CHART_DEFAULTED = {"lease_name"}
 
@@ -307,7 +308,9 @@ def test_controller_settings_cover_every_config_field_with_its_default() -> None
     for key, value in settings.items():
         if key in CONTROLLER_CHART_DEFAULTED and value is None:
             continue
-        default = fields[key].default
+        default = fields[key].get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):  # a nested section (rules): every key, every default
+            default = default.model_dump()
         assert value == default, (
             f"controller.settings.{key} = {value!r}, but the binary's default is {default!r}"
         )
@@ -316,25 +319,27 @@ def test_controller_settings_cover_every_config_field_with_its_default() -> None
 def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
     config = pytest.importorskip("mbcas.controller.config", reason="the controller's config has not landed")
     docs = render(
-        "controller.settings.max_step_mcpu=2500000",
+        "controller.settings.rules.max_step_mcpu=2500000",
         "controller.settings.namespace=team-a",
-        "controller.settings.deadband_ratio=0.125",
-        "controller.settings.allow_restart=true",
+        "controller.settings.rules.max_step_ratio=0.125",
+        "controller.settings.leader_election=false",
         "controller.metricsPort=9200",
         namespace="platform",
     )
     env = container_env(docs, "Deployment", "mbcas-controller-abc", "platform")
-    assert env["MBCAS_CONTROLLER_MAX_STEP_MCPU"] == "2500000", "numbers must not be printed with an exponent"
+    assert env["MBCAS_CONTROLLER_RULES__MAX_STEP_MCPU"] == "2500000", (
+        "numbers must not be printed with an exponent"
+    )
     for name in [n for n in os.environ if n.startswith("MBCAS_CONTROLLER_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cfg = config.ControllerConfig()
-    assert (cfg.max_step_mcpu, cfg.namespace, cfg.deadband_ratio, cfg.allow_restart) == (
+    assert (cfg.rules.max_step_mcpu, cfg.namespace, cfg.rules.max_step_ratio, cfg.leader_election) == (
         2500000,
         "team-a",
         0.125,
-        True,
+        False,
     )
     assert (cfg.metrics_port, cfg.health_port) == (9200, 8081)
     assert (cfg.lease_namespace, cfg.lease_name, cfg.identity) == (
@@ -342,8 +347,10 @@ def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest
         "mbcas-controller",
         "mbcas-controller-abc",
     )
-    assert cfg.leader_election is True
-    cfg.rules()  # the safety rules accept the chart's defaults
+    assert cfg.config_map_ref() == ("platform", "mbcas-config"), (
+        "the controller reads the release's ConfigMap"
+    )
+    assert cfg.rules.min_interval_s == 10.0  # the safety rules accept the chart's defaults
 
 
 # Agent settings the chart derives from other values or from the pod, and the live part (ConfigMap).
@@ -360,12 +367,17 @@ def test_agent_settings_and_live_config_cover_every_field_with_its_default() -> 
         assert value == fields[key].default, (
             f"agent.settings.{key} = {value!r} != default {fields[key].default!r}"
         )
-    live_defaults = config.LiveConfig().model_dump(mode="json")
-    assert set(values["config"]) == set(live_defaults), "values.yaml must list every live setting"
-    for key, value in values["config"].items():
-        assert value == live_defaults[key], (
-            f"agent.config.{key} = {value!r} != default {live_defaults[key]!r}"
-        )
+    # The shared live settings (top-level config): every key of every section, at its default.
+    shared = yaml.safe_load((PATHS.chart / "values.yaml").read_text())["config"]
+    defaults = config.LiveConfig()
+    dumped = defaults.model_dump(mode="json")
+    assert set(shared) == set(dumped), "values.yaml must list every live setting"
+    for key, value in shared.items():
+        if isinstance(dumped[key], dict):
+            assert set(value) == set(dumped[key]), f"values.yaml config.{key} must list every setting"
+    assert config.LiveConfig.model_validate(shared) == defaults, "config in values.yaml != the defaults"
+    for key, value in shared.items():
+        assert config.LiveConfig.model_validate({key: value}) == defaults, f"config.{key} != default"
 
 
 def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
@@ -376,9 +388,10 @@ def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
         "agent.settings.tick_s=2.5",
         "agent.settings.reserve_cpu=1500m",
         "agent.settings.cgroup_prefix=nested",
-        "agent.config.mode=recommend",
-        "agent.config.max_cpu=3",
-        "agent.config.namespace_modes.batch=observe",
+        "config.mode=recommend",
+        "config.planner.max_cpu=3",
+        "config.namespace_modes.batch=observe",
+        "config.contract.staleness_s=300",
         namespace="platform",
         release="edge",
     )
@@ -390,14 +403,20 @@ def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
     cfg = config.AgentConfig()
     assert (cfg.node, cfg.cgroup_root, cfg.metrics_port) == ("node-x", "/host/sys/fs/cgroup", 9100)
     assert (cfg.tick_s, cfg.reserve_cpu, cfg.cgroup_prefix) == (2.5, "1500m", "nested")
-    assert cfg.config_map_ref() == ("platform", "edge-mbcas-agent-config")
-    configmap = find(docs, "ConfigMap", "edge-mbcas-agent-config")
+    assert cfg.config_map_ref() == ("platform", "edge-mbcas-config")
+    configmap = find(docs, "ConfigMap", "edge-mbcas-config")
     live = cfg.live.merged(yaml.safe_load(configmap["data"]["config.yaml"]))
-    assert live.mode == "recommend" and live.max_cpu == "3"
+    assert live.mode == "recommend" and live.planner.max_cpu == 3.0
     assert live.mode_for("batch") == "observe"
     assert "platform" in live.exclude_namespaces, "the release namespace is never managed"
     assert set(config.SYSTEM_NAMESPACES) <= set(live.exclude_namespaces)
-    live.policy()  # the planner accepts it
+    assert live.contract.staleness_s == 300.0
+    # The controller reads the same ConfigMap's contract section.
+    shared = pytest.importorskip("mbcas.controller.shared")
+    controller_env = container_env(docs, "Deployment", "edge-mbcas-controller-x", "platform")
+    assert controller_env["MBCAS_CONTROLLER_CONFIG_MAP"] == "platform/edge-mbcas-config"
+    settings = shared.SharedSettings(_OneConfigMap(configmap), ("platform", "edge-mbcas-config"), poll_s=10)
+    assert settings.reload() == live.contract
 
 
 def test_agent_may_be_allowed_to_post_events() -> None:
@@ -462,3 +481,14 @@ def test_local_network_values_are_off_by_default_and_reach_every_mbcas_pod(docs:
         assert all(p["host"] == "127.0.0.1" for p in probes(container)), name
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "6443"
+
+
+class _OneConfigMap:
+    """A Kube stand-in that serves one rendered ConfigMap (what the controller GETs)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def request_json(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        assert (method, path.rsplit("/", 1)[-1]) == ("GET", self.body["metadata"]["name"])
+        return self.body

@@ -6,48 +6,47 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mbcas.policy.resize import GateAction, ResizeGate, ResizeRules, TokenBucket, is_stale, step_limit
+from mbcas.policy.resize import Deadband, GateAction, ResizeGate, ResizeRules, TokenBucket, step_limit
 
 RULES = ResizeRules(
     min_interval_s=1.0,
     max_step_ratio=0.5,
     max_step_mcpu=1000,
     min_step_mcpu=10,
-    deadband_ratio=0.05,
-    deadband_mcpu=10,
     failure_cooldown_s=2.0,
     failure_backoff_factor=2.0,
     failure_cooldown_max_s=10.0,
     max_resizes_per_second=2.0,
     burst=2,
 )
+DEADBAND = Deadband(ratio=0.05, mcpu=10)  # the contract's, handed to the gate by the controller
 
 
 class TestDeadband:
     def test_tiny_change_is_skipped(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", 1000, 1040, now=0.0)
         assert d.action is GateAction.SKIP and d.reason == "Deadband"
 
     def test_change_just_outside_band_applies(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", 1000, 1051, now=0.0)
         assert d.action is GateAction.APPLY and d.value == 1051
 
     def test_absolute_band_for_small_limits(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         assert gate.evaluate("u", 100, 110, now=0.0).action is GateAction.SKIP
         assert gate.evaluate("u", 100, 111, now=0.0).action is GateAction.APPLY
 
 
 class TestStepCap:
     def test_relative_cap(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", 400, 4000, now=0.0)
         assert d.action is GateAction.APPLY and d.value == 600 and d.capped
 
     def test_absolute_cap(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", 3000, 100, now=0.0)
         assert d.value == 2000 and d.capped
 
@@ -55,7 +54,7 @@ class TestStepCap:
         assert step_limit(4, RULES) == RULES.min_step_mcpu
 
     def test_no_current_limit_sets_target_directly(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", None, 3000, now=0.0)
         assert d.action is GateAction.APPLY and d.value == 3000 and not d.capped
 
@@ -64,7 +63,7 @@ class TestStepCap:
         target=st.integers(1, 64_000),
     )
     def test_step_never_exceeds_either_cap_and_moves_towards_target(self, current: int, target: int) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", current, target, now=0.0)
         if d.action is GateAction.SKIP:
             assert abs(target - current) <= max(10, int(0.05 * current))
@@ -77,7 +76,7 @@ class TestStepCap:
 
 class TestPerPodInterval:
     def test_second_resize_waits_for_the_interval(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         assert gate.evaluate("u", 1000, 1400, now=10.0).action is GateAction.APPLY
         gate.record_applied("u", 10.0)
         d = gate.evaluate("u", 1400, 1800, now=10.4)
@@ -86,7 +85,7 @@ class TestPerPodInterval:
         assert gate.evaluate("u", 1400, 1800, now=11.0).action is GateAction.APPLY
 
     def test_interval_is_per_pod(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         gate.record_applied("a", 10.0)
         assert gate.evaluate("b", 1000, 1400, now=10.1).action is GateAction.APPLY
 
@@ -96,7 +95,7 @@ class TestFailureCooldown:
         assert [RULES.cooldown_after(n) for n in range(6)] == [0.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
     def test_cooldown_blocks_until_it_expires_and_success_resets(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         assert gate.record_failure("u", 0.0) == 2.0
         assert gate.record_failure("u", 0.0) == 4.0
         d = gate.evaluate("u", 1000, 1400, now=3.0)
@@ -109,21 +108,21 @@ class TestFailureCooldown:
 
 class TestInfeasible:
     def test_same_or_larger_never_retried_smaller_is(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         gate.record_infeasible("u", 1500)
         assert gate.evaluate("u", 1000, 1500, now=0.0).action is GateAction.BLOCKED
         assert gate.evaluate("u", 1000, 3000, now=0.0).action is GateAction.BLOCKED
         assert gate.evaluate("u", 1000, 1400, now=0.0).action is GateAction.APPLY
 
     def test_remembers_the_smallest_infeasible_value(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         gate.record_infeasible("u", 2000)
         gate.record_infeasible("u", 1500)
         gate.record_infeasible("u", 1800)
         assert gate.history("u").infeasible_mcpu == 1500
 
     def test_forget_clears_a_recreated_pod(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         gate.record_infeasible("u", 1500)
         gate.forget("u")
         assert gate.evaluate("u", 1000, 1500, now=0.0).action is GateAction.APPLY
@@ -131,7 +130,7 @@ class TestInfeasible:
 
 class TestGlobalRate:
     def test_burst_then_rate(self) -> None:
-        gate = ResizeGate(RULES)
+        gate = ResizeGate(RULES, DEADBAND)
         actions = [gate.evaluate(f"p{i}", 1000, 1400, now=0.0).action for i in range(3)]
         assert actions == [GateAction.APPLY, GateAction.APPLY, GateAction.WAIT]
         d = gate.evaluate("p3", 1000, 1400, now=0.0)
@@ -164,9 +163,4 @@ class TestRulesValidation:
 
     def test_target_must_be_positive(self) -> None:
         with pytest.raises(ValueError, match="> 0"):
-            ResizeGate(RULES).evaluate("u", 100, 0, now=0.0)
-
-
-def test_staleness() -> None:
-    assert not is_stale(100.0, 159.0, 60.0)
-    assert is_stale(100.0, 161.0, 60.0)
+            ResizeGate(RULES, DEADBAND).evaluate("u", 100, 0, now=0.0)

@@ -35,8 +35,9 @@ mbcas-controller), unless fullnameOverride says otherwise.
 {{- default (include "mbcas.controller.fullname" .) .Values.controller.serviceAccount.name }}
 {{- end }}
 
-{{- define "mbcas.agent.configMapName" -}}
-{{- printf "%s-config" (include "mbcas.agent.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{/* The shared live ConfigMap (the agent reads it all, the controller its contract section). */}}
+{{- define "mbcas.configMapName" -}}
+{{- printf "%s-config" (include "mbcas.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The username the apiserver gives the agent's ServiceAccount token. */}}
@@ -101,8 +102,8 @@ JSON (no exponent: Helm reads YAML numbers as float64 and toString would print 2
 Agent settings as MBCAS_AGENT_* environment variables: one per key of agent.settings (keys are the
 field names of mbcas.agent.config.AgentConfig; null values are left out so the binary's default
 applies). The node (NODE_NAME, downward API), the cgroup root (agent.cgroup.mountPath), the port
-(agent.metricsPort) and the live ConfigMap (NAMESPACE/NAME) are set by the chart; the live
-settings (agent.config) are in that ConfigMap.
+(agent.metricsPort) and the shared ConfigMap (NAMESPACE/NAME) are set by the chart; the live
+settings (config) are in that ConfigMap.
 */}}
 {{- define "mbcas.agent.env" -}}
 - name: MBCAS_AGENT_CGROUP_ROOT
@@ -110,7 +111,7 @@ settings (agent.config) are in that ConfigMap.
 - name: MBCAS_AGENT_METRICS_PORT
   value: {{ .Values.agent.metricsPort | quote }}
 - name: MBCAS_AGENT_CONFIG_MAP
-  value: {{ printf "%s/%s" .Release.Namespace (include "mbcas.agent.configMapName" .) | quote }}
+  value: {{ printf "%s/%s" .Release.Namespace (include "mbcas.configMapName" .) | quote }}
 {{- range $key, $value := .Values.agent.settings }}
 {{- if not (kindIs "invalid" $value) }}
 - name: {{ printf "MBCAS_AGENT_%s" ($key | upper) }}
@@ -121,16 +122,19 @@ settings (agent.config) are in that ConfigMap.
 
 {{/*
 Controller settings as MBCAS_CONTROLLER_* environment variables: one per key of
-controller.settings (keys are the field names of mbcas.controller.config.ControllerConfig; null
-values are left out so the binary's default applies). Ports come from controller.metricsPort and
-controller.healthPort (the probes and the Service use them too); the leader-election Lease lives
-in the release namespace, and each replica's identity is its pod name.
+controller.settings (keys are the field names of mbcas.controller.config.ControllerConfig; a
+nested map such as rules gives MBCAS_CONTROLLER_RULES__<KEY>; null values are left out so the
+binary's default applies). Ports come from controller.metricsPort and controller.healthPort (the
+probes and the Service use them too); the shared ConfigMap is the release's; the leader-election
+Lease lives in the release namespace, and each replica's identity is its pod name.
 */}}
 {{- define "mbcas.controller.env" -}}
 - name: MBCAS_CONTROLLER_METRICS_PORT
   value: {{ .Values.controller.metricsPort | quote }}
 - name: MBCAS_CONTROLLER_HEALTH_PORT
   value: {{ .Values.controller.healthPort | quote }}
+- name: MBCAS_CONTROLLER_CONFIG_MAP
+  value: {{ printf "%s/%s" .Release.Namespace (include "mbcas.configMapName" .) | quote }}
 - name: MBCAS_CONTROLLER_IDENTITY
   valueFrom:
     fieldRef:
@@ -142,7 +146,14 @@ in the release namespace, and each replica's identity is its pod name.
 - name: MBCAS_CONTROLLER_LEASE_NAME
   value: {{ default (include "mbcas.controller.fullname" .) .Values.controller.settings.lease_name | quote }}
 {{- range $key, $value := .Values.controller.settings }}
-{{- if and (not (kindIs "invalid" $value)) (ne $key "lease_name") }}
+{{- if kindIs "map" $value }}
+{{- range $inner, $v := $value }}
+{{- if not (kindIs "invalid" $v) }}
+- name: {{ printf "MBCAS_CONTROLLER_%s__%s" ($key | upper) ($inner | upper) }}
+  value: {{ include "mbcas.envValue" $v }}
+{{- end }}
+{{- end }}
+{{- else if and (not (kindIs "invalid" $value)) (ne $key "lease_name") }}
 - name: {{ printf "MBCAS_CONTROLLER_%s" ($key | upper) }}
   value: {{ include "mbcas.envValue" $value }}
 {{- end }}

@@ -8,23 +8,26 @@ per tick it does what the agent and the controller do in production, with the sa
    Burstable pod; its UID is its name), which runs :func:`mbcas.demand.estimate_demand`, the
    :class:`mbcas.demand.DemandTracker` smoothing, the NSW market
    (:func:`mbcas.market.solve_nsw`, :func:`mbcas.market.share_headroom`), the stability rules and
-   millicore rounding. The pods whose ``plan.changed`` is set are the PodAllocation writes.
+   millicore rounding. Its decisions live in the node's
+   :class:`mbcas.policy.ledger.DecisionLedger`, as in the agent, and the agent's write rule
+   (:func:`mbcas.api.contract.plan_writes`) says which PodAllocations are written.
 2. **Controller** — each written allocation becomes the pod's target; every tick the controller
-   asks :class:`mbcas.policy.resize.ResizeGate` (deadband, minimum interval, step cap, global
-   rate) about every pod whose limit differs from its target and resizes it when the answer is
-   ``APPLY`` (:class:`ControllerGate`); ``WAIT`` is retried on the next tick, as the controller
-   retries after ``retry_after_s``.
+   asks :class:`mbcas.policy.resize.ResizeGate` (the contract's deadband, minimum interval, step
+   cap, global rate) about every pod whose limit differs from its target and resizes it when the
+   answer is ``APPLY`` (:class:`ControllerGate`); ``WAIT`` is retried on the next tick, as the
+   controller retries after ``retry_after_s``.
 3. **Kubelet** — the engine applies the limit from the next tick (one tick of actuation delay,
    as for every policy).
 
 The node's capacity in a scenario is what its pods share, so the planner's ``reserve`` is 0.
 
-API writes besides the resizes (:meth:`MbcasPolicy.allocation_writes`): one PodAllocation write
-per changed decision, plus the agent's rewrite of an unchanged decision that is *not yet applied*
-(the pod's limit is outside the controller's deadband around it, e.g. while the controller's
-gate makes it wait) once
-``refresh_s`` (60 s, the agent's default) has passed since its last write. An applied decision
-is never rewritten, as in the agent. The controller's status updates of PodAllocations are not
+API writes besides the resizes (:meth:`MbcasPolicy.allocation_writes`) are counted with the
+agent's own write rule, :func:`mbcas.api.contract.plan_writes`, under the same
+:class:`~mbcas.api.contract.ContractSettings`: one PodAllocation write per changed decision, plus
+the rewrite of an unchanged decision that is *not yet applied* (the pod's limit is outside the
+contract's deadband around it, e.g. while the controller's gate makes it wait) once
+``contract.refresh_s`` (60 s by default) has passed since its last write. An applied decision is
+never rewritten, as in the agent. The controller's status updates of PodAllocations are not
 counted.
 """
 
@@ -35,11 +38,14 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.api.contract import ContractSettings, plan_writes
+from mbcas.api.models import Mode
 from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandConfig
+from mbcas.policy.ledger import DecisionLedger, Written
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.policy.node_config import NodePolicy
-from mbcas.policy.resize import GateAction, ResizeGate, ResizeRules, within_deadband
+from mbcas.policy.resize import Deadband, GateAction, ResizeGate, ResizeRules
 from mbcas.sim.policies.base import Observation, Policy, SimContext, TickDecision
 
 __all__ = ["ControllerGate", "ControllerModel", "MbcasPolicy", "PassThroughGate"]
@@ -75,9 +81,9 @@ class ControllerGate:
     fails), so ``record_applied`` follows every ``APPLY``.
     """
 
-    def __init__(self, rules: ResizeRules | None = None) -> None:
+    def __init__(self, rules: ResizeRules | None = None, deadband: Deadband | None = None) -> None:
         self.rules = rules or ResizeRules()
-        self._gate = ResizeGate(self.rules)
+        self._gate = ResizeGate(self.rules, deadband)
         self._target: IntArray | None = None
 
     def apply(
@@ -107,20 +113,26 @@ class MbcasPolicy(Policy):
         demand_config: DemandConfig | None = None,
         gate: ControllerModel | None = None,
         reserve: float = 0.0,
-        refresh_s: float = 60.0,
+        contract: ContractSettings | None = None,
     ) -> None:
         self.node_policy = policy or NodePolicy()
         self.demand_config = demand_config or DemandConfig()
+        self.contract = contract or ContractSettings()
         self._gate_factory = gate
-        self.gate: ControllerModel = ControllerGate()
+        self.gate: ControllerModel = self._controller()
         self.reserve = reserve
-        self.refresh_s = refresh_s
         self._potential: float | None = None
+
+    def _controller(self) -> ControllerModel:
+        if self._gate_factory is not None:
+            return self._gate_factory
+        return ControllerGate(deadband=self.contract.deadband)
 
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         self._planners = [
-            NodePlanner(self.node_policy, self.demand_config) for _ in range(ctx.capacity.shape[0])
+            NodePlanner(self.node_policy, self.demand_config, DecisionLedger())
+            for _ in range(ctx.capacity.shape[0])
         ]
         self._members = [np.flatnonzero(ctx.node == k) for k in range(ctx.capacity.shape[0])]
         self._uids = [tuple(ctx.pod_names[i] for i in m) for m in self._members]
@@ -128,14 +140,13 @@ class MbcasPolicy(Policy):
         self._potential = None
         self._decided = False
         self._writes = 0
-        self._written_at = np.full(ctx.n, -np.inf)
-        self._decision_mcpu = np.full(ctx.n, -1, dtype=np.int64)
-        self.gate = self._gate_factory if self._gate_factory is not None else ControllerGate()
+        self.gate = self._controller()
         return TickDecision(self._limit_mcpu / 1000.0)
 
     def decide(self, obs: Observation) -> TickDecision:
         ctx = self._ctx
         desired = np.full(ctx.n, -1, dtype=np.int64)
+        limit_mcpu = np.round(obs.limit * 1000.0).astype(np.int64)
         potential = 0.0
         for k, planner in enumerate(self._planners):
             m = self._members[k]
@@ -147,19 +158,26 @@ class MbcasPolicy(Policy):
                 signals=obs.signals.take(m),
             )
             plan = planner.plan(obs.now_s, float(ctx.capacity[k]), self.reserve, inputs)
-            desired[m] = np.where(plan.changed, plan.allocation_mcpu, -1)
             potential += plan.objective
-        # A PodAllocation write for every changed decision (the first ones after warm-up count as
-        # changed) and a rewrite of an unchanged one only while the pod's limit still differs
-        # from it, once per refresh period (every simulated pod is in enforce mode).
-        self._decision_mcpu = np.where(desired > 0, desired, self._decision_mcpu)
-        limit_mcpu = np.round(obs.limit * 1000.0).astype(np.int64)
-        # Applied = within the controller's deadband, the agent's rule (mbcas.agent.refresh).
-        pending = (self._decision_mcpu > 0) & ~within_deadband(ResizeRules(), limit_mcpu, self._decision_mcpu)
-        stale = np.isfinite(self._written_at) & (obs.now_s - self._written_at >= self.refresh_s)
-        written = (desired > 0) | (pending & stale)
-        self._written_at = np.where(written, obs.now_s, self._written_at)
-        self._writes += int(written.sum())
+            # The agent's write rule, every simulated pod in enforce mode (its limit is all managed).
+            ledger = planner.ledger
+            writes = plan_writes(
+                self.contract,
+                obs.now_s,
+                uids=plan.uids,
+                decision_mcpu=np.where(plan.managed, plan.allocation_mcpu, -1),
+                modes=[Mode.ENFORCE] * m.size,
+                managed_limit_mcpu=limit_mcpu[m],
+                written=ledger.written,
+            )
+            for up in writes.upserts:
+                uid = plan.uids[up.index]
+                ledger.wrote(uid, Written("sim", uid, up.mcpu, up.mode.value, obs.now_s))
+                if not up.refresh:
+                    desired[m[up.index]] = up.mcpu
+            for uid in writes.deletes:
+                ledger.deleted(uid)
+            self._writes += len(writes)
         all_uids = ctx.pod_names
         self._limit_mcpu = np.asarray(
             self.gate.apply(obs.now_s, all_uids, desired, self._limit_mcpu), dtype=np.int64

@@ -1,0 +1,102 @@
+"""The controller's copy of the contract settings: the shared ConfigMap's ``contract:`` section.
+
+:class:`SharedSettings` reads ``config.yaml`` of the ConfigMap named by
+:attr:`~mbcas.controller.config.ControllerConfig.config_map` (the one the agent reads) at start
+and again whenever :meth:`SharedSettings.current` is asked after ``poll_s``, and keeps the last
+good copy: a ConfigMap that cannot be read or whose ``contract:`` section does not validate is
+logged and the previous settings stay; a missing ConfigMap (or section) means the defaults, as it
+does for the agent. Unknown keys of the section are a warning naming them. The other sections are
+the agent's and are not looked at here. Thread-safe; the read happens outside the caller's locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from mbcas.api.contract import ContractSettings
+from mbcas.api.settings import parse_config_yaml, validate_known
+from mbcas.kube.client import Kube
+from mbcas.kube.configmap import read_config_text
+from mbcas.kube.errors import KubeError
+
+__all__ = ["SharedSettings"]
+
+log = logging.getLogger(__name__)
+
+
+class SharedSettings:
+    """The contract settings the controller acts on (see module docs)."""
+
+    def __init__(
+        self,
+        kube: Kube | None,
+        ref: tuple[str, str] | None,
+        *,
+        poll_s: float,
+        mono: Callable[[], float] = time.monotonic,
+        initial: ContractSettings | None = None,
+    ) -> None:
+        self.kube = kube
+        self.ref = ref
+        self.poll_s = poll_s
+        self._mono = mono
+        self._lock = threading.Lock()
+        self._settings = initial or ContractSettings()
+        self._read_at = -float("inf")
+        self._unknown: tuple[str, ...] = ()
+
+    def current(self) -> ContractSettings:
+        """The settings, re-read first when the last read is ``poll_s`` old."""
+        with self._lock:
+            due = self._mono() - self._read_at >= self.poll_s
+            if due:
+                self._read_at = self._mono()
+        if due:
+            self.reload()
+        with self._lock:
+            return self._settings
+
+    def reload(self) -> ContractSettings:
+        """Read the ConfigMap now; returns the settings in force afterwards."""
+        if self.kube is None or self.ref is None:
+            return self._settings
+        namespace, name = self.ref
+        try:
+            text = read_config_text(self.kube, namespace, name)
+        except KubeError as exc:
+            log.warning(
+                "shared ConfigMap %s/%s not readable (keeping the last good settings): %s",
+                namespace,
+                name,
+                exc,
+            )
+            return self._settings
+        try:
+            section = parse_config_yaml(text or "").get("contract") or {}
+            if not isinstance(section, dict):
+                raise ValueError(f"contract must be a mapping of settings, got {type(section).__name__}")
+            settings, unknown = validate_known(ContractSettings, section)
+        except ValueError as exc:
+            log.error(
+                "ignoring the contract section of ConfigMap %s/%s (keeping the last good settings): %s",
+                namespace,
+                name,
+                exc,
+            )
+            return self._settings
+        with self._lock:
+            if unknown and unknown != self._unknown:
+                log.warning(
+                    "ConfigMap %s/%s: ignoring unknown contract key(s) %s",
+                    namespace,
+                    name,
+                    ", ".join(f"contract.{k}" for k in unknown),
+                )
+            self._unknown = unknown
+            if settings != self._settings:
+                log.info("contract settings from %s/%s: %s", namespace, name, settings)
+            self._settings = settings
+            return settings
