@@ -194,32 +194,45 @@ class AgentConfig(BaseSettings):
     )
 
     node: str | None = Field(
-        default=None, validation_alias=AliasChoices("node", "MBCAS_AGENT_NODE", "NODE_NAME")
+        default=None,
+        validation_alias=AliasChoices("node", "MBCAS_AGENT_NODE", "NODE_NAME"),
+        description="The node this agent runs on (also NODE_NAME, from the downward API).",
     )
-    kubeconfig: str | None = None
-    context: str | None = None
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig file (none: in-cluster).")
+    context: str | None = Field(default=None, description="Kubeconfig context.")
 
-    tick_s: float = Field(default=1.0, gt=0, le=60)
-    reserve_cpu: str = "200m"
+    tick_s: float = Field(default=1.0, gt=0, le=60, description="Seconds between two ticks.")
+    reserve_cpu: str = Field(
+        default="200m", description="CPU kept back on the node, on top of what allocatable excludes."
+    )
     allocatable_cpu: str | None = Field(
-        default=None, description="override the Node's status.allocatable.cpu (tests, odd nodes)"
+        default=None, description="Override the Node's status.allocatable.cpu (tests, odd nodes)."
     )
 
-    cgroup_root: str = "/sys/fs/cgroup"
-    cgroup_prefix: str = ""
+    cgroup_root: str = Field(default="/sys/fs/cgroup", description="Where the host's cgroup tree is.")
+    cgroup_prefix: str = Field(default="", description="Path under the root that holds kubepods.")
 
-    metrics_port: int = Field(default=9100, ge=0, le=65535)
-    bind_address: str = "0.0.0.0"
+    metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="/metrics, /healthz and /readyz port (0: off)."
+    )
+    bind_address: str = Field(default="0.0.0.0", description="Address of that port.")
 
     config_map: str | None = Field(
         default=DEFAULT_CONFIG_MAP,
-        description="NAMESPACE/NAME of the shared live ConfigMap (None: off)",
+        description="NAMESPACE/NAME of the shared live ConfigMap (empty: none, flags and env only).",
     )
-    config_poll_s: float = Field(default=10.0, gt=0, description="re-read the live ConfigMap this often")
-    api_backoff_max_s: float = Field(default=30.0, gt=0)
-    node_refresh_s: float = Field(default=30.0, gt=0, description="re-read the Node's allocatable this often")
+    config_poll_s: float = Field(default=10.0, gt=0, description="Re-read the live ConfigMap this often.")
+    api_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Longest pause of writes after API errors."
+    )
+    node_refresh_s: float = Field(
+        default=30.0, gt=0, description="Re-read the Node's allocatable this often."
+    )
 
-    live: LiveConfig = Field(default_factory=LiveConfig)
+    live: LiveConfig = Field(
+        default_factory=LiveConfig,
+        description="The live settings' values before (and without) the ConfigMap: MBCAS_AGENT_LIVE__<KEY>.",
+    )
 
     @model_validator(mode="before")
     @classmethod

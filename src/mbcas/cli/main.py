@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "top",
     "agent",
     "controller",
+    "config",
     "simulate",
     "demo",
 )

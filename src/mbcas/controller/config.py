@@ -56,36 +56,40 @@ class ControllerConfig(BaseSettings):
     )
 
     # Connection and scope
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = Field(default=None, description="watch only this namespace (None: all)")
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig file (none: in-cluster).")
+    context: str | None = Field(default=None, description="Kubeconfig context.")
+    namespace: str | None = Field(default=None, description="Watch only this namespace (none: all).")
 
     # Endpoints (0 disables)
-    metrics_port: int = Field(default=9101, ge=0, le=65535)
-    health_port: int = Field(default=8081, ge=0, le=65535)
-    bind_address: str = "0.0.0.0"
+    metrics_port: int = Field(default=9101, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
+    health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port (0: off).")
+    bind_address: str = Field(default="0.0.0.0", description="Address of both ports.")
 
     # The shared settings (the contract with the agent), read live
     config_map: str | None = Field(
         default=DEFAULT_CONFIG_MAP,
-        description="NAMESPACE/NAME of the shared ConfigMap whose contract section is read (None: defaults)",
+        description="NAMESPACE/NAME of the shared ConfigMap whose contract section is read (empty: none).",
     )
-    config_poll_s: float = Field(default=10.0, gt=0, description="re-read the shared ConfigMap this often")
+    config_poll_s: float = Field(default=10.0, gt=0, description="Re-read the shared ConfigMap this often.")
 
     # Safety rules (see mbcas.policy.resize)
-    rules: ResizeRules = Field(default_factory=ResizeRules)
+    rules: ResizeRules = Field(
+        default_factory=ResizeRules, description="The resize safety rules: MBCAS_CONTROLLER_RULES__<KEY>."
+    )
 
     # Work loop
-    workers: int = Field(default=2, ge=1, le=64)
-    resync_s: float = Field(default=30.0, gt=0, description="re-check every allocation this often")
+    workers: int = Field(default=2, ge=1, le=64, description="Reconcile worker threads.")
+    resync_s: float = Field(default=30.0, gt=0, description="Re-check every allocation this often.")
 
     # Leader election (coordination.k8s.io Lease)
-    leader_election: bool = True
-    lease_namespace: str = "default"
-    lease_name: str = "mbcas-controller"
-    lease_duration_s: float = Field(default=15.0, gt=0)
-    lease_renew_s: float = Field(default=5.0, gt=0)
-    identity: str = Field(default_factory=_identity)
+    leader_election: bool = Field(default=True, description="Act only while holding the Lease.")
+    lease_namespace: str = Field(default="default", description="Namespace of the Lease.")
+    lease_name: str = Field(default="mbcas-controller", description="Name of the Lease.")
+    lease_duration_s: float = Field(default=15.0, gt=0, description="Lease duration.")
+    lease_renew_s: float = Field(default=5.0, gt=0, description="Renew the Lease this often.")
+    identity: str = Field(
+        default_factory=_identity, description="This replica's name in the Lease (hostname-pid)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from mbcas.core.units import QuantityError, parse_cpu_cores
+from mbcas.core.units import QuantityError, cores_to_mcpu, format_cpu, parse_cpu_cores
 
 __all__ = ["Cores", "NodePolicy", "cpu_cores"]
 
@@ -42,8 +42,13 @@ def cpu_cores(value: Any) -> Any:
     return value
 
 
-Cores = Annotated[float, BeforeValidator(cpu_cores)]
-"""A CPU quantity in cores that also accepts ``"250m"``-style strings."""
+Cores = Annotated[
+    float,
+    BeforeValidator(cpu_cores),
+    PlainSerializer(lambda cores: format_cpu(cores_to_mcpu(cores)), return_type=str, when_used="json"),
+]
+"""A CPU quantity in cores that also accepts ``"250m"``-style strings (and is written as one in
+JSON and YAML: ``0.05`` -> ``"50m"``)."""
 
 
 class NodePolicy(BaseModel):
