@@ -31,23 +31,16 @@ not matching ``exclude_pod_selector``. No annotation is ever required.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from mbcas.agent.selectors import LabelSelector
 from mbcas.api.contract import ContractSettings, check_planner_bands
-from mbcas.api.settings import (
-    DEFAULT_CONFIG_MAP,
-    check_env,
-    deep_merge,
-    describe_error,
-    parse_config_yaml,
-    split_ref,
-    validate_known,
-)
+from mbcas.api.settings import ProcessSettings, deep_merge, describe_error, parse_config_yaml, validate_known
 from mbcas.core.units import format_cpu, parse_cpu, parse_cpu_cores
 from mbcas.demand import DemandConfig
 from mbcas.policy.node_config import NodePolicy
@@ -184,7 +177,7 @@ def load_live_yaml(text: str, base: LiveConfig) -> LiveConfig:
     return read_live_yaml(text, base).config
 
 
-class AgentConfig(BaseSettings):
+class AgentConfig(ProcessSettings):
     """Settings of ``mbcas agent`` (env prefix ``MBCAS_AGENT_``; ``NODE_NAME`` for the node).
 
     Every field needs a restart to change except ``live`` (re-read from the ConfigMap)."""
@@ -192,6 +185,9 @@ class AgentConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
+    moved: ClassVar[Mapping[str, str]] = {
+        "refresh_s": "it is part of the contract with the controller: set contract.refresh_s in the ConfigMap"
+    }
 
     node: str | None = Field(
         default=None,
@@ -217,11 +213,6 @@ class AgentConfig(BaseSettings):
     )
     bind_address: str = Field(default="0.0.0.0", description="Address of that port.")
 
-    config_map: str | None = Field(
-        default=DEFAULT_CONFIG_MAP,
-        description="NAMESPACE/NAME of the shared live ConfigMap (empty: none, flags and env only).",
-    )
-    config_poll_s: float = Field(default=10.0, gt=0, description="Re-read the live ConfigMap this often.")
     api_backoff_max_s: float = Field(
         default=30.0, gt=0, description="Longest pause of writes after API errors."
     )
@@ -233,19 +224,6 @@ class AgentConfig(BaseSettings):
         default_factory=LiveConfig,
         description="The live settings' values before (and without) the ConfigMap: MBCAS_AGENT_LIVE__<KEY>.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_stray_env(cls, data: Any) -> Any:
-        check_env(ENV_PREFIX, cls.model_fields, _MOVED)
-        return data
-
-    @field_validator("config_map")
-    @classmethod
-    def _namespaced_name(cls, value: str | None) -> str | None:
-        if value:
-            split_ref(value)
-        return value
 
     @field_validator("reserve_cpu", "allocatable_cpu", mode="before")
     @classmethod
@@ -259,11 +237,3 @@ class AgentConfig(BaseSettings):
     @property
     def allocatable_cores(self) -> float | None:
         return None if self.allocatable_cpu is None else parse_cpu_cores(self.allocatable_cpu)
-
-    def config_map_ref(self) -> tuple[str, str] | None:
-        if not self.config_map:
-            return None
-        try:
-            return split_ref(self.config_map)
-        except ValueError as exc:
-            raise ValueError(f"config_map: {exc}") from None

@@ -61,51 +61,25 @@ __all__ = [
 class ContractSettings(BaseModel):
     """The settings both the agent and the controller read (the ConfigMap's ``contract:``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
-    deadband_ratio: float = Field(
-        0.05,
-        ge=0,
-        lt=1,
-        description=(
-            "The controller does not resize a pod whose managed limit L is within"
-            " max(deadband_mcpu, deadband_ratio * L) of the decision; the agent counts such a decision"
-            " as applied. The planner's deadband_ratio must be at least this."
-        ),
-    )
-    deadband_mcpu: int = Field(
-        10,
-        ge=1,
-        description=(
-            "Absolute part of the deadband (millicores; at least 1, which absorbs the split's rounding)."
-            " The planner's deadband_min must be at least this."
-        ),
-    )
-    staleness_s: float = Field(
-        120.0,
-        gt=0,
-        description="The controller refuses (Stale) a decision not applied yet that is older than this.",
-    )
-    refresh_s: float = Field(
-        60.0,
-        gt=0,
-        description=(
-            "The agent rewrites an unchanged enforce decision the pod does not carry yet this often (must"
-            " be shorter than staleness_s); applied and recommend decisions are never rewritten."
-        ),
-    )
-    max_future_skew_s: float = Field(
-        5.0,
-        ge=0,
-        description="A decidedAt further in the future than this (clock skew between nodes) counts as stale.",
-    )
-    allow_restart: bool = Field(
-        False,
-        description=(
-            "Containers whose CPU resizePolicy is RestartContainer take part in the split (and are"
-            " restarted by a resize); otherwise they are left alone and are not part of the managed limit."
-        ),
-    )
+    deadband_ratio: float = Field(0.05, ge=0, lt=1)
+    """The controller does not resize a pod whose managed limit L is within max(deadband_mcpu,
+    deadband_ratio * L) of the decision; the agent counts such a decision as applied. The planner's
+    deadband_ratio must be at least this."""
+    deadband_mcpu: int = Field(10, ge=1)
+    """Absolute part of the deadband (millicores; at least 1, which absorbs the split's rounding). The
+    planner's deadband_min must be at least this."""
+    staleness_s: float = Field(120.0, gt=0)
+    """The controller refuses (Stale) a decision not applied yet that is older than this."""
+    refresh_s: float = Field(60.0, gt=0)
+    """The agent rewrites an unchanged enforce decision the pod does not carry yet this often (must be
+    shorter than staleness_s); applied and recommend decisions are never rewritten."""
+    max_future_skew_s: float = Field(5.0, ge=0)
+    """A decidedAt further in the future than this (clock skew between nodes) counts as stale."""
+    allow_restart: bool = Field(False)
+    """Containers whose CPU resizePolicy is RestartContainer take part in the split (and are restarted by a
+    resize); otherwise they are left alone and are not part of the managed limit."""
 
     @model_validator(mode="after")
     def _refresh_before_stale(self) -> ContractSettings:

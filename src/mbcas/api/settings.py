@@ -16,14 +16,16 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings
 
 __all__ = [
     "CONFIG_KEY",
     "DEFAULT_CONFIG_MAP",
+    "ProcessSettings",
     "check_env",
     "deep_merge",
     "describe_error",
@@ -138,3 +140,41 @@ def validate_known(model: type[M], data: Mapping[str, Any]) -> tuple[M, tuple[st
         return model.model_validate(cleaned), names
     except ValidationError as exc:
         raise ValueError(describe_error(exc)) from None
+
+
+class ProcessSettings(BaseSettings):
+    """What the agent's and the controller's settings (env and flags, restart to change) share:
+    where the shared ConfigMap is and how often to read it, and no stray environment variable.
+
+    Subclasses set ``env_prefix`` and, in ``moved``, where settings that left the environment are
+    now (:func:`check_env`).
+    """
+
+    moved: ClassVar[Mapping[str, str]] = {}
+
+    config_map: str | None = Field(
+        default=DEFAULT_CONFIG_MAP, description="NAMESPACE/NAME of the shared live ConfigMap (empty: none)."
+    )
+    config_poll_s: float = Field(default=10.0, gt=0, description="Re-read the shared ConfigMap this often.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_env(cls, data: Any) -> Any:
+        check_env(str(cls.model_config.get("env_prefix", "")), cls.model_fields, cls.moved)
+        return data
+
+    @field_validator("config_map")
+    @classmethod
+    def _namespaced_name(cls, value: str | None) -> str | None:
+        if value:
+            split_ref(value)
+        return value
+
+    def config_map_ref(self) -> tuple[str, str] | None:
+        """The shared ConfigMap as ``(namespace, name)``; None when there is none."""
+        if not self.config_map:
+            return None
+        try:
+            return split_ref(self.config_map)
+        except ValueError as exc:
+            raise ValueError(f"config_map: {exc}") from None

@@ -37,16 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from mbcas.cgroups import parse
 from mbcas.cgroups.errors import CgroupError, CgroupParseError, ErrorKind
 from mbcas.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout
-from mbcas.cgroups.parse import (
-    parse_cfs_quota,
-    parse_counter,
-    parse_cpu_max,
-    parse_cpu_stat_v1,
-    parse_cpu_stat_v2,
-    parse_pressure,
-)
 
 __all__ = ["CgroupReader", "CpuSnapshot", "ReadFile", "check_relpath", "read_file_raw"]
 
@@ -154,7 +147,7 @@ class CgroupReader:
             if exc.errno in (errno.ENODEV, errno.ESTALE):
                 raise CgroupError(ErrorKind.VANISHED, "cgroup removed while reading", path) from None
             raise CgroupError(ErrorKind.IO, f"read failed: {exc.strerror or exc}", path) from None
-        pressure = self._parse(parse_pressure, data, path)
+        pressure = self._parse(parse.parse_pressure, data, path)
         if pressure.full_total_usec is None:
             self._warn_once("psi-nofull", f"{path} has no 'full' line (Linux < 5.13): full stall unknown")
         return pressure.some_total_usec, pressure.full_total_usec
@@ -175,7 +168,7 @@ class CgroupReader:
             path = f"{v2}/cpu.stat"
             data = self._read(path)
             if data is not None:
-                stat = self._parse(parse_cpu_stat_v2, data, path)
+                stat = self._parse(parse.parse_cpu_stat_v2, data, path)
                 usage = stat.usage_usec
                 if stat.nr_periods is not None:
                     have_bandwidth = True
@@ -187,7 +180,7 @@ class CgroupReader:
                     path = f"{v2}/cpu.max"
                     data = self._read(path)
                     if data is not None:
-                        cpu_max = self._parse(parse_cpu_max, data, path)
+                        cpu_max = self._parse(parse.parse_cpu_max, data, path)
                         limit, period = cpu_max.cores, cpu_max.period_usec
                 some, full = self._pressure(v2)
 
@@ -197,7 +190,7 @@ class CgroupReader:
             )
             data = self._read(path)
             if data is not None:
-                usage = self._parse(lambda d: parse_counter(d, "cpuacct.usage"), data, path) // 1000
+                usage = self._parse(lambda d: parse.parse_counter(d, "cpuacct.usage"), data, path) // 1000
 
         if usage is None:
             raise CgroupError(
@@ -213,15 +206,15 @@ class CgroupReader:
                     "v1-cpu-absent", f"{cpu} missing in the v1 cpu controller: throttling and limit unknown"
                 )
             else:
-                v1 = self._parse(parse_cpu_stat_v1, data, path)
+                v1 = self._parse(parse.parse_cpu_stat_v1, data, path)
                 periods, throttled = v1.nr_periods, v1.nr_throttled
                 throttled_usec = v1.throttled_time_ns // 1000
                 qpath, ppath = f"{cpu}/cpu.cfs_quota_us", f"{cpu}/cpu.cfs_period_us"
                 qdata, pdata = self._read(qpath), self._read(ppath)
                 if qdata is None or pdata is None:
                     raise CgroupError(ErrorKind.VANISHED, "quota files disappeared", cpu)
-                quota = self._parse(parse_cfs_quota, qdata, qpath)
-                period = self._parse(lambda d: parse_counter(d, "cpu.cfs_period_us"), pdata, ppath)
+                quota = self._parse(parse.parse_cfs_quota, qdata, qpath)
+                period = self._parse(lambda d: parse.parse_counter(d, "cpu.cfs_period_us"), pdata, ppath)
                 if period <= 0:
                     raise CgroupParseError("period must be positive", ppath)
                 limit = None if quota is None else quota / period

@@ -32,6 +32,7 @@ from mbcas.agent.metrics import AgentMetrics
 from mbcas.agent.snapshot import plan_result, snapshot_pod
 from mbcas.cgroups.errors import CgroupError
 from mbcas.cgroups.reader import CgroupReader
+from mbcas.cli.common import fail
 from mbcas.cli.plan import add_policy_flags, live_from_args, render_table
 from mbcas.core.units import format_cpu
 from mbcas.kube.client import build_kube
@@ -106,21 +107,17 @@ def run_agent(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
     except (ValidationError, ValueError) as exc:
-        print(f"error: bad agent configuration: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: bad agent configuration: {exc}")
     if not config.node:
-        print("error: no node: pass --node or set NODE_NAME", file=sys.stderr)
-        return 2
+        return fail("error: no node: pass --node or set NODE_NAME")
     try:
         reader = CgroupReader(config.cgroup_root)
     except CgroupError as exc:
-        print(f"error: cgroup root {config.cgroup_root}: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: cgroup root {config.cgroup_root}: {exc}")
     try:
         kube = build_kube(config.kubeconfig, config.context)
     except KubeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(f"error: {exc}", exc.exit_code)
     try:
         if args.once:
             return _once(config, kube, reader, args)
@@ -135,8 +132,7 @@ def _once(config: AgentConfig, kube: Any, reader: CgroupReader, args: argparse.N
     try:
         pods.sync_once()
     except KubeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(f"error: {exc}", exc.exit_code)
     agent = NodeAgent(config, node=config.node, pods=pods, reader=reader, kube=kube, dry_run=True)
     agent.refresh_node(time.monotonic())
     if agent.allocatable is None:

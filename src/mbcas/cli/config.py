@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 
 from mbcas.agent.config import AgentConfig, LiveConfig, read_live_yaml
 from mbcas.api.contract import ContractSettings
+from mbcas.cli.common import fail, read_input
 from mbcas.controller.config import ControllerConfig
 from mbcas.demand import DemandConfig
 from mbcas.policy.node_config import NodePolicy
@@ -71,16 +72,13 @@ def register(subparsers: Any) -> None:
 def _docs(args: argparse.Namespace) -> int:
     if not args.write:
         return _print(render_docs())
-    path = Path(args.write)
     try:
-        head, sep, _ = path.read_text().partition(MARKER)
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        head, sep, _ = read_input(args.write).partition(MARKER)
+    except ValueError as exc:
+        return fail(f"error: {exc}")
     if not sep:
-        print(f"error: {path} has no line {MARKER!r}", file=sys.stderr)
-        return 2
-    path.write_text(f"{head}{MARKER}\n\n{render_docs()}")
+        return fail(f"error: {args.write} has no line {MARKER!r}")
+    Path(args.write).write_text(f"{head}{MARKER}\n\n{render_docs()}")
     return 0
 
 
@@ -96,15 +94,9 @@ def defaults_yaml() -> str:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
-    except OSError as exc:
-        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    try:
-        loaded = read_live_yaml(text, LiveConfig())
+        loaded = read_live_yaml(read_input(args.file), LiveConfig())
     except ValueError as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: {args.file}: {exc}")
     for key in loaded.unknown:
         print(f"warning: {args.file}: unknown key {key} (ignored)", file=sys.stderr)
     print(f"{args.file}: valid ({len(loaded.unknown)} unknown key(s))")

@@ -11,11 +11,11 @@ rules), then the flags given here. The deadband, the staleness limit and whether
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from pydantic import ValidationError
 
+from mbcas.cli.common import fail
 from mbcas.kube.errors import KubeError
 
 __all__ = ["register", "run_controller"]
@@ -101,11 +101,9 @@ def run_controller(args: argparse.Namespace) -> int:
     try:
         config = _config(_overrides(args))
     except (ValidationError, ValueError) as exc:
-        print(f"mbcas controller: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"mbcas controller: invalid configuration: {exc}")
     try:
         Controller(config).run()
     except KubeError as exc:
-        print(f"mbcas controller: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(f"mbcas controller: {exc}", exc.exit_code)
     return 0

@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Any
 
+from mbcas.cli.common import command
+
 __all__ = ["DEMO_PODS", "quiet_kopf_signal_warning", "register", "run_demo"]
 
 NODE = "demo-node"
@@ -37,11 +39,8 @@ DEMO_PODS: dict[str, tuple[str, str, str]] = {
 
 
 def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo",
-        help="run control plane, node emulator (real cgroups), controller and agent; watch CPU move",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
+    summary = "run control plane, node emulator (real cgroups), controller and agent; watch CPU move"
+    parser = command(subparsers, "demo", summary, __doc__.split("\n\n")[1] if __doc__ else None)
     parser.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
     )

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from mbcas.api.models import GROUP, PLURAL, VERSION
+from mbcas.cli.common import fail
 from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube, build_kube, kubeconfig_namespace
@@ -95,15 +96,13 @@ def kube_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             kube = build_kube(args.kubeconfig, args.context)
         except KubeError as exc:
-            print(f"{prog}: {exc}", file=sys.stderr)
-            return exc.exit_code
+            return fail(f"{prog}: {exc}", exc.exit_code)
         try:
             if getattr(args, "namespace", None) is None:
                 args.namespace = kubeconfig_namespace(args.kubeconfig, args.context)
             return handler(args, kube)
         except KubeError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return exc.exit_code
+            return fail(f"{prog}: error: {exc}", exc.exit_code)
         finally:
             kube.close()
 
@@ -338,8 +337,7 @@ def cmd_allocations(args: argparse.Namespace, kube: Kube) -> int:
         _emit(args, items, headers, rows)
         return EXIT_OK
     if not args.interval > 0:
-        print("mbcas allocations: --interval must be > 0", file=sys.stderr)
-        return 2
+        return fail("mbcas allocations: --interval must be > 0")
     try:
         while True:
             items = _list_allocations(kube, args)
@@ -358,11 +356,9 @@ def cmd_resize(args: argparse.Namespace, kube: Kube) -> int:
     try:
         limit = parse_cpu(args.cpu)
     except QuantityError as exc:
-        print(f"mbcas resize: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"mbcas resize: {exc}")
     if limit <= 0:
-        print("mbcas resize: --cpu must be > 0", file=sys.stderr)
-        return 2
+        return fail("mbcas resize: --cpu must be > 0")
     act = Actuator(kube)
     result = act.apply_cpu_limit(
         (args.namespace, args.pod), limit, container=args.container, force=args.force, dry_run=args.dry_run
@@ -398,8 +394,7 @@ def cmd_resize(args: argparse.Namespace, kube: Kube) -> int:
                 state = pod.resize.pending_reason or (
                     "InProgress" if pod.resize.in_progress else "not yet applied"
                 )
-                print(f"mbcas resize: not applied after {args.wait:g}s ({state})", file=sys.stderr)
-                return 1
+                return fail(f"mbcas resize: not applied after {args.wait:g}s ({state})", 1)
             time.sleep(0.2)
     return EXIT_OK
 

@@ -18,11 +18,11 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from mbcas.agent.config import LiveConfig
 from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result
+from mbcas.cli.common import command, fail, read_input
 from mbcas.core.units import format_cpu
 from mbcas.policy.node import NodePlan, replay
 
@@ -48,11 +48,8 @@ def live_from_args(args: argparse.Namespace, base: LiveConfig | None = None) -> 
 
 
 def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "plan",
-        help="replay the node decision (demand -> capacity -> solve -> plan) on a snapshot",
-        description=__doc__.split("\n\n")[2] if __doc__ else None,
-    )
+    summary = "replay the node decision (demand -> capacity -> solve -> plan) on a snapshot"
+    parser = command(subparsers, "plan", summary, __doc__.split("\n\n")[2] if __doc__ else None)
     parser.add_argument(
         "--input", "-i", required=True, metavar="SNAPSHOT.json", help="snapshot file, - for stdin"
     )
@@ -63,21 +60,18 @@ def register(subparsers: Any) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     try:
-        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
-    except OSError as exc:
-        print(f"error: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        text = read_input(args.input)
+    except ValueError as exc:
+        return fail(f"error: {exc}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        print(f"error: {args.input} is not JSON: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: {args.input} is not JSON: {exc}")
     try:
         snap = parse_snapshot(data)
         live = live_from_args(args)
     except (SnapshotError, ValueError) as exc:
-        print(f"error: bad snapshot {args.input}: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"error: bad snapshot {args.input}: {exc}")
     plan = replay(live.planner, snap.allocatable_cores, snap.reserve_cores, snap.inputs, live.demand)
     if args.output == "json":
         json.dump(plan_result(plan), sys.stdout, indent=2)

@@ -33,6 +33,7 @@ from mbcas.cgroups import (
     limit_array,
     signal_arrays,
 )
+from mbcas.cli.common import command, fail
 from mbcas.demand import estimate_demand
 
 __all__ = ["register", "run_sense", "sense_once"]
@@ -42,15 +43,13 @@ _KEY = "cgroup"
 
 def register(subparsers: Any) -> None:
     """Add the ``sense`` sub-command to ``subparsers`` (from ``add_subparsers``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "sense",
-        help="sample one cgroup twice and print usage, throttling, PSI and demand",
-        description=(
-            "Sample one cgroup twice, SECONDS apart, and print usage_cores, throttled_ratio, "
-            "psi_some, psi_full and demand_cores. On a hybrid layout the v2 files come from the "
-            "cgroup2 mount (unified/) and the v1 files from the cpu/cpuacct controllers at the "
-            "same relative path."
-        ),
+        "sample one cgroup twice and print usage, throttling, PSI and demand",
+        "Sample one cgroup twice, SECONDS apart, and print usage_cores, throttled_ratio, psi_some, "
+        "psi_full and demand_cores. On a hybrid layout the v2 files come from the cgroup2 mount "
+        "(unified/) and the v1 files from the cpu/cpuacct controllers at the same relative path.",
     )
     parser.add_argument(
         "--cgroup", required=True, metavar="REL_PATH", help="cgroup path relative to the root"
@@ -110,8 +109,7 @@ def _fmt(value: Any) -> str:
 def run_sense(args: argparse.Namespace) -> int:
     """Handler of ``mbcas sense``; returns the exit code."""
     if not (args.interval > 0 and math.isfinite(args.interval)):
-        print("mbcas sense: --interval must be a positive number of seconds", file=sys.stderr)
-        return 2
+        return fail("mbcas sense: --interval must be a positive number of seconds")
     try:
         relpath = check_relpath(args.cgroup)
         reader = CgroupReader(args.root)
@@ -124,8 +122,7 @@ def run_sense(args: argparse.Namespace) -> int:
             return 1
         report = sense_once(reader, relpath, args.interval)
     except CgroupError as exc:
-        print(f"mbcas sense: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"mbcas sense: {exc}", 1)
     if args.output == "json":
         print(json.dumps(report))
     else:

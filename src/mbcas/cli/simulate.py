@@ -20,20 +20,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mbcas.cli.common import command, fail
+
 __all__ = ["register", "run_simulate"]
+
+
+_DESCRIPTION = (
+    "Run static limits (= and 2x requests), HPA-like, VPA-like, regret matching and MBCAS (production"
+    " demand estimator, planner and resize rules) on identical seeded traces of a scenario; print the"
+    " metrics and optionally write a report with plots."
+)
 
 
 def register(subparsers: Any) -> None:
     """Add the ``simulate`` sub-command to ``subparsers`` (from ``add_subparsers``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "simulate",
-        help="compare MBCAS with static, HPA-, VPA- and regret-matching-like policies in simulation",
-        description=(
-            "Run static limits (= and 2x requests), HPA-like, VPA-like, regret matching and MBCAS "
-            "(production demand estimator, planner and resize rules) on identical seeded traces of "
-            "a scenario; print the metrics and optionally write a report with plots."
-        ),
-    )
+    summary = "compare MBCAS with static, HPA-, VPA- and regret-matching-like policies in simulation"
+    parser = command(subparsers, "simulate", summary, _DESCRIPTION)
     parser.add_argument("--scenario", metavar="NAME|FILE", help="packaged scenario name or JSON file")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the traces (default 0)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, PNG plots and results.json")
@@ -58,13 +60,11 @@ def run_simulate(args: argparse.Namespace) -> int:
             print(f"{name:<16} {scenario.description}")
         return 0
     if not args.scenario:
-        print("mbcas simulate: --scenario NAME is required (see --list)", file=sys.stderr)
-        return 2
+        return fail("mbcas simulate: --scenario NAME is required (see --list)")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
-        print(f"mbcas simulate: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"mbcas simulate: {exc}")
     policies = default_policies()
     if args.policies:
         wanted = [p.strip() for p in args.policies.split(",") if p.strip()]

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from collections.abc import Mapping
+from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from mbcas.api.settings import DEFAULT_CONFIG_MAP, check_env, split_ref
+from mbcas.api.settings import ProcessSettings
 from mbcas.policy.resize import ResizeRules
 
 __all__ = ["ControllerConfig"]
@@ -48,12 +49,13 @@ def _identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class ControllerConfig(BaseSettings):
+class ControllerConfig(ProcessSettings):
     """Settings of ``mbcas controller`` (env prefix ``MBCAS_CONTROLLER_``, nested with ``__``)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
+    moved: ClassVar[Mapping[str, str]] = _MOVED
 
     # Connection and scope
     kubeconfig: str | None = Field(default=None, description="Kubeconfig file (none: in-cluster).")
@@ -64,13 +66,6 @@ class ControllerConfig(BaseSettings):
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="Prometheus /metrics port (0: off).")
     health_port: int = Field(default=8081, ge=0, le=65535, description="Liveness /healthz port (0: off).")
     bind_address: str = Field(default="0.0.0.0", description="Address of both ports.")
-
-    # The shared settings (the contract with the agent), read live
-    config_map: str | None = Field(
-        default=DEFAULT_CONFIG_MAP,
-        description="NAMESPACE/NAME of the shared ConfigMap whose contract section is read (empty: none).",
-    )
-    config_poll_s: float = Field(default=10.0, gt=0, description="Re-read the shared ConfigMap this often.")
 
     # Safety rules (see mbcas.policy.resize)
     rules: ResizeRules = Field(
@@ -90,19 +85,3 @@ class ControllerConfig(BaseSettings):
     identity: str = Field(
         default_factory=_identity, description="This replica's name in the Lease (hostname-pid)."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_stray_env(cls, data: Any) -> Any:
-        check_env(ENV_PREFIX, cls.model_fields, _MOVED)
-        return data
-
-    @field_validator("config_map")
-    @classmethod
-    def _namespaced_name(cls, value: str | None) -> str | None:
-        if value:
-            split_ref(value)
-        return value
-
-    def config_map_ref(self) -> tuple[str, str] | None:
-        return split_ref(self.config_map) if self.config_map else None

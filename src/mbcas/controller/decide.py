@@ -183,29 +183,15 @@ def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> D
             event_on_pod=True,
         )
     if res.pending_reason is not None:
-        return Decision(
-            Phase.DEFERRED,
-            "Deferred",
-            f"kubelet deferred the resize to {format_cpu(total)}: {res.pending_message or 'deferred'}",
-            applied_mcpu=applied,
-            requeue_after_s=resync_s,
-        )
-    if res.error is not None:
-        return Decision(
-            Phase.FAILED,
-            "KubeletError",
-            f"kubelet failed to resize: {res.error}",
-            applied_mcpu=applied,
-            requeue_after_s=resync_s,
-        )
-    if applied == total and pod.generation_observed and res.settled:
+        phase, reason = Phase.DEFERRED, "Deferred"
+        text = f"kubelet deferred the resize to {format_cpu(total)}: {res.pending_message or 'deferred'}"
+    elif res.error is not None:
+        phase, reason, text = Phase.FAILED, "KubeletError", f"kubelet failed to resize: {res.error}"
+    elif applied == total and pod.generation_observed and res.settled:
         return Decision(
             Phase.APPLIED, "Applied", f"CPU limit {format_cpu(total)} applied", applied_mcpu=applied
         )
-    return Decision(
-        Phase.PENDING,
-        "InProgress",
-        f"waiting for the kubelet to apply {format_cpu(total)}",
-        applied_mcpu=applied,
-        requeue_after_s=resync_s,
-    )
+    else:
+        phase, reason = Phase.PENDING, "InProgress"
+        text = f"waiting for the kubelet to apply {format_cpu(total)}"
+    return Decision(phase, reason, text, applied_mcpu=applied, requeue_after_s=resync_s)

@@ -12,9 +12,11 @@ the agent's and are not looked at here. Thread-safe; the read happens outside th
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from mbcas.api.contract import ContractSettings
 from mbcas.api.settings import parse_config_yaml, validate_known
@@ -27,33 +29,26 @@ __all__ = ["SharedSettings"]
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class SharedSettings:
-    """The contract settings the controller acts on (see module docs)."""
+    """The contract settings the controller acts on (see module docs): ``ref`` is the ConfigMap
+    (None: the defaults only), read at most every ``poll_s`` on the ``mono`` clock."""
 
-    def __init__(
-        self,
-        kube: Kube | None,
-        ref: tuple[str, str] | None,
-        *,
-        poll_s: float,
-        mono: Callable[[], float] = time.monotonic,
-        initial: ContractSettings | None = None,
-    ) -> None:
-        self.kube = kube
-        self.ref = ref
-        self.poll_s = poll_s
-        self._mono = mono
-        self._lock = threading.Lock()
-        self._settings = initial or ContractSettings()
-        self._read_at = -float("inf")
-        self._unknown: tuple[str, ...] = ()
+    kube: Kube | None
+    ref: tuple[str, str] | None
+    poll_s: float
+    mono: Callable[[], float] = time.monotonic
+    _settings: ContractSettings = field(default_factory=ContractSettings, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _read_at: float = field(default=-math.inf, init=False)
+    _unknown: tuple[str, ...] = field(default=(), init=False)
 
     def current(self) -> ContractSettings:
         """The settings, re-read first when the last read is ``poll_s`` old."""
         with self._lock:
-            due = self._mono() - self._read_at >= self.poll_s
+            due = self.mono() - self._read_at >= self.poll_s
             if due:
-                self._read_at = self._mono()
+                self._read_at = self.mono()
         if due:
             self.reload()
         with self._lock:

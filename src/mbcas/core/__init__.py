@@ -5,27 +5,8 @@
 - :mod:`mbcas.core.units` — CPU quantities (Kubernetes strings <-> whole millicores) and the
   cores <-> millicores conversions (millicores carry the suffix ``_mcpu`` everywhere).
 
-This is the bottom layer (below :mod:`mbcas.market`): it imports nothing else from MBCAS.
+This is the bottom layer (below :mod:`mbcas.market`): it imports nothing else from MBCAS. Import
+from the submodules.
 """
 
-from mbcas.core.qos import QoSClass
-from mbcas.core.units import (
-    MCPU_PER_CORE,
-    QuantityError,
-    cores_to_mcpu,
-    format_cpu,
-    mcpu_to_cores,
-    parse_cpu,
-    parse_cpu_cores,
-)
-
-__all__ = [
-    "MCPU_PER_CORE",
-    "QoSClass",
-    "QuantityError",
-    "cores_to_mcpu",
-    "format_cpu",
-    "mcpu_to_cores",
-    "parse_cpu",
-    "parse_cpu_cores",
-]
+__all__: list[str] = []

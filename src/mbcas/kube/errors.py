@@ -45,6 +45,18 @@ class KubeError(Exception):
     exit_code: ClassVar[int] = 1
     retryable: ClassVar[bool] = True
 
+    def __init_subclass__(
+        cls, *, code: str | None = None, exit_code: int | None = None, retryable: bool | None = None
+    ) -> None:
+        """Subclasses set their ``code``, ``exit_code`` and ``retryable`` as class keywords."""
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if retryable is not None:
+            cls.retryable = retryable
+
     def __init__(self, message: str, *, status: int | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
@@ -55,98 +67,66 @@ class KubeError(Exception):
         return self.message
 
 
-class NotFoundError(KubeError):
+class NotFoundError(KubeError, code="NotFound", exit_code=3, retryable=False):
     """The object (or the API resource itself) does not exist (404)."""
 
-    code = "NotFound"
-    exit_code = 3
-    retryable = False
 
-
-class PodGoneError(NotFoundError):
+class PodGoneError(NotFoundError, code="PodGone"):
     """The pod was deleted, or the live pod under that name is a different pod (other UID)."""
 
-    code = "PodGone"
 
-
-class ConflictError(KubeError):
+class ConflictError(KubeError, code="Conflict", exit_code=4, retryable=True):
     """The object changed since it was read (409, stale resourceVersion): re-read and retry."""
 
-    code = "Conflict"
-    exit_code = 4
-    retryable = True
 
-
-class UnauthorizedError(KubeError):
+class UnauthorizedError(KubeError, code="Unauthorized", exit_code=5, retryable=False):
     """The credentials were rejected (401)."""
 
-    code = "Unauthorized"
-    exit_code = 5
-    retryable = False
 
-
-class ForbiddenError(KubeError):
+class ForbiddenError(KubeError, code="Forbidden", exit_code=5, retryable=False):
     """RBAC or an admission plugin denied the request (403)."""
 
-    code = "Forbidden"
-    exit_code = 5
-    retryable = False
 
-
-class InvalidError(KubeError):
+class InvalidError(KubeError, code="Invalid", exit_code=6, retryable=False):
     """The apiserver rejected the object as invalid (422, or 400 BadRequest). Final: never retried."""
 
-    code = "Invalid"
-    exit_code = 6
-    retryable = False
 
-
-class RefusedError(KubeError):
+class RefusedError(KubeError, code="Refused", exit_code=7, retryable=False):
     """MBCAS itself refuses the change for safety (QoS class, limit < request, UID mismatch ...).
 
     ``reason`` is a short CamelCase cause (``GuaranteedPod``, ``BestEffortPod``, ``UIDMismatch``,
     ...), used as the Event reason and the metric label.
     """
 
-    code = "Refused"
-    exit_code = 7
-    retryable = False
-
     def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
 
 
-class ResizeInfeasibleError(KubeError):
+class ResizeInfeasibleError(KubeError, code="Infeasible", exit_code=8, retryable=False):
     """The kubelet reported ``PodResizePending`` with reason ``Infeasible``: the node can never fit it."""
 
-    code = "Infeasible"
-    exit_code = 8
-    retryable = False
 
-
-class ApiUnavailableError(KubeError):
+class ApiUnavailableError(KubeError, code="ApiUnavailable", exit_code=9, retryable=True):
     """The apiserver could not be reached, timed out, throttled us (429) or failed (5xx)."""
 
-    code = "ApiUnavailable"
-    exit_code = 9
-    retryable = True
 
-
-class ResizeUnsupportedError(KubeError):
+class ResizeUnsupportedError(KubeError, code="ResizeUnsupported", exit_code=10, retryable=False):
     """The server has no ``pods/resize`` subresource (Kubernetes < 1.32 or the feature is off)."""
 
-    code = "ResizeUnsupported"
-    exit_code = 10
-    retryable = False
 
-
-class CrdNotInstalledError(KubeError):
+class CrdNotInstalledError(KubeError, code="CRDNotInstalled", exit_code=10, retryable=False):
     """The ``podallocations.mbcas.io`` CRD is not installed (or not yet established)."""
 
-    code = "CRDNotInstalled"
-    exit_code = 10
-    retryable = False
+
+_BY_STATUS: dict[int, type[KubeError]] = {
+    409: ConflictError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    400: InvalidError,
+    422: InvalidError,
+    429: ApiUnavailableError,
+}
 
 
 def _status_message(body: Any) -> tuple[str | None, str | None, dict[str, Any]]:
@@ -170,19 +150,10 @@ def _from_status(
 ) -> KubeError:
     api_reason, api_message, details = _status_message(body)
     text = f"{what}: {api_message or api_reason or fallback_reason or f'HTTP {status}'}"
-    if status in {404, 410}:
-        return gone(text, status=status, details=details)
-    if status == 409:
-        return ConflictError(text, status=status, details=details)
-    if status == 401:
-        return UnauthorizedError(text, status=status, details=details)
-    if status == 403:
-        return ForbiddenError(text, status=status, details=details)
-    if status in (400, 422):
-        return InvalidError(text, status=status, details=details)
-    if status == 429 or status >= 500:
-        return ApiUnavailableError(text, status=status, details=details)
-    return KubeError(text, status=status, details=details)
+    cls: type[KubeError] = gone if status in {404, 410} else _BY_STATUS.get(status, KubeError)
+    if status >= 500:
+        cls = ApiUnavailableError
+    return cls(text, status=status, details=details)
 
 
 def translate(

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mbcas.api.contract import managed_limit_mcpu
@@ -84,29 +84,24 @@ def _eligible(body: Mapping[str, Any]) -> bool:
     return not meta.get("deletionTimestamp") and phase in ("Running", "Pending")
 
 
+@dataclass(eq=False)
 class NodePods:
-    """A watched cache of the pods on ``node`` (see module docs). Thread-safe reads."""
+    """A watched cache of the pods on ``node`` (see module docs). Thread-safe reads.
 
-    def __init__(
-        self,
-        kube: Kube,
-        node: str,
-        *,
-        watch_timeout_s: int = 300,
-        backoff_max_s: float = 5.0,
-    ) -> None:
-        self.kube = kube
-        self.node = node
-        self.watch_timeout_s = watch_timeout_s
-        self.backoff_max_s = backoff_max_s
-        self._lock = threading.Lock()
-        self._pods: dict[str, PodInfo] = {}
-        self._stop = threading.Event()
-        self._synced = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._response: Any = None
-        self.errors = 0
-        self.last_error: str | None = None
+    ``errors`` counts failed lists and watches, ``last_error`` says the last one."""
+
+    kube: Kube
+    node: str
+    watch_timeout_s: int = 300
+    backoff_max_s: float = 5.0
+    errors: int = field(default=0, init=False)
+    last_error: str | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _pods: dict[str, PodInfo] = field(default_factory=dict, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _synced: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _response: Any = field(default=None, init=False, repr=False)
 
     # ---------------------------------------------------------------- reading
 

@@ -253,20 +253,14 @@ class NodePlan:
         head = _CAUSE_TEXT.get(cause, "unknown")
         if not self.managed[i]:
             return head
-        parts = [head]
         sig = self.inputs.signals
-        thr = float(sig.throttled_ratio[i])
-        if math.isfinite(thr):
-            parts.append(f"throttled {thr:.0%}")
-        psi = float(sig.psi_full[i])
-        if math.isfinite(psi):
-            parts.append(f"psi full {psi:.0%}")
-        dem = float(self.demand[i])
-        if math.isfinite(dem):
-            parts.append(f"demand {dem:.2f} cores")
-        tgt = float(self.target[i])
-        if math.isfinite(tgt):
-            parts.append(f"share {tgt:.2f}")
+        facts = (
+            ("throttled {:.0%}", sig.throttled_ratio),
+            ("psi full {:.0%}", sig.psi_full),
+            ("demand {:.2f} cores", self.demand),
+            ("share {:.2f}", self.target),
+        )
+        parts = [head] + [fmt.format(v) for fmt, arr in facts if math.isfinite(v := float(arr[i]))]
         if cause == Cause.HOLD_INFEASIBLE and self.infeasible_message:
             parts.append(self.infeasible_message)
         text = ", ".join(parts[1:])

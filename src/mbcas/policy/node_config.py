@@ -58,79 +58,36 @@ class NodePolicy(BaseModel):
         pydantic.ValidationError: on construction, naming the field, when a value is out of range.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
-    min_cpu: Cores = Field(
-        0.05,
-        ge=0.001,
-        description="Global floor of a managed pod's allocation; the floor is max(request, min_cpu).",
-    )
-    max_cpu: Cores | None = Field(
-        None,
-        description="Global hard maximum per pod; null = the node's capacity for managed pods.",
-    )
-    headroom_ratio: float = Field(
-        0.25,
-        ge=0,
-        description="Cap on a pod's demand-driven share: demand * (1 + headroom_ratio) + headroom_min.",
-    )
-    headroom_min: Cores = Field(0.05, ge=0, description="Absolute headroom added to every demand cap.")
-    share_spare: bool = Field(
-        True,
-        description="Hand capacity left after every demand cap is met out by weight, up to the hard maximum.",
-    )
-    deadband_ratio: float = Field(
-        0.10,
-        ge=0,
-        lt=1,
-        description=(
-            "A new target within max(deadband_min, deadband_ratio * current) of the current allocation is"
-            " not a change. Must be at least the contract's deadband_ratio (the controller's)."
-        ),
-    )
-    deadband_min: Cores = Field(
-        0.025,
-        ge=0,
-        description="Absolute part of the deadband. Must be at least the contract's deadband_mcpu.",
-    )
-    pressure_deadband_ratio: float = Field(
-        0.06,
-        ge=0,
-        description=(
-            "Relative deadband for a pod under pressure: its share of the node this much (at least"
-            " deadband_min) above its allocation raises it at once, taken back from pods above their"
-            " targets. The smaller of this and deadband_ratio applies (such a pod is losing work now)."
-        ),
-    )
-    pressure_threshold: float = Field(
-        0.05,
-        ge=0,
-        le=1,
-        description=(
-            "A pod counts as under pressure when its throttled-period ratio or PSI full share of the last"
-            " interval reaches this; only a pod under pressure (or far below its need) is raised at once."
-        ),
-    )
-    min_interval_s: float = Field(
-        10.0,
-        ge=0,
-        description="Least time between two decisions for one pod, unless the pod is short of CPU.",
-    )
-    down_interval_s: float = Field(
-        30.0,
-        ge=0,
-        description=(
-            "Least time after a pod's last decision before its allocation is lowered for its own sake."
-        ),
-    )
-    down_step_ratio: float = Field(
-        0.25,
-        ge=0,
-        le=1,
-        description=(
-            "A voluntary decrease takes at most this fraction of the current allocation per decision."
-        ),
-    )
+    min_cpu: Cores = Field(0.05, ge=0.001)
+    """Global floor of a managed pod's allocation; the floor is max(request, min_cpu)."""
+    max_cpu: Cores | None = Field(None)
+    """Global hard maximum per pod; null = the node's capacity for managed pods."""
+    headroom_ratio: float = Field(0.25, ge=0)
+    """Cap on a pod's demand-driven share: demand * (1 + headroom_ratio) + headroom_min."""
+    headroom_min: Cores = Field(0.05, ge=0)
+    """Absolute headroom added to every demand cap."""
+    share_spare: bool = Field(True)
+    """Hand capacity left after every demand cap is met out by weight, up to the hard maximum."""
+    deadband_ratio: float = Field(0.10, ge=0, lt=1)
+    """A new target within max(deadband_min, deadband_ratio * current) of the current allocation is not a
+    change. Must be at least the contract's deadband_ratio (the controller's)."""
+    deadband_min: Cores = Field(0.025, ge=0)
+    """Absolute part of the deadband. Must be at least the contract's deadband_mcpu."""
+    pressure_deadband_ratio: float = Field(0.06, ge=0)
+    """Relative deadband for a pod under pressure: its share of the node this much (at least deadband_min)
+    above its allocation raises it at once, taken back from pods above their targets. The smaller of
+    this and deadband_ratio applies (such a pod is losing work now)."""
+    pressure_threshold: float = Field(0.05, ge=0, le=1)
+    """A pod counts as under pressure when its throttled-period ratio or PSI full share of the last
+    interval reaches this; only a pod under pressure (or far below its need) is raised at once."""
+    min_interval_s: float = Field(10.0, ge=0)
+    """Least time between two decisions for one pod, unless the pod is short of CPU."""
+    down_interval_s: float = Field(30.0, ge=0)
+    """Least time after a pod's last decision before its allocation is lowered for its own sake."""
+    down_step_ratio: float = Field(0.25, ge=0, le=1)
+    """A voluntary decrease takes at most this fraction of the current allocation per decision."""
 
     @model_validator(mode="after")
     def _ceiling_above_floor(self) -> NodePolicy:

@@ -74,32 +74,26 @@ class Deadband:
 class ResizeRules(BaseModel):
     """Tunables of the gate (see the module docstring); the controller's ``rules`` settings."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    min_interval_s: float = Field(
-        10.0, ge=0, allow_inf_nan=False, description="Least seconds between two resizes of one pod."
-    )
-    max_step_ratio: float = Field(
-        1.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="Largest step of one resize, as a ratio of the current limit.",
-    )
-    max_step_mcpu: int = Field(2000, gt=0, description="Largest step of one resize, in millicores.")
-    min_step_mcpu: int = Field(
-        10, gt=0, description="Smallest step a capped resize still makes (keeps progress on tiny limits)."
-    )
-    failure_cooldown_s: float = Field(
-        5.0, ge=0, allow_inf_nan=False, description="Wait after a failed resize before the next attempt."
-    )
-    failure_backoff_factor: float = Field(
-        2.0, ge=1, description="The cooldown grows by this factor with each failure in a row."
-    )
-    failure_cooldown_max_s: float = Field(300.0, ge=0, description="Longest cooldown after failures.")
-    max_resizes_per_second: float = Field(
-        10.0, gt=0, description="Global rate of resizes (a token bucket shared by all pods)."
-    )
-    burst: int = Field(10, ge=1, description="Resizes the global rate lets through at once.")
+    min_interval_s: float = Field(10.0, ge=0, allow_inf_nan=False)
+    """Least seconds between two resizes of one pod."""
+    max_step_ratio: float = Field(1.0, gt=0, allow_inf_nan=False)
+    """Largest step of one resize, as a ratio of the current limit."""
+    max_step_mcpu: int = Field(2000, gt=0)
+    """Largest step of one resize, in millicores."""
+    min_step_mcpu: int = Field(10, gt=0)
+    """Smallest step a capped resize still makes (keeps progress on tiny limits)."""
+    failure_cooldown_s: float = Field(5.0, ge=0, allow_inf_nan=False)
+    """Wait after a failed resize before the next attempt."""
+    failure_backoff_factor: float = Field(2.0, ge=1)
+    """The cooldown grows by this factor with each failure in a row."""
+    failure_cooldown_max_s: float = Field(300.0, ge=0)
+    """Longest cooldown after failures."""
+    max_resizes_per_second: float = Field(10.0, gt=0)
+    """Global rate of resizes (a token bucket shared by all pods)."""
+    burst: int = Field(10, ge=1)
+    """Resizes the global rate lets through at once."""
 
     @model_validator(mode="after")
     def _cooldowns(self) -> ResizeRules:

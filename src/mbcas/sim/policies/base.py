@@ -48,6 +48,7 @@ class Observation:
     """One tick's signals per pod, as the kernel would report them, and the limits in force."""
 
     tick: int
+    """Index of the tick (0-based)."""
     now_s: float
     signals: Signals
     limit: FloatArray
