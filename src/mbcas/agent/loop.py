@@ -257,8 +257,8 @@ class NodeAgent:
                 float,
                 count=n,
             ),
-            limit=np.fromiter(
-                (math.nan if p.limit_mcpu is None else p.limit_mcpu / 1000.0 for p in pods), float, count=n
+            limit_mcpu=np.fromiter(
+                (-1 if p.limit_mcpu is None else p.limit_mcpu for p in pods), np.int64, count=n
             ),
             signals=signal_arrays(uids, results),
         )

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mbcas.core.qos import QoSClass
-from mbcas.core.units import QuantityError, format_cpu, parse_cpu
+from mbcas.core.units import QuantityError, format_cpu, mcpu_to_cores, parse_cpu
 from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlan
 
@@ -52,17 +52,22 @@ class Snapshot:
     """(namespace, name) per pod, aligned to ``inputs.uids``."""
 
 
-def _cpu(value: Any, where: str, *, nullable: bool) -> float:
+def _mcpu(value: Any, where: str, *, nullable: bool) -> int:
+    """A CPU quantity string in millicores; -1 for a null one (when ``nullable``)."""
     if value is None:
         if nullable:
-            return math.nan
+            return -1
         raise SnapshotError(f"{where}: required CPU quantity is missing")
     if not isinstance(value, str):
         raise SnapshotError(f"{where}: CPU quantity must be a string like '250m', got {value!r}")
     try:
-        return parse_cpu(value) / 1000.0
+        return parse_cpu(value)
     except QuantityError as exc:
         raise SnapshotError(f"{where}: {exc}") from None
+
+
+def _cores(mcpu: int) -> float:
+    return math.nan if mcpu < 0 else mcpu_to_cores(mcpu)
 
 
 def _number(value: Any, where: str, *, fraction: bool) -> float:
@@ -86,8 +91,8 @@ def parse_snapshot(data: Any) -> Snapshot:
     if not isinstance(data, Mapping):
         raise SnapshotError(f"snapshot: must be a JSON object, got {type(data).__name__}")
     node = _str(data.get("node"), "node")
-    allocatable = _cpu(data.get("allocatable_cpu"), "allocatable_cpu", nullable=False)
-    reserve = _cpu(data.get("reserve_cpu", "0"), "reserve_cpu", nullable=False)
+    allocatable = _cores(_mcpu(data.get("allocatable_cpu"), "allocatable_cpu", nullable=False))
+    reserve = _cores(_mcpu(data.get("reserve_cpu", "0"), "reserve_cpu", nullable=False))
     pods = data.get("pods")
     if not isinstance(pods, Sequence) or isinstance(pods, str):
         raise SnapshotError(f"pods: must be a list, got {type(pods).__name__}")
@@ -97,7 +102,7 @@ def parse_snapshot(data: Any) -> Snapshot:
     qos = np.zeros(n, dtype=np.int8)
     eligible = np.ones(n, dtype=np.bool_)
     request = np.full(n, np.nan)
-    limit = np.full(n, np.nan)
+    limit_mcpu = np.full(n, -1, dtype=np.int64)
     signals = {name: np.full(n, np.nan) for name in _SIGNALS}
     seen: set[str] = set()
     for i, pod in enumerate(pods):
@@ -114,8 +119,8 @@ def parse_snapshot(data: Any) -> Snapshot:
         if q not in _QOS_NAMES:
             raise SnapshotError(f"{at}.qos: must be one of {', '.join(_QOS_NAMES)}, got {q!r}")
         qos[i] = QoSClass(q).code
-        request[i] = _cpu(pod.get("request_cpu"), f"{at}.request_cpu", nullable=True)
-        limit[i] = _cpu(pod.get("limit_cpu"), f"{at}.limit_cpu", nullable=True)
+        request[i] = _cores(_mcpu(pod.get("request_cpu"), f"{at}.request_cpu", nullable=True))
+        limit_mcpu[i] = _mcpu(pod.get("limit_cpu"), f"{at}.limit_cpu", nullable=True)
         if "usage_cores" not in pod:
             raise SnapshotError(f"{at}.usage_cores: required (a number, or null for no sample)")
         for name in _SIGNALS:
@@ -129,7 +134,7 @@ def parse_snapshot(data: Any) -> Snapshot:
         qos,
         eligible=eligible,
         request=request,
-        limit=limit,
+        limit_mcpu=limit_mcpu,
         signals=Signals.build(
             signals["usage_cores"],
             throttled_ratio=signals["throttled_ratio"],
@@ -162,7 +167,7 @@ def snapshot_pod(inputs: NodeInputs, i: int, namespace: str, name: str) -> dict[
         "uid": inputs.uids[i],
         "qos": QoSClass.from_code(int(inputs.qos[i])).value,
         "request_cpu": _opt_cpu(float(inputs.request[i])),
-        "limit_cpu": _opt_cpu(float(inputs.limit[i])),
+        "limit_cpu": format_cpu(int(inputs.limit_mcpu[i])) if inputs.limit_mcpu[i] >= 0 else None,
         "usage_cores": _opt(float(sig.usage[i])),
         "throttled_ratio": _opt(float(sig.throttled_ratio[i])),
         "psi_full": _opt(float(sig.psi_full[i])),

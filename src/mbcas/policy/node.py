@@ -150,6 +150,8 @@ class NodeInputs:
     eligible: BoolArray
     request: FloatArray
     limit: FloatArray
+    limit_mcpu: NDArray[np.int64]
+    """``limit`` in whole millicores, -1 where there is none (the unit decisions are compared in)."""
     signals: Signals
 
     @classmethod
@@ -161,10 +163,12 @@ class NodeInputs:
         eligible: ArrayLike | None = None,
         request: ArrayLike | None = None,
         limit: ArrayLike | None = None,
+        limit_mcpu: ArrayLike | None = None,
         signals: Signals | None = None,
     ) -> NodeInputs:
         """Validate and normalise (omitted arrays are all-NaN, ``eligible`` all-True, omitted
-        signals unknown).
+        signals unknown). The limit is given once, in cores (``limit``, NaN = none) or, from the
+        API, in millicores (``limit_mcpu``, -1 = none); the other unit is derived here, once.
 
         Raises:
             ValueError: arrays of the wrong length, duplicate UIDs, unknown QoS codes, negative
@@ -184,13 +188,20 @@ class NodeInputs:
         if elig.shape != (n,):
             raise ValueError(f"eligible has shape {elig.shape}, expected ({n},) like uids")
         req = pod_array(request, n, np.nan, "request")
-        lim = pod_array(limit, n, np.nan, "limit")
+        if limit_mcpu is not None:
+            if limit is not None:
+                raise ValueError("give the limit in cores or in millicores, not both")
+            lim_mcpu = np.asarray(pod_array(limit_mcpu, n, -1, "limit_mcpu"), dtype=np.int64)
+            lim = np.where(lim_mcpu >= 0, lim_mcpu / 1000.0, np.nan)
+        else:
+            lim = pod_array(limit, n, np.nan, "limit")
+            check_nonnegative("limit", lim)
+            lim_mcpu = np.where(np.isfinite(lim), np.ceil(lim * 1000.0 - 1e-6), _NONE).astype(np.int64)
         check_nonnegative("request", req)
-        check_nonnegative("limit", lim)
         sig = Signals.unknown(n) if signals is None else signals
         if len(sig) != n:
             raise ValueError(f"signals are for {len(sig)} pods, expected {n} like uids")
-        return cls(uids=uid_t, qos=q, eligible=elig, request=req, limit=lim, signals=sig)
+        return cls(uids=uid_t, qos=q, eligible=elig, request=req, limit=lim, limit_mcpu=lim_mcpu, signals=sig)
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -409,8 +420,7 @@ def _decide(
         )
 
     # Current allocation: the last decision, else the pod's current limit.
-    limit_mcpu = np.where(np.isfinite(inputs.limit), np.ceil(inputs.limit * 1000.0 - 1e-6), _NONE)
-    cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, limit_mcpu).astype(np.int64)
+    cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, inputs.limit_mcpu).astype(np.int64)
     cur_mcpu = np.where(managed, cur_mcpu, _NONE)
 
     sig = inputs.signals
