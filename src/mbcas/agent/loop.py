@@ -46,11 +46,12 @@ from typing import Protocol
 
 import numpy as np
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, read_live_yaml
+from mbcas.agent.config import AgentConfig
 from mbcas.agent.metrics import AgentMetrics
-from mbcas.agent.selectors import LabelSelector
 from mbcas.api.contract import plan_writes
+from mbcas.api.live import LiveConfig, RolloutMode, read_live_yaml
 from mbcas.api.models import Mode, PodAllocationSpec
+from mbcas.api.selectors import LabelSelector
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader

@@ -25,11 +25,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mbcas.agent.config import AgentConfig, RolloutMode
+from mbcas.agent.config import AgentConfig
 from mbcas.agent.health import HealthServer
 from mbcas.agent.loop import NodeAgent
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.agent.snapshot import plan_result, snapshot_pod
+from mbcas.api.live import RolloutMode
 from mbcas.cgroups.errors import CgroupError
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cli.common import fail

@@ -26,8 +26,9 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from mbcas.agent.config import AgentConfig, LiveConfig, read_live_yaml
+from mbcas.agent.config import AgentConfig
 from mbcas.api.contract import ContractSettings
+from mbcas.api.live import LiveConfig, read_live_yaml
 from mbcas.cli.common import fail, read_input
 from mbcas.controller.config import ControllerConfig
 from mbcas.demand import DemandConfig

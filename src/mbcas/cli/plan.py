@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mbcas.agent.config import LiveConfig
 from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result
+from mbcas.api.live import LiveConfig
 from mbcas.cli.common import command, fail, read_input
 from mbcas.core.units import format_cpu
 from mbcas.policy.node import NodePlan, replay

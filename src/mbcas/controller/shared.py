@@ -3,10 +3,12 @@
 :class:`SharedSettings` reads ``config.yaml`` of the ConfigMap named by
 :attr:`~mbcas.controller.config.ControllerConfig.config_map` (the one the agent reads) at start
 and again whenever :meth:`SharedSettings.current` is asked after ``poll_s``, and keeps the last
-good copy: a ConfigMap that cannot be read or whose ``contract:`` section does not validate is
-logged and the previous settings stay; a missing ConfigMap (or section) means the defaults, as it
-does for the agent. Unknown keys of the section are a warning naming them. The other sections are
-the agent's and are not looked at here. Thread-safe; the read happens outside the caller's locks.
+good copy: a ConfigMap that cannot be read or does not validate is logged and the previous
+settings stay; a missing ConfigMap (or section) means the defaults, as it does for the agent. The
+whole document is validated as the agent validates it (:func:`mbcas.api.live.read_live_yaml`), so
+a document the agent refuses (a bad value anywhere, a planner band narrower than the contract's
+deadband) is refused here too and the two keep agreeing; unknown keys are a warning naming them.
+Thread-safe; the read happens outside the caller's locks.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mbcas.api.contract import ContractSettings
-from mbcas.api.settings import parse_config_yaml, validate_known
+from mbcas.api.live import LiveConfig, read_live_yaml
 from mbcas.kube.client import Kube
 from mbcas.kube.configmap import read_config_text
 from mbcas.kube.errors import KubeError
@@ -70,28 +72,20 @@ class SharedSettings:
             )
             return self._settings
         try:
-            section = parse_config_yaml(text or "").get("contract") or {}
-            if not isinstance(section, dict):
-                raise ValueError(f"contract must be a mapping of settings, got {type(section).__name__}")
-            settings, unknown = validate_known(ContractSettings, section)
+            # The whole document, as the agent validates it: both accept and refuse the same ones.
+            settings, unknown = read_live_yaml(text or "", LiveConfig())
         except ValueError as exc:
             log.error(
-                "ignoring the contract section of ConfigMap %s/%s (keeping the last good settings): %s",
-                namespace,
-                name,
-                exc,
+                "ignoring ConfigMap %s/%s (keeping the last good contract settings): %s", namespace, name, exc
             )
             return self._settings
         with self._lock:
             if unknown and unknown != self._unknown:
                 log.warning(
-                    "ConfigMap %s/%s: ignoring unknown contract key(s) %s",
-                    namespace,
-                    name,
-                    ", ".join(f"contract.{k}" for k in unknown),
+                    "ConfigMap %s/%s: ignoring unknown key(s) %s", namespace, name, ", ".join(unknown)
                 )
             self._unknown = unknown
-            if settings != self._settings:
-                log.info("contract settings from %s/%s: %s", namespace, name, settings)
-            self._settings = settings
-            return settings
+            if settings.contract != self._settings:
+                log.info("contract settings from %s/%s: %s", namespace, name, settings.contract)
+            self._settings = settings.contract
+            return self._settings

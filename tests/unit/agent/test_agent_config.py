@@ -317,3 +317,21 @@ def test_pressure_deadband_ratio_is_live(tmp_path: Path) -> None:
     node.advance()
     agent.tick()
     assert agent.planner.policy.pressure_deadband_ratio == 0.03
+
+
+def test_every_section_of_the_config_map_is_live(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    kube.config_map = _config_map(
+        "mode: recommend\n"
+        "planner: {min_cpu: 100m, deadband_ratio: 0.2}\n"
+        "demand: {warmup_samples: 5, tau_down_s: 40}\n"
+        "contract: {deadband_ratio: 0.15, staleness_s: 300, refresh_s: 100}\n"
+    )
+    node.advance()
+    agent.tick()
+    assert agent.live.mode is RolloutMode.RECOMMEND
+    assert (agent.planner.policy.min_cpu, agent.planner.policy.deadband_ratio) == (0.1, 0.2)
+    assert (agent.planner.demand_config.warmup_samples, agent.planner.demand_config.tau_down_s) == (5, 40.0)
+    assert (agent.live.contract.deadband_ratio, agent.live.contract.refresh_s) == (0.15, 100.0)

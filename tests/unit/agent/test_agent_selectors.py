@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mbcas.agent.selectors import LabelSelector
+from mbcas.api.selectors import LabelSelector
 
 LABELS = {"app": "web", "tier": "front", "canary": "", "env": "prod"}
 
