@@ -18,8 +18,8 @@ from typing import Any
 
 from mbcas.cgroups.layout import LayoutKind
 from mbcas.cgroups.paths import CgroupDriver, PodCgroup, container_relpath, pod_relpath
-from mbcas.core.qos import QoSClass
 from mbcas.cgroups.reader import CgroupReader, CpuSnapshot
+from mbcas.core.qos import QoSClass
 from mbcas.experiment.scenarios import ExperimentError
 
 __all__ = ["CFS_PERIOD_US", "KernelDelta", "container_paths", "kernel_delta", "set_node_quota"]
