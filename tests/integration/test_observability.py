@@ -19,7 +19,7 @@ from mbcas_stack import MANAGED, UNMANAGED, Stack, scrape, stack_fixture, wait_s
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import wait_for
-from mbcas.api import parse_cpu
+from mbcas.core.units import parse_cpu
 from mbcas.local import helm
 from observability import (
     dashboard_queries,

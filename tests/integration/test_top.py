@@ -27,8 +27,8 @@ from kubernetes import client as k8s
 from mbcas_stack import MANAGED, Stack, stack_fixture  # noqa: F401
 
 from helpers import make_pod, wait_for
-from mbcas.api import format_cpu, parse_cpu
 from mbcas.cli.main import main
+from mbcas.core.units import format_cpu, parse_cpu
 from mbcas.kube.podview import PodView
 
 pytestmark = [pytest.mark.integration, pytest.mark.kernel, pytest.mark.slow]
@@ -49,7 +49,7 @@ def truth(api_client: Any, core_v1: Any, namespace: str) -> dict[str, dict[str, 
     for pa in items:
         pod = core_v1.read_namespaced_pod(pa["spec"]["podName"], namespace)
         view = PodView.from_body(k8s.ApiClient().sanitize_for_serialization(pod))
-        applied = view.applied_limit_mc()
+        applied = view.applied_limit_mcpu()
         out[pa["spec"]["podName"]] = {
             "desired": format_cpu(parse_cpu(pa["spec"]["cpuLimit"])),
             "applied": None if applied is None else format_cpu(applied),

@@ -148,6 +148,7 @@ class _PlanCollector(Collector):
         if plan is not None:
             node = [pub.node]
             inp = plan.inputs
+            sig = inp.signals
             dem = plan.demand.tolist()
             for (ns, name), d in zip(pub.names, dem, strict=False):
                 if not math.isnan(d):
@@ -156,10 +157,10 @@ class _PlanCollector(Collector):
             per_pod = (
                 (alloc, plan.allocation_mcpu[idx] / 1000.0),
                 (limit, inp.limit[idx]),
-                (usage, inp.usage[idx]),
-                (throttled, inp.throttled_ratio[idx]),
-                (psi_some, inp.psi_some[idx]),
-                (psi_full, inp.psi_full[idx]),
+                (usage, sig.usage[idx]),
+                (throttled, sig.throttled_ratio[idx]),
+                (psi_some, sig.psi_some[idx]),
+                (psi_full, sig.psi_full[idx]),
             )
             keys = [list(pub.names[i]) for i in idx.tolist()]
             for family, values in per_pod:
@@ -173,7 +174,7 @@ class _PlanCollector(Collector):
             bound.add_metric(node, lim_bound)
             if lim_bound > 0:
                 ratio.add_metric(node, lim_total / lim_bound)
-            node_usage.add_metric(node, float(np.nansum(inp.usage[idx])))
+            node_usage.add_metric(node, float(np.nansum(sig.usage[idx])))
             if math.isfinite(plan.objective):
                 objective.add_metric(node, plan.objective)
             managed.add_metric(node, float(idx.size))

@@ -62,7 +62,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from mbcas.api.models import GROUP, PLURAL, VERSION
-from mbcas.api.quantity import QuantityError, format_cpu, parse_cpu
+from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.cli.kubectl_cmds import EXIT_OK, format_table, kube_command, kube_flags
 from mbcas.controller.metrics import applied_condition_reason
 from mbcas.kube.client import Kube
@@ -352,7 +352,7 @@ def collect(
         view = pods.get(key)
         if view is not None and view.uid != spec.get("podUID"):
             view = None  # a pod recreated under the same name is not the one decided for
-        applied = view.applied_limit_mc() if view is not None else None
+        applied = view.applied_limit_mcpu() if view is not None else None
         row = TopRow(
             namespace=key[0],
             pod=key[1],
@@ -363,8 +363,8 @@ def collect(
             phase_reason=applied_condition_reason(status),
             reason=str(spec.get("reason") or ""),
             decided_at=spec.get("decidedAt"),
-            request_mcpu=(view.cpu_request_mc or None) if view is not None else None,
-            limit_mcpu=view.spec_limit_mc() if view is not None else None,
+            request_mcpu=(view.cpu_request_mcpu or None) if view is not None else None,
+            limit_mcpu=view.spec_limit_mcpu() if view is not None else None,
             applied_mcpu=applied if applied is not None else _quantity(status.get("appliedCPULimit")),
             desired_mcpu=_quantity(spec.get("cpuLimit")),
             signals=None,
@@ -400,7 +400,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-def _mc(value: int | None) -> str:
+def _fmt_mcpu(value: int | None) -> str:
     return "-" if value is None else format_cpu(value)
 
 
@@ -422,15 +422,15 @@ def render_table(
         s = r.signals or PodSignals()
         reason = r.reason if wide or len(r.reason) <= _REASON_WIDTH else r.reason[: _REASON_WIDTH - 3] + "..."
         phase = r.phase if not r.phase_reason or r.phase_reason == r.phase else f"{r.phase}/{r.phase_reason}"
-        row = [r.pod, r.node or "-", _cores(s.demand_cores), _cores(s.usage_cores), _mc(r.desired_mcpu)]
-        row += [_mc(r.applied_mcpu), _percent(s.throttled_ratio), _percent(s.psi_some_ratio)]
+        row = [r.pod, r.node or "-", _cores(s.demand_cores), _cores(s.usage_cores), _fmt_mcpu(r.desired_mcpu)]
+        row += [_fmt_mcpu(r.applied_mcpu), _percent(s.throttled_ratio), _percent(s.psi_some_ratio)]
         row += [_percent(s.psi_full_ratio), phase, reason or "-"]
         if not nodes:
             del row[1]
         if namespaces:
             row.insert(0, r.namespace)
         if wide:
-            row += [_mc(r.request_mcpu), _mc(r.limit_mcpu), r.mode, r.qos or "-"]
+            row += [_fmt_mcpu(r.request_mcpu), _fmt_mcpu(r.limit_mcpu), r.mode, r.qos or "-"]
         rows.append(row)
     return format_table(headers, rows)
 

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mbcas.agent.metrics import AgentMetrics
+from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlan, replay
 from mbcas.policy.node_config import NodePolicy
 
@@ -48,11 +49,13 @@ def plan_for(
         qos,
         request=[0.1] * n,
         limit=[0.5] * n,
-        usage=usage,
-        throttled_ratio=[throttled] * n,
-        throttled_cores=[0.05] * n,
-        psi_some=[psi * 2] * n,
-        psi_full=[psi] * n,
+        signals=Signals.build(
+            usage,
+            throttled_ratio=[throttled] * n,
+            throttled_cores=[0.05] * n,
+            psi_some=[psi * 2] * n,
+            psi_full=[psi] * n,
+        ),
     )
     return replay(NodePolicy(), 2.0, 0.2, inputs)
 
@@ -87,7 +90,7 @@ def test_managed_pods_export_signals_decision_and_limit_with_namespace_and_pod_l
 
 
 def test_unknown_signals_are_left_out_not_exported_as_zero() -> None:
-    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
+    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], signals=Signals.build([0.2]))
     metrics = AgentMetrics()
     metrics.observe_plan(replay(NodePolicy(), 2.0, 0.2, inputs), [("ns", "p")], node="n1")
     s = scrape(metrics)

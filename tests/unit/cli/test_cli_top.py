@@ -18,6 +18,7 @@ import pytest
 
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.cli import top
+from mbcas.demand import Signals
 from mbcas.kube.errors import ApiUnavailableError, ForbiddenError
 from mbcas.policy.node import NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
@@ -33,10 +34,12 @@ def agent_text(node: str = "n1") -> str:
         [BURSTABLE] * 2,
         request=[0.1, 0.1],
         limit=[0.5, 0.5],
-        usage=[0.3, 0.1],
-        throttled_ratio=[0.25, float("nan")],
-        psi_some=[0.2, float("nan")],
-        psi_full=[0.1, float("nan")],
+        signals=Signals.build(
+            [0.3, 0.1],
+            throttled_ratio=[0.25, float("nan")],
+            psi_some=[0.2, float("nan")],
+            psi_full=[0.1, float("nan")],
+        ),
     )
     metrics.observe_plan(
         replay(NodePolicy(), 2.0, 0.2, inputs), [("shop", "web"), ("shop", "api")], node=node

@@ -24,6 +24,7 @@ import yaml
 
 from mbcas.agent.metrics import AgentMetrics
 from mbcas.controller.metrics import ControllerMetrics
+from mbcas.demand import Signals
 from mbcas.local import helm
 from mbcas.policy.node import NodeInputs, replay
 from mbcas.policy.node_config import NodePolicy
@@ -65,7 +66,7 @@ def dashboard() -> dict[str, Any]:
 def declared() -> set[str]:
     """Series the agent's and controller's registries declare, in-process."""
     agent = AgentMetrics()
-    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], usage=[0.2])
+    inputs = NodeInputs.build(["u1"], [BURSTABLE], request=[0.1], limit=[0.5], signals=Signals.build([0.2]))
     agent.observe_plan(replay(NodePolicy(), 2.0, 0.2, inputs), [("ns", "p")], node="n1")
     return exported_series(agent.render().decode()) | exported_series(ControllerMetrics().render().decode())
 
