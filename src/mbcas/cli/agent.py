@@ -107,10 +107,10 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 def run_agent(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
+        if not config.node:
+            raise ValueError("no node: pass --node or set NODE_NAME")
     except (ValidationError, ValueError) as exc:
         return fail(f"error: bad agent configuration: {exc}")
-    if not config.node:
-        return fail("error: no node: pass --node or set NODE_NAME")
     try:
         reader = CgroupReader(config.cgroup_root)
     except CgroupError as exc:

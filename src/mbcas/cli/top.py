@@ -62,9 +62,9 @@ from functools import partial
 from typing import Any, Protocol
 
 from mbcas.api.models import GROUP, PLURAL, VERSION
-from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.cli.kubectl_cmds import EXIT_OK, format_table, kube_command, kube_flags
 from mbcas.controller.metrics import applied_condition_reason
+from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.kube.client import Kube
 from mbcas.kube.discovery import check_crd_installed
 from mbcas.kube.errors import CrdNotInstalledError, KubeError

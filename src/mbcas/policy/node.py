@@ -154,6 +154,9 @@ class NodeInputs:
     """``limit`` in whole millicores, -1 where there is none (the unit decisions are compared in)."""
     signals: Signals
 
+    def __len__(self) -> int:
+        return len(self.uids)
+
     @classmethod
     def build(
         cls,
@@ -202,9 +205,6 @@ class NodeInputs:
         if len(sig) != n:
             raise ValueError(f"signals are for {len(sig)} pods, expected {n} like uids")
         return cls(uids=uid_t, qos=q, eligible=elig, request=req, limit=lim, limit_mcpu=lim_mcpu, signals=sig)
-
-    def __len__(self) -> int:
-        return len(self.uids)
 
 
 @dataclass(frozen=True, slots=True)
