@@ -101,7 +101,7 @@ def stack_fixture(
         controller = Controller(
             ControllerConfig(
                 kubeconfig=kubeconfig, namespace=namespace, metrics_port=controller_port, health_port=0,
-                bind_address="127.0.0.1", leader_election=False, min_interval_s=1.0, resync_s=2.0,
+                bind_address="127.0.0.1", leader_election=False, rules={"min_interval_s": 1.0}, resync_s=2.0,
             )
         )  # fmt: skip
         controller.start()
