@@ -1,7 +1,7 @@
 """The one ConfigMap both processes read: where it is, its shape, and how a document is validated.
 
 MBCAS keeps its live settings in one ConfigMap (default ``mbcas-system/mbcas-config``, key
-``config.yaml``). The agent reads all of it (:class:`mbcas.agent.config.LiveConfig`: rollout keys
+``config.yaml``). The agent reads all of it (:class:`mbcas.api.live.LiveConfig`: rollout keys
 and the ``planner:``, ``demand:`` and ``contract:`` sections); the controller reads its
 ``contract:`` section (:class:`mbcas.api.contract.ContractSettings`), so the settings the two must
 agree on have one source. Each re-reads it periodically and keeps the last good copy.

@@ -7,7 +7,7 @@
     mbcas config docs                # the settings reference (docs/configuration.md is this output)
 
 Every setting is declared once, as a field of a pydantic model with its default and description:
-the live ConfigMap is :class:`mbcas.agent.config.LiveConfig` (rollout keys and the ``planner``,
+the live ConfigMap is :class:`mbcas.api.live.LiveConfig` (rollout keys and the ``planner``,
 ``demand`` and ``contract`` sections; the controller reads ``contract``), the agent's environment
 :class:`mbcas.agent.config.AgentConfig`, the controller's
 :class:`mbcas.controller.config.ControllerConfig` (with its ``rules``). ``check`` exits 2 with one

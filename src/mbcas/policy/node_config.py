@@ -8,7 +8,7 @@ from it. CPU values are stored in cores (a setting accepts a number of cores, ``
 Kubernetes quantity, ``"250m"``); times are in seconds.
 
 It is the ``planner:`` section of the agent's live configuration
-(:class:`mbcas.agent.config.LiveConfig`): the agent swaps it on the planner when the ConfigMap
+(:class:`mbcas.api.live.LiveConfig`): the agent swaps it on the planner when the ConfigMap
 changes. The field descriptions are the documentation (``docs/agent.md`` is checked against them).
 """
 
