@@ -251,20 +251,25 @@ def local_cluster(node_cpu: float, log_dir: Path) -> Iterator[Kubectl]:
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / "cluster-up.log").write_text(up.stderr + up.stdout)
     try:
-        if up.returncode != 0:
-            raise ExperimentError(f"mbcas cluster up failed: {up.stderr.strip()[-2000:]}")
-        lines = [ln for ln in up.stdout.splitlines() if ln.startswith("export KUBECONFIG=")]
-        if not lines:
-            raise ExperimentError("mbcas cluster up printed no KUBECONFIG")
-        kubeconfig = lines[-1].split("=", 1)[1].strip().strip("'\"")
-        yield Kubectl(find_kubectl(), kubeconfig)
+        yield Kubectl(find_kubectl(), _kubeconfig_of(up, "mbcas cluster up"))
     finally:
-        subprocess.run(
-            [*_mbcas(), "cluster", "down", "--name", CLUSTER_NAME],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        _cluster_down(CLUSTER_NAME, timeout=120)
+
+
+def _cluster_down(name: str, *, timeout: float) -> None:
+    subprocess.run(
+        [*_mbcas(), "cluster", "down", "--name", name], capture_output=True, timeout=timeout, check=False
+    )
+
+
+def _kubeconfig_of(up: subprocess.CompletedProcess[str], what: str) -> str:
+    """The kubeconfig path that ``mbcas cluster up`` printed (``export KUBECONFIG=...``)."""
+    if up.returncode != 0:
+        raise ExperimentError(f"{what} failed: {up.stderr.strip()[-2000:]}")
+    lines = [ln for ln in up.stdout.splitlines() if ln.startswith("export KUBECONFIG=")]
+    if not lines:
+        raise ExperimentError(f"{what} printed no KUBECONFIG")
+    return lines[-1].split("=", 1)[1].strip().strip("'\"")
 
 
 @contextlib.contextmanager
@@ -281,12 +286,7 @@ def real_node_cluster(log_dir: Path) -> Iterator[tuple[Kubectl, str]]:
             check=False,
         )
         (log_dir / "cluster-up.log").write_text(up.stderr + up.stdout)
-        if up.returncode != 0:
-            raise ExperimentError(f"mbcas cluster up --real-node failed: {up.stderr.strip()[-2000:]}")
-        lines = [ln for ln in up.stdout.splitlines() if ln.startswith("export KUBECONFIG=")]
-        if not lines:
-            raise ExperimentError("mbcas cluster up printed no KUBECONFIG")
-        kubeconfig = lines[-1].split("=", 1)[1].strip().strip("'\"")
+        kubeconfig = _kubeconfig_of(up, "mbcas cluster up --real-node")
         images = subprocess.run(
             [sys.executable, "-m", "mbcas.local.images", "--import-into", REAL_NODE_CLUSTER],
             capture_output=True,
@@ -302,12 +302,7 @@ def real_node_cluster(log_dir: Path) -> Iterator[tuple[Kubectl, str]]:
             )
         yield Kubectl(find_kubectl(), kubeconfig), refs[0]
     finally:
-        subprocess.run(
-            [*_mbcas(), "cluster", "down", "--name", REAL_NODE_CLUSTER],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        _cluster_down(REAL_NODE_CLUSTER, timeout=300)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,11 +26,10 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from mbcas.local.procs import ProcessError, log_tail, pid_alive, start_process, stop_pid, stop_process
+from mbcas.local.procs import Daemon, ProcessError, log_tail, stop_pid
 
 __all__ = ["CNI_BIN_DIRS", "Containerd", "ContainerdError", "find_cni_bin_dir", "shim_pids"]
 
@@ -71,17 +70,13 @@ def shim_pids(address: Path) -> list[int]:
 
 
 @dataclass
-class Containerd:
+class Containerd(Daemon):
     """One containerd with all its paths under ``directory``."""
 
     directory: Path
     sandbox_image: str
     cni_conf_dir: Path
     cni_bin_dir: Path
-    detached: bool = False
-    log: Callable[[str], None] = lambda _msg: None
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    pid: int | None = None
 
     @property
     def socket(self) -> Path:
@@ -163,14 +158,11 @@ disabled_plugins = [
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "config.toml"
         config.write_text(self.config_text())
-        self.proc = start_process([exe, "--config", str(config)], self.log_path, detached=self.detached)
-        self.pid = self.proc.pid
+        proc = self._spawn([exe, "--config", str(config)], self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ProcessError(
-                    f"containerd exited with {self.proc.returncode}:\n{log_tail(self.log_path)}"
-                )
+            if proc.poll() is not None:
+                raise ProcessError(f"containerd exited with {proc.returncode}:\n{log_tail(self.log_path)}")
             if self.socket.exists() and self.ctr("version", check=False).returncode == 0:
                 self.log(f"containerd ready (pid {self.pid}, socket {self.socket})")
                 return
@@ -179,12 +171,7 @@ disabled_plugins = [
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop containerd (by pid) and any shim of ours still running."""
-        if self.proc is not None:
-            stop_process(self.proc, timeout)
-        elif self.pid is not None and pid_alive(self.pid):
-            stop_pid(self.pid, timeout)
-        self.proc = None
-        self.pid = None
+        self._stop_daemon(timeout)
         for pid in shim_pids(self.socket):
             stop_pid(pid, timeout=5.0)
 

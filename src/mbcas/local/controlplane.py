@@ -40,13 +40,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mbcas.local.build import Binaries, ensure_binaries
 from mbcas.local.certs import ClusterCerts, generate_certs, write_kubeconfig
 from mbcas.local.procs import (
     ProcessError,
+    StartStop,
     free_port,
     log_tail,
     pid_alive,
@@ -121,7 +121,7 @@ class _Component:
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(StartStop):
     """etcd + kube-apiserver (+ kube-controller-manager) on loopback, with an admin kubeconfig.
 
     ``state_dir`` defaults to a fresh temp directory, removed on stop. ``detached`` starts the
@@ -189,15 +189,6 @@ class ControlPlane:
             raise ControlPlaneError("the control plane is not started")
 
     # ---------------------------------------------------------------- lifecycle
-
-    def __enter__(self) -> ControlPlane:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> ControlPlane:
         """Generate certificates, start the components and wait until the apiserver is ready."""
@@ -311,6 +302,13 @@ class ControlPlane:
         comp.pid = comp.proc.pid
         self._components[comp.name] = comp
 
+    def _launch_and_check(self, comp: _Component) -> None:
+        """Launch a component without a readiness endpoint; fail if it exits at once."""
+        self._launch(comp)
+        time.sleep(0.3)
+        if comp.proc is not None and comp.proc.poll() is not None:
+            raise ProcessError(f"{comp.name} exited at start:\n{log_tail(comp.log)}")
+
     def _stop_component(self, comp: _Component, timeout: float = 10.0) -> None:
         if comp.proc is not None:
             stop_process(comp.proc, timeout)
@@ -399,10 +397,7 @@ class ControlPlane:
             ],
             self.state_dir / "kube-controller-manager.log",
         )
-        self._launch(comp)
-        time.sleep(0.3)
-        if comp.proc is not None and comp.proc.poll() is not None:
-            raise ProcessError(f"kube-controller-manager exited at start:\n{log_tail(comp.log)}")
+        self._launch_and_check(comp)
 
     def _start_scheduler(self) -> None:
         assert self.state_dir is not None
@@ -424,10 +419,7 @@ class ControlPlane:
             ],
             self.state_dir / "kube-scheduler.log",
         )
-        self._launch(comp)
-        time.sleep(0.3)
-        if comp.proc is not None and comp.proc.poll() is not None:
-            raise ProcessError(f"kube-scheduler exited at start:\n{log_tail(comp.log)}")
+        self._launch_and_check(comp)
 
     def _exited(self, comp: _Component, attempt: int) -> bool:
         """True if the component died; raises unless it died of a port clash we can retry."""

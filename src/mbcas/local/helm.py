@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,13 +172,13 @@ def template(
     args += ["--kube-version", KUBERNETES_VERSION]
     if include_crds:
         args.append("--include-crds")
-    for file in values_files:
-        args += ["--values", str(file)]
-    for item in set_values:
-        args += ["--set", item]
-    for item in show_only:
-        args += ["--show-only", item]
-    return _run(args, build)
+    args += _repeat("--values", map(str, values_files)) + _repeat("--set", set_values)
+    return _run(args + _repeat("--show-only", show_only), build)
+
+
+def _repeat(flag: str, values: Iterable[str]) -> list[str]:
+    """``[flag, v1, flag, v2, ...]``: a repeatable helm flag."""
+    return [arg for value in values for arg in (flag, value)]
 
 
 def install(
@@ -197,10 +197,7 @@ def install(
     """
     paths = paths or repo_paths()
     args = ["upgrade", "--install", release, str(paths.chart), "--namespace", namespace, "--create-namespace"]
-    args += ["--kubeconfig", str(kubeconfig)]
-    for item in set_values:
-        args += ["--set", item]
-    return _run(args, build)
+    return _run([*args, "--kubeconfig", str(kubeconfig), *_repeat("--set", set_values)], build)
 
 
 def uninstall(

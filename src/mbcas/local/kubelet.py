@@ -25,13 +25,13 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from mbcas.local.certs import ClusterCerts, sign_client_cert, write_kubeconfig
-from mbcas.local.procs import ProcessError, log_tail, pid_alive, start_process, stop_pid, stop_process
+from mbcas.local.procs import Daemon, ProcessError, log_tail
 
 __all__ = ["BRIDGE_NAME", "POD_CIDR", "Kubelet", "KubeletError", "cni_config"]
 
@@ -70,7 +70,7 @@ def cni_config(ipam_dir: Path) -> dict[str, object]:
 
 
 @dataclass
-class Kubelet:
+class Kubelet(Daemon):
     """One kubelet for node ``node_name`` with all its files under ``directory``."""
 
     directory: Path
@@ -81,10 +81,6 @@ class Kubelet:
     runtime_socket: Path
     node_ip: str | None = None
     pod_logs_dir: Path | None = None
-    detached: bool = False
-    log: Callable[[str], None] = lambda _msg: None
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    pid: int | None = None
 
     @property
     def root_dir(self) -> Path:
@@ -188,8 +184,7 @@ class Kubelet:
         if not self.binary.is_file():
             raise KubeletError(f"no kubelet at {self.binary}")
         config = self.write_files()
-        self.proc = start_process(self.argv(config), self.log_path, detached=self.detached)
-        self.pid = self.proc.pid
+        self._spawn(self.argv(config), self.log_path)
         self.log(f"kubelet started (pid {self.pid}, node {self.node_name})")
 
     def wait_ready(
@@ -216,9 +211,4 @@ class Kubelet:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the kubelet by pid (it leaves its pods running; the caller sweeps them)."""
-        if self.proc is not None:
-            stop_process(self.proc, timeout)
-        elif self.pid is not None and pid_alive(self.pid):
-            stop_pid(self.pid, timeout)
-        self.proc = None
-        self.pid = None
+        self._stop_daemon(timeout)

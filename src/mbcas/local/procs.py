@@ -16,10 +16,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 __all__ = [
+    "Daemon",
     "ProcessError",
+    "StartStop",
     "free_port",
     "log_tail",
     "pid_alive",
@@ -32,6 +38,49 @@ __all__ = [
 
 class ProcessError(RuntimeError):
     """A component failed to start or exited early; the message carries its log tail."""
+
+
+@dataclass(kw_only=True)
+class Daemon:
+    """A long-running process of ours: started here (``proc``) or found again by ``pid`` after a
+    restart of the caller; ``detached`` ones outlive their parent; ``log`` reports progress."""
+
+    detached: bool = False
+    log: Callable[[str], None] = lambda _msg: None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    pid: int | None = None
+
+    def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        self.proc = start_process(argv, log_path, detached=self.detached)
+        self.pid = self.proc.pid
+        return self.proc
+
+    def _stop_daemon(self, timeout: float) -> None:
+        """Stop it by process or by pid, whichever we have."""
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
+        elif self.pid is not None and pid_alive(self.pid):
+            stop_pid(self.pid, timeout)
+        self.proc = None
+        self.pid = None
+
+
+class StartStop:
+    """``with thing:`` for what has ``start()`` and ``stop()`` (stopped even when the body fails)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 # Sets PR_SET_PDEATHSIG (1) to SIGTERM (15), checks that the parent did not die in between, then

@@ -25,7 +25,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from kubernetes import client as k8s
@@ -37,6 +36,7 @@ from mbcas.local.emulator.nodes import EmulatedNodes, NodeSpec
 from mbcas.local.emulator.podcache import UNSCHEDULED, PodCache
 from mbcas.local.emulator.scheduler import Scheduler
 from mbcas.local.kernel import KernelMode, KernelSandbox
+from mbcas.local.procs import StartStop
 
 __all__ = ["NodeEmulator", "main"]
 
@@ -48,7 +48,7 @@ _DESCRIPTION = (
 
 
 @dataclass
-class NodeEmulator:
+class NodeEmulator(StartStop):
     """Emulated kubelets for ``nodes``, driven by watches on the real apiserver.
 
     Give either ``kubeconfig`` (a path) or ``api_client`` (its configuration is reused; each
@@ -87,15 +87,6 @@ class NodeEmulator:
     def sandbox(self) -> KernelSandbox | None:
         """The kernel sandbox (cgroups + burners) when kernel mode is on and available."""
         return self._sandbox
-
-    def __enter__(self) -> NodeEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> NodeEmulator:
         """Register the nodes and start the watch, worker and heartbeat threads."""
