@@ -20,10 +20,11 @@ import socket
 from collections.abc import Mapping
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mbcas.api.settings import ProcessSettings
+from mbcas.kube.lease import check_lease_timings
 from mbcas.policy.resize import ResizeRules
 
 __all__ = ["ControllerConfig"]
@@ -36,6 +37,7 @@ _MOVED = {
         for name in ("deadband_ratio", "staleness_s", "allow_restart")
     },
     "deadband_mc": "set contract.deadband_mcpu in the shared ConfigMap",
+    "max_clock_skew_s": "set contract.max_future_skew_s in the shared ConfigMap",
     **{
         name: f"resize rules are nested now: MBCAS_CONTROLLER_RULES__{name.upper()}"
         for name in ResizeRules.model_fields
@@ -80,8 +82,28 @@ class ControllerConfig(ProcessSettings):
     leader_election: bool = Field(default=True, description="Act only while holding the Lease.")
     lease_namespace: str = Field(default="default", description="Namespace of the Lease.")
     lease_name: str = Field(default="mbcas-controller", description="Name of the Lease.")
-    lease_duration_s: float = Field(default=15.0, gt=0, description="Lease duration.")
-    lease_renew_s: float = Field(default=5.0, gt=0, description="Renew the Lease this often.")
+    # client-go's rules: duration > renew deadline > 1.2 x renew (retry) period; see mbcas.kube.lease.
+    lease_duration_s: float = Field(
+        default=15.0, gt=0, description="Followers take the Lease over after it has not changed for this long."
+    )
+    lease_renew_deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="The leader stops acting when its last successful renewal is this old (< lease_duration_s).",
+    )
+    lease_renew_s: float = Field(
+        default=2.0, gt=0, description="Try to acquire or renew the Lease this often (x 1.2 < the deadline)."
+    )
     identity: str = Field(
         default_factory=_identity, description="This replica's name in the Lease (hostname-pid)."
     )
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> ControllerConfig:
+        problems = check_lease_timings(self.lease_duration_s, self.lease_renew_deadline_s, self.lease_renew_s)
+        if problems:
+            raise ValueError(
+                "lease_duration_s > lease_renew_deadline_s > 1.2 x lease_renew_s is required: "
+                + "; ".join(problems)
+            )
+        return self
