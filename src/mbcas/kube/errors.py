@@ -16,6 +16,7 @@ Use :func:`api_call` around a block of client calls::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -57,11 +58,20 @@ class KubeError(Exception):
         if retryable is not None:
             cls.retryable = retryable
 
-    def __init__(self, message: str, *, status: int | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.details: dict[str, Any] = details or {}
+        #: the server's ``Retry-After`` (header, else ``details.retryAfterSeconds``), in seconds
+        self.retry_after_s = retry_after_s
 
     def __str__(self) -> str:
         return self.message
@@ -145,15 +155,44 @@ def _status_message(body: Any) -> tuple[str | None, str | None, dict[str, Any]]:
     return data.get("reason"), data.get("message"), details if isinstance(details, dict) else {}
 
 
+def _seconds(value: Any) -> float | None:
+    """A non-negative number of seconds, or None (HTTP dates and garbage are ignored)."""
+    try:
+        seconds = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _retry_after(headers: Any, details: dict[str, Any]) -> float | None:
+    value = None
+    if headers is not None:
+        try:
+            value = headers.get("Retry-After") or headers.get("retry-after")
+        except AttributeError:
+            value = None
+    seconds = _seconds(value) if value is not None else None
+    if seconds is None and details.get("retryAfterSeconds") is not None:
+        seconds = _seconds(details.get("retryAfterSeconds"))
+    return seconds
+
+
 def _from_status(
-    status: int, body: Any, what: str, gone: type[NotFoundError], fallback_reason: str | None
+    status: int,
+    body: Any,
+    what: str,
+    gone: type[NotFoundError],
+    fallback_reason: str | None,
+    headers: Any = None,
 ) -> KubeError:
     api_reason, api_message, details = _status_message(body)
     text = f"{what}: {api_message or api_reason or fallback_reason or f'HTTP {status}'}"
     cls: type[KubeError] = gone if status in {404, 410} else _BY_STATUS.get(status, KubeError)
     if status >= 500:
         cls = ApiUnavailableError
-    return cls(text, status=status, details=details)
+    # Throttling and server trouble may say when to come back (kube.backoff honours it).
+    retry_after = _retry_after(headers, details) if cls is ApiUnavailableError else None
+    return cls(text, status=status, details=details, retry_after_s=retry_after)
 
 
 def translate(
@@ -172,7 +211,7 @@ def translate(
     if isinstance(exc, ApiException):
         if not exc.status:  # the client raises status 0 for transport problems
             return ApiUnavailableError(f"{what}: {exc.reason or 'no response from the apiserver'}")
-        return _from_status(int(exc.status), exc.body, what, gone, exc.reason)
+        return _from_status(int(exc.status), exc.body, what, gone, exc.reason, exc.headers)
     if isinstance(exc, Urllib3HTTPError | ConnectionError | TimeoutError):
         return ApiUnavailableError(f"{what}: apiserver unreachable ({type(exc).__name__}: {exc})")
     return None

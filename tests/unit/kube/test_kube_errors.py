@@ -56,3 +56,26 @@ def test_non_json_body_still_gives_a_message() -> None:
     exc = ApiException(status=502, reason="Bad Gateway")
     exc.body = "<html>proxy</html>"
     assert "proxy" in str(e.translate(exc, "list"))
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "details", "expected"),
+    [
+        (429, {"Retry-After": "7"}, None, 7.0),
+        (503, {"Retry-After": "3"}, None, 3.0),
+        (429, None, {"retryAfterSeconds": 4}, 4.0),
+        (429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None, None),
+        (500, None, None, None),
+    ],
+)
+def test_retry_after_is_kept(
+    status: int, headers: dict[str, str] | None, details: dict[str, int] | None, expected: float | None
+) -> None:
+    exc = ApiException(status=status, reason="R")
+    body: dict[str, object] = {"kind": "Status", "message": "slow down"}
+    if details is not None:
+        body["details"] = details
+    exc.body = json.dumps(body)
+    exc.headers = headers
+    typed = e.translate(exc, "do thing")
+    assert typed is not None and typed.retry_after_s == expected
