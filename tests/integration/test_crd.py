@@ -63,6 +63,13 @@ def test_valid_object_is_accepted_with_defaults(custom: Any, namespace: str) -> 
         ("spec.decidedAt", None),
         ("spec.decidedAt", "yesterday"),
         ("spec.reason", ""),
+        ("spec.cpuLimit", "999999999999999"),
+        ("spec.cpuLimit", "4097"),
+        ("spec.cpuLimit", "4096001m"),
+        ("spec.podName", "web/../other"),
+        ("spec.podName", "Web"),
+        ("spec.nodeName", "node/a"),
+        ("spec.nodeName", "-node"),
     ],
 )
 def test_schema_rejects_bad_spec(custom: Any, namespace: str, path: str, value: Any) -> None:
@@ -71,6 +78,23 @@ def test_schema_rejects_bad_spec(custom: Any, namespace: str, path: str, value: 
             "mbcas.io", "v1alpha1", namespace, "podallocations", _with(path, value)
         )
     assert info.value.status == 422, info.value.body
+
+
+@pytest.mark.parametrize("cpu", ["4096", "4096000m", "1m", "0.5"])
+def test_cpu_limits_up_to_the_maximum_are_accepted(custom: Any, namespace: str, cpu: str) -> None:
+    custom.create_namespaced_custom_object(
+        "mbcas.io", "v1alpha1", namespace, "podallocations", _with("spec.cpuLimit", cpu)
+    )
+
+
+def test_the_name_must_be_the_pods_uid(custom: Any, namespace: str) -> None:
+    other = "9d8c7b6a-1c1d-4c55-9d7e-0f3e2f1a9b10"
+    body = _with("spec.podUID", other)  # named by UID, but for another pod: a squatted name
+    with pytest.raises(k8s.ApiException) as info:
+        custom.create_namespaced_custom_object("mbcas.io", "v1alpha1", namespace, "podallocations", body)
+    assert info.value.status == 422 and "metadata.name must equal spec.podUID" in info.value.body
+    body["metadata"]["name"] = other
+    custom.create_namespaced_custom_object("mbcas.io", "v1alpha1", namespace, "podallocations", body)
 
 
 @pytest.mark.parametrize(
