@@ -15,7 +15,8 @@ FAST = {
     "metrics_port": 0,
     "rules": {"min_interval_s": 1.0, "failure_cooldown_s": 0.5, "failure_cooldown_max_s": 4.0},
     "resync_s": 2.0,
-    "lease_duration_s": 3.0,
+    "lease_duration_s": 4.0,
+    "lease_renew_deadline_s": 3.0,
     "lease_renew_s": 1.0,
 }
 

@@ -80,7 +80,10 @@ def test_guaranteed_pod_is_refused_with_an_event(
     wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Refused", message="Refused")
     pa_events = wait_for(lambda: _events(core_v1, namespace, pod.metadata.uid), message="event on the PA")
     assert any(e.reason == "GuaranteedPod" and e.type == "Warning" for e in pa_events)
-    assert any(e.reason == "GuaranteedPod" for e in _events(core_v1, namespace, "g"))
+    wait_for(  # posted right after the allocation's Event: wait rather than race it
+        lambda: any(e.reason == "GuaranteedPod" for e in _events(core_v1, namespace, "g")),
+        message="GuaranteedPod Event on the pod",
+    )
     assert _pod_limit(core_v1, namespace, "g") == ("500m", "500m")
 
 
@@ -132,40 +135,50 @@ def test_uid_mismatch_and_stale_decisions_are_refused(
     )
 
 
-def test_infeasible_is_remembered_and_not_retried(
+def test_infeasible_is_blamed_only_on_the_controllers_own_resize_and_forgotten_when_it_clears(
     core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
 ) -> None:
     # Limits alone never make a resize infeasible (the kubelet checks requests), so someone else
     # raises the request beyond the 4-CPU node; the allocation then asks for that same limit.
     core_v1.create_namespaced_pod(namespace, make_pod("big", "250m", "500m", memory_request="64Mi"))
     pod = wait_running(core_v1, namespace, "big")
+    uid = pod.metadata.uid
     resize_pod(core_v1, namespace, "big", cpu_request="5", cpu_limit="6")
     ctl = run_controller()
     _create_pa(custom, namespace, make_allocation(pod, "6"))
     pa = wait_for(
-        lambda: (
-            (p := _pa(custom, namespace, pod.metadata.uid)).get("status", {}).get("phase") == "Infeasible"
-            and p
-        ),
+        lambda: (p := _pa(custom, namespace, uid)).get("status", {}).get("phase") == "Infeasible" and p,
         message="Infeasible",
     )
     assert pa["status"]["appliedCPULimit"] == "500m"
-    assert ctl.reconciler.gate.history(pod.metadata.uid).infeasible_mcpu == 6000
-    # The Event is posted after the status write: wait for it rather than race it.
+    assert "not a change MBCAS made" in pa["status"]["message"]
+    assert ctl.reconciler.gate.history(uid).infeasible_mcpu is None, "someone else's resize was blamed"
+    # Our own resize to 7 is infeasible too (the request still does not fit): recorded, with Events.
+    set_allocation(custom, namespace, uid, "7")
+    wait_for(lambda: ctl.reconciler.gate.history(uid).infeasible_mcpu == 7000, message="7 recorded")
     wait_for(
         lambda: any(e.reason == "Infeasible" for e in _events(core_v1, namespace, "big")),
         message="Infeasible Event on the pod",
     )
     # the same or a larger value is never sent
-    set_allocation(custom, namespace, pod.metadata.uid, "7")
+    set_allocation(custom, namespace, uid, "8")
     wait_for(
-        lambda: (
-            "not retried" in (_pa(custom, namespace, pod.metadata.uid).get("status") or {}).get("message")
-        ),
+        lambda: "not retried" in (_pa(custom, namespace, uid).get("status") or {}).get("message"),
         message="larger value blocked",
     )
-    assert not [e for e in _events(core_v1, namespace, "big") if e.reason == "Resized"]
-    assert _pod_limit(core_v1, namespace, "big") == ("6", "500m")
+    assert _pod_limit(core_v1, namespace, "big") == ("7", "500m")
+    # The user gives the request back: the kubelet applies the pending limit, the condition
+    # clears, the record is forgotten and the blocked value goes through.
+    resize_pod(core_v1, namespace, "big", cpu_request="250m")
+    wait_for(
+        lambda: (
+            _phase(custom, namespace, uid) == "Applied"
+            and _pod_limit(core_v1, namespace, "big") == ("8", "8")
+        ),
+        timeout=60,
+        message="8 applied once the condition cleared",
+    )
+    assert ctl.reconciler.gate.history(uid).infeasible_mcpu is None
 
 
 def test_deleted_pod_takes_its_allocation_with_it(
@@ -369,3 +382,50 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     wait_for(lambda: _pod_limit(core_v1, namespace, "ha") == ("900m", "900m"), message="applied by b")
     resized = [e for e in _events(core_v1, namespace, "ha") if e.reason == "Resized"]
     assert {e.reporting_instance for e in resized} == {"replica-a", "replica-b"}
+
+
+def test_an_allocation_squatting_on_another_nodes_pod_is_deleted(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    # An agent of another node creates the allocation a pod of this node would get (same name: the
+    # pod's UID) with its own node name. The controller deletes it, which frees the name.
+    core_v1.create_namespaced_pod(namespace, make_pod("victim", "100m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, namespace, "victim")
+    run_controller()
+    _create_pa(custom, namespace, make_allocation(pod, "100m", node="other-node"))
+
+    def gone() -> bool:
+        try:
+            _pa(custom, namespace, pod.metadata.uid)
+        except k8s.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, message="squatting allocation deleted")
+    wait_for(
+        lambda: any(e.reason == "NodeMismatch" for e in _events(core_v1, namespace, pod.metadata.uid)),
+        message="NodeMismatch Event",
+    )
+    assert _pod_limit(core_v1, namespace, "victim") == ("500m", "500m")
+    _create_pa(custom, namespace, make_allocation(pod, "800m"))  # the pod's own agent can write now
+    wait_for(
+        lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="own allocation applied"
+    )
+
+
+def test_a_manual_resize_of_a_managed_pod_is_undone_with_an_event(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    core_v1.create_namespaced_pod(namespace, make_pod("man", "100m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, namespace, "man")
+    run_controller()
+    _create_pa(custom, namespace, make_allocation(pod, "800m"))
+    wait_for(lambda: _pod_limit(core_v1, namespace, "man") == ("800m", "800m"), message="800m applied")
+    assert not [e for e in _events(core_v1, namespace, "man") if e.reason == "ManualResizeOverridden"]
+    resize_pod(core_v1, namespace, "man", cpu_limit="300m")  # someone resizes by hand
+    wait_for(lambda: _pod_limit(core_v1, namespace, "man") == ("800m", "800m"), message="800m restored")
+    overridden = wait_for(
+        lambda: [e for e in _events(core_v1, namespace, "man") if e.reason == "ManualResizeOverridden"],
+        message="ManualResizeOverridden Event on the pod",
+    )
+    assert overridden[0].type == "Warning" and "opt the pod out" in overridden[0].message

@@ -223,6 +223,8 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("update", "leases.coordination.k8s.io", "-n", ns),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
         ("get", f"configmaps/{release.name}-config", "-n", ns),  # the contract it shares with the agent
+        ("delete", "podallocations.mbcas.io", "-n", "default"),
+        ("watch", "nodes"),
     ]
     denied = [
         ("delete", "pods", "-n", "default"),
@@ -233,10 +235,9 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
         ("list", "secrets", "--all-namespaces"),
         ("create", "podallocations.mbcas.io", "-n", "default"),
         ("patch", "podallocations.mbcas.io", "-n", "default"),
-        ("delete", "podallocations.mbcas.io", "-n", "default"),
         ("create", "leases.coordination.k8s.io", "-n", "kube-system"),
         ("update", "customresourcedefinitions.apiextensions.k8s.io"),
-        ("get", "nodes/node-a"),
+        ("patch", "nodes/node-a"),
         ("get", "configmaps/other", "-n", ns),
         ("update", f"configmaps/{release.name}-config", "-n", ns),
     ]

@@ -84,12 +84,14 @@ class ControllerConfig(ProcessSettings):
     lease_name: str = Field(default="mbcas-controller", description="Name of the Lease.")
     # client-go's rules: duration > renew deadline > 1.2 x renew (retry) period; see mbcas.kube.lease.
     lease_duration_s: float = Field(
-        default=15.0, gt=0, description="Followers take the Lease over after it has not changed for this long."
+        default=15.0,
+        gt=0,
+        description="Followers take the Lease over after it has not changed for this long.",
     )
     lease_renew_deadline_s: float = Field(
         default=10.0,
         gt=0,
-        description="The leader stops acting when its last successful renewal is this old (< lease_duration_s).",
+        description="The leader stops acting once its last renewal is this old (< lease_duration_s).",
     )
     lease_renew_s: float = Field(
         default=2.0, gt=0, description="Try to acquire or renew the Lease this often (x 1.2 < the deadline)."

@@ -5,13 +5,19 @@
 any). The order of the checks is the trust order:
 
 1. the pod is missing -> ``Failed`` (``PodGone``; the allocation is garbage-collected with it);
-2. the live pod has another UID or node -> ``Refused`` (``UIDMismatch`` / ``NodeMismatch``): a pod
-   recreated under the same name never gets an old decision;
+2. the live pod has another UID -> ``Refused`` (``UIDMismatch``): a pod recreated under the same
+   name never gets an old decision; the pod runs on another node than ``spec.nodeName`` ->
+   ``NodeMismatch`` with ``delete``: the allocation was written by an agent that does not run
+   the pod (a squatter, since the name is the pod's UID), so the controller deletes it, which
+   frees the name for the pod's own agent;
 3. ``mode: recommend`` -> ``Recommended``, never applied;
 4. QoS and container rules (:mod:`mbcas.policy.resize_split`) -> ``Refused`` with their reason;
 5. the pod already asks for the target: report what the kubelet says — ``Applied`` once the
    status shows it and ``observedGeneration`` caught up, ``Infeasible``/``Deferred`` from
-   ``PodResizePending``, ``Failed`` on a kubelet ``Error``, else ``Pending``;
+   ``PodResizePending``, ``Failed`` on a kubelet ``Error``, else ``Pending``. An ``Infeasible``
+   is recorded against the value only when the pending resize is the controller's own (the pod's
+   ``metadata.generation`` is the one its last patch produced); another writer's infeasible
+   resize (a user's memory change, say) is reported but never blamed on the allocation;
 6. the pod already carries the decision in the contract's sense
    (:func:`mbcas.api.contract.carries`: its managed limit is within the deadband of it) ->
    ``Applied`` (``Deadband``) once the kubelet settled, never resized;
@@ -21,7 +27,9 @@ any). The order of the checks is the trust order:
    (``Stale``);
 9. a 422 already rejected this generation -> ``Failed``, not retried until the spec changes;
 10. the :class:`~mbcas.policy.resize.ResizeGate` (infeasible memory, cooldown, interval, rate,
-    step cap) -> apply now, wait, or skip.
+    step cap) -> apply now, wait, or skip. Applying over a CPU limit another field manager set
+    through ``resize`` (a manual ``kubectl``/``mbcas resize``) sets ``manual_override`` so the
+    caller can say so in an Event.
 
 The agent judges "applied" and refreshes decisions with the same contract functions and
 settings, so a decision it leaves alone is one the controller leaves alone too.
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 from mbcas.api.contract import ContractSettings, carries, is_stale
 from mbcas.api.models import Phase, PodAllocationSpec
 from mbcas.core.units import format_cpu
+from mbcas.kube.actuator import FIELD_MANAGER
 from mbcas.kube.podview import PodView
 from mbcas.policy.resize import GateAction, ResizeGate
 from mbcas.policy.resize_split import SplitRefusedError, plan_container_limits
@@ -55,6 +64,8 @@ class Decision:
     requeue_after_s: float | None = None
     infeasible_mcpu: int | None = None  # remember this value as infeasible for the pod
     event_on_pod: bool = False  # also post the event on the pod (not just the allocation)
+    delete: bool = False  # delete the allocation (it names a pod that runs on another node)
+    manual_override: str | None = None  # field manager of the manual resize this one undoes
 
     @property
     def refusal(self) -> bool:
@@ -71,13 +82,15 @@ def decide(
     contract: ContractSettings,
     final_failure: str | None = None,
     resync_s: float = 30.0,
+    own_generation: int | None = None,
 ) -> Decision:
     """Decide for ``spec`` given the live ``pod`` (None when it does not exist).
 
     ``now`` is wall-clock epoch seconds (for staleness of ``decidedAt``); ``now_mono`` is the
     monotonic clock the gate runs on; ``contract`` the shared settings (deadband, staleness,
     ``allow_restart``). ``final_failure`` is the message of a 422 that already rejected this
-    generation.
+    generation. ``own_generation`` is the pod ``metadata.generation`` the controller's last
+    accepted resize patch of this pod produced (None if it made none).
     """
     target = spec.cpu_limit_mcpu
     if pod is None:
@@ -92,7 +105,10 @@ def decide(
         return Decision(
             Phase.REFUSED,
             "NodeMismatch",
-            f"pod {pod.key} runs on {pod.node_name or 'no node'}, the allocation is for {spec.node_name}",
+            f"pod {pod.key} runs on {pod.node_name or 'no node'}, the allocation names node "
+            f"{spec.node_name}: deleting it",
+            event_on_pod=True,
+            delete=True,
         )
     if spec.mode.value == "recommend":
         return Decision(
@@ -111,7 +127,8 @@ def decide(
     applied = pod.applied_limit_mcpu(names)
     spec_now = pod.spec_limit_mcpu(names)
     if all((c := pod.container(n)) is not None and c.cpu_limit_mcpu == v for n, v in plan.limits.items()):
-        return _report(pod, plan.total_mcpu, applied, resync_s)
+        ours = own_generation is not None and pod.generation == own_generation
+        return _report(pod, plan.total_mcpu, applied, resync_s, own_resize=ours)
     if carries(contract, spec_now, target):
         # Within the contract's deadband of the current limit: the agent counts it as applied (so
         # it never refreshes it, and it is never stale).
@@ -124,20 +141,32 @@ def decide(
             applied_mcpu=applied,
             requeue_after_s=resync_s,
         )
-    if is_stale(contract, spec.decided_at.timestamp(), now):
+    decided = spec.decided_at.timestamp()
+    if is_stale(contract, decided, now):
+        why = (
+            f"is older than {contract.staleness_s:g}s (agent down?)"
+            if decided <= now
+            else f"is more than {contract.max_future_skew_s:g}s in the future (clock skew?)"
+        )
         return Decision(
             Phase.REFUSED,
             "Stale",
-            f"decision made at {spec.decided_at.isoformat()} is older than {contract.staleness_s:g}s"
-            f" or more than {contract.max_future_skew_s:g}s in the future (agent down? clock skew?)",
+            f"decision made at {spec.decided_at.isoformat()} {why}",
             applied_mcpu=applied,
         )
     if final_failure is not None:
         return Decision(Phase.FAILED, "Invalid", final_failure, applied_mcpu=applied)
     verdict = gate.evaluate(pod.uid, spec_now, plan.total_mcpu, now_mono, deadband=contract.deadband)
     if verdict.action is GateAction.APPLY:
+        manual = sorted({m for n in names for m in pod.resize_owners(n)} - {FIELD_MANAGER})
+        mine = any(FIELD_MANAGER in pod.resize_owners(n) for n in names)
         return Decision(
-            Phase.PENDING, "Resizing", verdict.message, resize_to_mcpu=verdict.value, applied_mcpu=applied
+            Phase.PENDING,
+            "Resizing",
+            verdict.message,
+            resize_to_mcpu=verdict.value,
+            applied_mcpu=applied,
+            manual_override=", ".join(manual) if manual and not mine else None,
         )
     if verdict.action is GateAction.WAIT:
         return Decision(
@@ -170,16 +199,33 @@ def _within_deadband(pod: PodView, applied: int | None, spec_now: int | None, re
     )
 
 
-def _report(pod: PodView, total: int, applied: int | None, resync_s: float) -> Decision:
+def _report(pod: PodView, total: int, applied: int | None, resync_s: float, *, own_resize: bool) -> Decision:
     """The pod already asks for the target: what does the kubelet say?"""
     res = pod.resize
     if res.pending_reason == "Infeasible":
+        why = res.pending_message or "infeasible"
+        if own_resize:
+            return Decision(
+                Phase.INFEASIBLE,
+                "Infeasible",
+                f"node cannot fit {format_cpu(total)}: {why}",
+                applied_mcpu=applied,
+                infeasible_mcpu=total,
+                event_on_pod=True,
+            )
+        if applied == total:
+            return Decision(
+                Phase.APPLIED,
+                "Applied",
+                f"CPU limit {format_cpu(total)} applied (the kubelet finds another pending resize of "
+                f"the pod infeasible: {why})",
+                applied_mcpu=applied,
+            )
         return Decision(
             Phase.INFEASIBLE,
             "Infeasible",
-            f"node cannot fit {format_cpu(total)}: {res.pending_message or 'infeasible'}",
+            f"the kubelet finds the pod's pending resize infeasible (not a change MBCAS made): {why}",
             applied_mcpu=applied,
-            infeasible_mcpu=total,
             event_on_pod=True,
         )
     if res.pending_reason is not None:

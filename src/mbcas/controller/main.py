@@ -2,8 +2,20 @@
 
 The handlers are thin: each takes what kopf hands it and calls a ``handle_<verb>_<thing>``
 function, which feeds the :class:`~mbcas.controller.reconciler.Reconciler` found in kopf's
-``memo``. The API client is built once in :class:`Controller` and reaches kopf (for its watch
-streams) through the login handler, and the reconciler (for everything else) directly.
+``memo``. What kopf does for us: the watch streams of PodAllocations, pods and nodes (list, watch,
+reconnect), the cheap ``when=`` filter that ends the events of pods without an allocation before
+anything parses them, the liveness endpoint with its probe, and the operator's lifecycle. What
+stays hand-made, and why (docs/controller.md says more):
+
+- the Lease elector (:mod:`mbcas.kube.lease`): kopf peering pauses operators of lower priority
+  but is not leader election (no renew deadline, no single actor guaranteed);
+- the delaying, de-duplicating work queue and the periodic re-check through it: kopf event
+  handlers have no delayed requeue, and kopf's per-object timers always put a finalizer on every
+  PodAllocation (hard-coded in kopf), which would make every deletion wait for a running
+  controller and need write access to the agent's decisions;
+- the login bridge: kopf's own login handlers read ``$KUBECONFIG``/``~/.kube/config`` or the
+  process-global client configuration and cannot be told the controller's ``--kubeconfig`` and
+  ``--context``; :func:`handle_login` hands kopf the credentials of the client built once here.
 
 Run it with ``mbcas controller`` or, in-process (tests)::
 
@@ -12,10 +24,9 @@ Run it with ``mbcas controller`` or, in-process (tests)::
     ...
     ctl.stop()
 
-Several replicas may run: a ``coordination.k8s.io`` Lease (:mod:`mbcas.kube.lease`) decides which
-one acts; kopf itself runs standalone (no KopfPeering CRDs needed). ``/healthz`` on the health
-port is kopf's liveness endpoint, reporting the probes below; ``/metrics`` on the metrics port
-is the controller's own Prometheus registry.
+Several replicas may run: the Lease decides which one acts; kopf itself runs standalone (no
+KopfPeering CRDs needed). ``/healthz`` on the health port is kopf's liveness endpoint, reporting
+the probes below; ``/metrics`` on the metrics port is the controller's own Prometheus registry.
 """
 
 from __future__ import annotations
@@ -39,10 +50,12 @@ from mbcas.kube.lease import LeaderElector
 __all__ = [
     "Controller",
     "handle_event_allocation",
+    "handle_event_node",
     "handle_event_pod",
     "handle_login",
     "handle_probe",
     "handle_startup",
+    "tracked_pod",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,19 +75,21 @@ def handle_startup(settings: Any) -> None:
 
 
 def handle_login(kube: Kube) -> kopf.ConnectionInfo:
-    """kopf's connection from the once-built client's configuration (same kubeconfig, same user)."""
+    """kopf's connection from the once-built client's configuration (same kubeconfig, context and
+    user). The token is read through the client's own accessor, so refreshed tokens (in-cluster
+    bound tokens, exec and auth-provider plugins) are what kopf gets when it logs in again."""
     cfg: Any = kube.api_client.configuration
-    token = None
-    scheme = None
-    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
-    if auth:
-        scheme, _, token = str(auth).partition(" ")
-        if not token:
-            scheme, token = "Bearer", scheme
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    parts = str(header).split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
     return kopf.ConnectionInfo(
         server=str(cfg.host),
         ca_path=cfg.ssl_ca_cert or None,
         insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
         certificate_path=cfg.cert_file or None,
         private_key_path=cfg.key_file or None,
         scheme=scheme,
@@ -88,6 +103,15 @@ def handle_event_allocation(reconciler: Reconciler, event: Mapping[str, Any]) ->
 
 def handle_event_pod(reconciler: Reconciler, event: Mapping[str, Any]) -> None:
     reconciler.on_pod(str(event.get("type")), event.get("object") or {})
+
+
+def handle_event_node(reconciler: Reconciler, event: Mapping[str, Any]) -> None:
+    reconciler.on_node(str(event.get("type")), event.get("object") or {})
+
+
+def tracked_pod(reconciler: Reconciler, uid: str | None) -> bool:
+    """kopf's ``when=`` filter for pod events: does a PodAllocation name this pod? (one lookup)"""
+    return reconciler.tracks_pod(uid)
 
 
 def handle_probe(controller: Controller) -> dict[str, Any]:
@@ -121,9 +145,18 @@ def _allocation_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     handle_event_allocation(memo["controller"].reconciler, event)
 
 
-@kopf.on.event("", "v1", "pods")
+def _pod_has_allocation(uid: str | None, memo: kopf.Memo, **_: Any) -> bool:
+    return tracked_pod(memo["controller"].reconciler, uid)
+
+
+@kopf.on.event("", "v1", "pods", when=_pod_has_allocation)
 def _pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     handle_event_pod(memo["controller"].reconciler, event)
+
+
+@kopf.on.event("", "v1", "nodes")
+def _node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    handle_event_node(memo["controller"].reconciler, event)
 
 
 # ---------------------------------------------------------------------------- the operator
@@ -144,7 +177,8 @@ class Controller:
                 config.lease_name,
                 config.identity,
                 duration_s=config.lease_duration_s,
-                renew_s=config.lease_renew_s,
+                renew_deadline_s=config.lease_renew_deadline_s,
+                retry_s=config.lease_renew_s,
                 on_change=self._leadership,
             )
         self.reconciler = Reconciler(self.kube, config, self.metrics, is_active=lambda: self.is_leader)

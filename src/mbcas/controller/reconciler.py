@@ -1,29 +1,44 @@
-"""The controller's engine: caches fed by watch events, a work queue, workers that reconcile.
+"""The controller's engine: what the watch events say, a work queue, workers that reconcile.
 
-kopf handlers (in :mod:`mbcas.controller.main`) only feed :meth:`Reconciler.on_allocation` and
-:meth:`Reconciler.on_pod` with the bodies they receive; those update the caches and enqueue the
-allocation's key. Worker threads take due keys and run :meth:`Reconciler.reconcile`:
+kopf handlers (in :mod:`mbcas.controller.main`) feed :meth:`Reconciler.on_allocation`,
+:meth:`Reconciler.on_pod` and :meth:`Reconciler.on_node` with the bodies they receive; those
+update what the reconciler knows and enqueue the allocation's key. Only pods that have a
+PodAllocation are looked at: :meth:`Reconciler.tracks_pod` is one dict lookup on the pod's UID
+(no parsing, no lock) and is kopf's ``when=`` filter, so the events of every other pod in the
+cluster end there. Tracked pods are parsed outside the lock and kept by UID.
 
-1. parse the cached allocation (a malformed one is ``Failed``, never retried);
-2. find the live pod (cache, else one GET);
+Worker threads take due keys and run :meth:`Reconciler.reconcile`:
+
+1. parse the allocation (a malformed one is ``Failed``, never retried);
+2. find its pod by UID (cache, else one GET by name);
 3. :func:`~mbcas.controller.decide.decide` (pure) says what to report and what to patch;
-4. patch through the :class:`~mbcas.kube.actuator.Actuator` — a 409 re-reads the pod and tries
-   once more, a 422 is final for that generation, any other error backs off through the gate's
-   failure cooldown with a ``Retrying`` condition (never a hot loop);
-5. post Events (each resize, each refusal) and write the status only when it changed;
-6. requeue when the decision asks (step-cap continuation, interval, cooldown, kubelet pending).
+4. an allocation that names another node than its pod's is deleted (with an Event);
+5. before a resize the allocation is read once more, so a decision deleted while the watch was
+   down is never applied; the patch goes through the :class:`~mbcas.kube.actuator.Actuator`
+   only while this replica leads: a 409 re-reads the pod and tries once more, further conflicts
+   back off; a 422 is final for that generation;
+6. post Events (each resize, each refusal, each manual resize undone) and write the status only
+   when it changed (a 404 there means the allocation is gone: forgotten like a delete);
+7. requeue after what the decision asks (step-cap continuation, interval, cooldown, kubelet
+   pending), and at most ``resync_s`` later: the periodic re-check goes through the queue.
 
-Every allocation is also re-checked every ``resync_s``. Only the leader works: followers keep
-their caches warm and process nothing; a new leader requeues everything it knows.
+Retries follow one :class:`~mbcas.kube.backoff.Backoff` (jittered, exponential, honouring
+``Retry-After``): per allocation for conflicts and errors of one object; for the API as a whole
+(unreachable, 429, 503, 504) a shared hold pauses every worker. Every ``resync_s`` a re-list of
+the allocations (metadata only) drops those the list no longer has: a delete missed while the
+watch was down leaves nothing behind. Only the leader works: followers keep their view warm and
+process nothing; a new leader requeues everything it knows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +60,7 @@ from mbcas.controller.metrics import ControllerMetrics
 from mbcas.controller.shared import SharedSettings
 from mbcas.core.units import format_cpu
 from mbcas.kube.actuator import Actuator
+from mbcas.kube.backoff import Backoff, BackoffPolicy, is_overload
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import (
     ConflictError,
@@ -59,26 +75,40 @@ from mbcas.kube.podview import PodView
 from mbcas.kube.workqueue import WorkQueue
 from mbcas.policy.resize import ResizeGate
 
-__all__ = ["Reconciler"]
+__all__ = ["RELIST_KEY", "Reconciler"]
 
 log = logging.getLogger(__name__)
 
 _FINAL_STATUS_FIELDS = ("phase", "appliedCPULimit", "message", "observedGeneration")
+
+#: The work-queue key of the periodic re-list (never a valid ``namespace/name``).
+RELIST_KEY = "\x00relist"
+
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 @dataclass
 class _Tracking:
     """Per-allocation memory of the reconciler (not persisted: rebuilt from the API on restart)."""
 
+    uid: str = ""  # the allocation object's UID
+    pod_uid: str = ""  # spec.podUID (index key)
     generation: int | None = None
     seen_at: float = 0.0  # monotonic time the generation was first seen
+    event_at: float = 0.0  # monotonic time of the last watch event (re-list bookkeeping)
     latency_observed: bool = False
     final_failure: str | None = None  # 422 message for this generation
     last_resize_at: float | None = None  # wall time of our last accepted patch
+    own_generation: int | None = None  # pod generation our last accepted patch produced
 
 
 def _key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = body.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
 
 
 class Reconciler:
@@ -106,36 +136,85 @@ class Reconciler:
         self.is_active = is_active
         self._clock = clock
         self._mono = mono
-        self._lock = threading.RLock()  # caches, gate, tracking
+        # One retry rule for everything: the configured failure cooldown as its base for errors,
+        # a short base for conflicts (another writer raced us; the pod is re-read at once).
+        rules = config.rules
+        cap = max(rules.failure_cooldown_max_s, rules.failure_cooldown_s, 0.1)
+        self.errors = Backoff(
+            BackoffPolicy(
+                base_s=max(rules.failure_cooldown_s, 0.1), factor=rules.failure_backoff_factor, max_s=cap
+            )
+        )
+        self.conflicts = Backoff(BackoffPolicy(base_s=0.2, factor=2.0, max_s=min(cap, 30.0)))
+        self._hold_until = -math.inf  # every worker waits until then (API overloaded or down)
+        self._lock = threading.RLock()  # everything below, and the gate
         self._allocations: dict[str, dict[str, Any]] = {}
-        self._pods: dict[str, PodView] = {}  # "ns/podName" -> latest pod seen
-        self._by_pod: dict[str, set[str]] = {}  # "ns/podName" -> allocation keys
         self._tracking: dict[str, _Tracking] = {}
+        self._by_uid: dict[str, set[str]] = {}  # pod UID -> allocation keys (read lock-free: tracks_pod)
+        self._pods: dict[str, PodView] = {}  # pod UID -> latest pod seen (tracked pods only)
+        self._node_cpu: dict[str, str] = {}  # node -> its allocatable CPU as last seen
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self.queue.add(RELIST_KEY, config.resync_s)  # always scheduled: it re-adds itself
 
     # ----------------------------------------------------------------- event intake (kopf side)
 
-    def on_allocation(self, event_type: str, body: Mapping[str, Any]) -> None:
-        """A PodAllocation watch event (``ADDED``/``MODIFIED``/``DELETED``, or None for listing)."""
-        meta = body.get("metadata") or {}
-        key = _key(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        pod_key = _key(str(meta.get("namespace", "")), str((body.get("spec") or {}).get("podName", "")))
+    def tracks_pod(self, uid: str | None) -> bool:
+        """Does a PodAllocation name this pod UID? One dict lookup, no lock (kopf's ``when=``).
+
+        A stale answer only delays an event: the reconcile reads the pod itself when it has none.
+        """
+        return uid is not None and uid in self._by_uid
+
+    def allocation_keys(self) -> Iterator[str]:
+        """The keys of the allocations the reconciler knows (a snapshot)."""
         with self._lock:
-            old = self._allocations.get(key)
-            if old is not None:
-                old_pod = _key(
-                    str(meta.get("namespace", "")), str((old.get("spec") or {}).get("podName", ""))
-                )
-                self._by_pod.get(old_pod, set()).discard(key)
-            if event_type == "DELETED":
-                self._allocations.pop(key, None)
-                self._tracking.pop(key, None)
-                return
+            return iter(sorted(self._allocations))
+
+    def _index(self, key: str, pod_uid: str) -> None:
+        self._by_uid.setdefault(pod_uid, set()).add(key)
+
+    def _unindex(self, key: str, pod_uid: str) -> None:
+        keys = self._by_uid.get(pod_uid)
+        if keys is None:
+            return
+        keys.discard(key)
+        if not keys:  # the pod has no allocation left: forget everything about it
+            del self._by_uid[pod_uid]
+            self._pods.pop(pod_uid, None)
+            self.gate.forget(pod_uid)
+
+    def _drop(self, key: str) -> None:
+        """Forget allocation ``key`` entirely (deleted, or found gone)."""
+        with self._lock:
+            self._allocations.pop(key, None)
+            track = self._tracking.pop(key, None)
+            if track is not None:
+                self._unindex(key, track.pod_uid)
+        self.conflicts.forget(key)
+        self.errors.forget(key)
+
+    def on_allocation(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A PodAllocation watch event (``ADDED``/``MODIFIED``/``DELETED``, or None for listing)."""
+        meta = _meta(body)
+        key = _key(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if event_type == "DELETED":
+            self._drop(key)
+            return
+        spec = body.get("spec")
+        pod_uid = str((spec if isinstance(spec, Mapping) else {}).get("podUID", ""))
+        generation = meta.get("generation")
+        with self._lock:
+            track = self._tracking.get(key)
+            if track is None:
+                track = self._tracking[key] = _Tracking()
+            elif track.pod_uid != pod_uid:
+                self._unindex(key, track.pod_uid)
             self._allocations[key] = dict(body)
-            self._by_pod.setdefault(pod_key, set()).add(key)
-            track = self._tracking.setdefault(key, _Tracking())
-            generation = meta.get("generation")
+            track.uid = str(meta.get("uid", ""))
+            track.pod_uid = pod_uid
+            track.event_at = self._mono()
+            self._index(key, pod_uid)
             if generation != track.generation:
                 track.generation = generation if isinstance(generation, int) else None
                 track.seen_at = self._mono()
@@ -143,20 +222,22 @@ class Reconciler:
                 track.final_failure = None
         self.queue.add(key)
 
-    def on_pod(self, event_type: str, body: Mapping[str, Any]) -> None:
-        """A pod watch event: refresh the cache and wake the allocations for that pod."""
-        view = PodView.from_body(body)
+    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A pod watch event: only pods with an allocation are parsed, cached by UID, and woken."""
+        uid = _meta(body).get("uid")
+        if not self.tracks_pod(uid):
+            return
+        assert isinstance(uid, str)
+        view = None if event_type == "DELETED" else PodView.from_body(body)  # outside the lock
         with self._lock:
-            keys = set(self._by_pod.get(view.key, ()))
-            if event_type == "DELETED":
-                cached = self._pods.get(view.key)
-                if cached is not None and cached.uid == view.uid:
-                    self._pods.pop(view.key, None)
-                self.gate.forget(view.uid)
-            elif keys:
-                self._pods[view.key] = view
+            keys = set(self._by_uid.get(uid, ()))
+            if not keys:
+                return
+            if view is None:
+                self._pods.pop(uid, None)
+                self.gate.forget(uid)
             else:
-                self._pods.pop(view.key, None)
+                self._pods[uid] = view
         for key in keys:
             self.queue.add(key)
 
@@ -165,10 +246,36 @@ class Reconciler:
         with self._lock:
             return list(self._allocations.values())
 
+    def on_node(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A node watch event: a change of its allocatable CPU forgets the infeasible values
+        remembered for the pods on it (the kubelet may fit them now)."""
+        name = str(_meta(body).get("name", ""))
+        status = body.get("status")
+        allocatable = (status if isinstance(status, Mapping) else {}).get("allocatable")
+        cpu = str((allocatable if isinstance(allocatable, Mapping) else {}).get("cpu", ""))
+        wake: set[str] = set()
+        with self._lock:
+            if event_type == "DELETED":
+                self._node_cpu.pop(name, None)
+                return
+            before = self._node_cpu.get(name)
+            self._node_cpu[name] = cpu
+            if before is None or before == cpu:
+                return
+            for uid, pod in self._pods.items():
+                if pod.node_name == name and self.gate.history(uid).infeasible_mcpu is not None:
+                    self.gate.clear_infeasible(uid)
+                    wake |= self._by_uid.get(uid, set())
+        if wake:
+            log.info("node %s: allocatable CPU %s -> %s; infeasible values forgotten", name, before, cpu)
+        for key in wake:
+            self.queue.add(key)
+
     def requeue_all(self) -> None:
-        """Enqueue every known allocation (resync, new leadership)."""
+        """Enqueue every known allocation and a re-list (new leadership)."""
         with self._lock:
             keys = list(self._allocations)
+        self.queue.add(RELIST_KEY)
         for key in keys:
             self.queue.add(key)
 
@@ -179,9 +286,6 @@ class Reconciler:
             t = threading.Thread(target=self._work, name=f"mbcas-reconcile-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        t = threading.Thread(target=self._resync_loop, name="mbcas-resync", daemon=True)
-        t.start()
-        self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,14 +294,18 @@ class Reconciler:
             t.join(timeout=10)
         self._threads.clear()
 
-    def _resync_loop(self) -> None:
-        while not self._stop.wait(self.config.resync_s):
-            self.requeue_all()
+    def hold_remaining(self) -> float:
+        """Seconds every worker still waits because the API as a whole is overloaded or down."""
+        return max(0.0, self._hold_until - self._mono())
 
     def _work(self) -> None:
         while not self._stop.is_set():
             if not self.is_active():
                 self._stop.wait(0.2)
+                continue
+            hold = self.hold_remaining()
+            if hold > 0:
+                self._stop.wait(min(hold, 0.5))
                 continue
             key = self.queue.get(timeout=0.5)
             if key is None:
@@ -208,72 +316,136 @@ class Reconciler:
                 requeue = self.reconcile(key)
             except Exception:  # never let one allocation kill a worker
                 log.exception("reconcile of %s failed unexpectedly", key)
-                requeue = self.config.rules.failure_cooldown_s or 1.0
+                requeue = self.errors.failure(key)
             finally:
                 self.metrics.reconcile_seconds.observe(self._mono() - started)
                 self.queue.done(key, requeue)
                 self.metrics.queue_depth.set(len(self.queue))
 
+    # ----------------------------------------------------------------- re-list
+
+    def relist(self) -> float:
+        """List the allocations (metadata only) and forget those the list no longer has; returns
+        the delay until the next re-list."""
+        path = (
+            f"/apis/{GROUP}/{VERSION}/namespaces/{self.config.namespace}/{PLURAL}"
+            if self.config.namespace
+            else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+        )
+        started = self._mono()
+        try:
+            listing = self.kube.request_json("GET", path, what=f"list {PLURAL}", accept=_METADATA_LIST)
+        except KubeError as exc:
+            log.info("re-list of %s failed: %s", PLURAL, exc)
+            return self._api_failed(RELIST_KEY, exc)
+        self._api_ok()
+        present = set()
+        for item in (listing or {}).get("items") or []:
+            m = _meta(item)
+            present.add((_key(str(m.get("namespace", "")), str(m.get("name", ""))), str(m.get("uid", ""))))
+        with self._lock:
+            gone = [
+                key
+                for key, track in self._tracking.items()
+                if (key, track.uid) not in present and track.event_at < started
+            ]
+        for key in gone:
+            log.info("podallocation %s is gone (missed while the watch was down): forgotten", key)
+            self._drop(key)
+        return self.config.resync_s
+
     # ----------------------------------------------------------------- reconcile
 
-    def _pod(self, namespace: str, name: str, *, fresh: bool = False) -> PodView | None:
-        pod_key = _key(namespace, name)
+    def _pod(self, pa: PodAllocation, *, fresh: bool = False) -> PodView | None:
+        """The allocation's pod: cached by UID, else read by name (None when there is none)."""
+        uid = pa.spec.pod_uid
+        namespace = str(pa.metadata.get("namespace", ""))
         if not fresh:
             with self._lock:
-                cached = self._pods.get(pod_key)
+                cached = self._pods.get(uid)
             if cached is not None:
                 return cached
         try:
-            view = self.actuator.get_pod(namespace, name)
+            view = self.actuator.get_pod(namespace, pa.spec.pod_name)
         except PodGoneError:
             with self._lock:
-                self._pods.pop(pod_key, None)
+                self._pods.pop(uid, None)
             return None
-        with self._lock:
-            self._pods[pod_key] = view
+        if view.uid == uid:
+            with self._lock:
+                if uid in self._by_uid:
+                    self._pods[uid] = view
         return view
+
+    def _api_ok(self) -> None:
+        self.errors.forget("api")
+
+    def _api_failed(self, key: str, exc: KubeError) -> float:
+        """Back off after ``exc``: every worker for overload errors, ``key`` alone otherwise."""
+        if is_overload(exc):
+            delay = self.errors.failed("api", exc)
+            with self._lock:
+                self._hold_until = max(self._hold_until, self._mono() + delay)
+            return delay
+        return self.errors.failed(key, exc)
 
     def reconcile(self, key: str) -> float | None:
         """Reconcile one allocation; returns seconds until it should be looked at again (or None)."""
+        if key == RELIST_KEY:
+            return self.relist()
         with self._lock:
             body = self._allocations.get(key)
-            track = self._tracking.setdefault(key, _Tracking())
-        if body is None:
-            return None
-        meta = body.get("metadata") or {}
-        namespace = str(meta.get("namespace", ""))
+            track = self._tracking.get(key)
+        if body is None or track is None:
+            return None  # deleted meanwhile: nothing to re-create
         try:
             pa = PodAllocation.from_body(body)
         except ValidationError as exc:
             first = exc.errors()[0] if exc.errors() else {"msg": str(exc)}
-            self._write_status(
-                body, Decision(Phase.FAILED, "InvalidSpec", f"invalid spec: {first.get('msg')}")
-            )
+            decision = Decision(Phase.FAILED, "InvalidSpec", f"invalid spec: {first.get('msg')}")
+            if self._write_status(key, body, decision) is None:
+                self._drop(key)
             return None
+        pod: PodView | None = None
         try:
-            pod = self._pod(namespace, pa.spec.pod_name)
+            pod = self._pod(pa)
             decision = self._decide(pa, pod, track)
+            if decision.delete and pod is not None:
+                self._delete(key, pa, pod, decision)
+                return None
             if decision.resize_to_mcpu is not None and pod is not None:
-                decision = self._resize(pa, pod, decision, track)
+                confirmed = self._confirm(key, body)
+                if confirmed is not True:
+                    return confirmed
+                decision = self._resize(key, pa, pod, decision, track)
         except KubeError as exc:
-            # Reading the pod failed (API down, forbidden ...): back off with a condition.
-            uid = pa.spec.pod_uid
-            with self._lock:
-                cooldown = self.gate.record_failure(uid, self._mono())
+            # Reading or patching failed (API down, forbidden ...): back off with a condition.
+            delay = self._api_failed(key, exc)
             self.metrics.resizes.labels(result="error").inc()
-            self._write_status(body, None, retrying=(exc.code, str(exc)))
-            return max(cooldown, 0.5)
-        if decision.infeasible_mcpu is not None:
-            with self._lock:
-                self.gate.record_infeasible(pa.spec.pod_uid, decision.infeasible_mcpu)
+            if self._write_status(key, body, None, retrying=(exc.code, str(exc))) is None:
+                self._drop(key)
+                return None
+            return delay
+        self._api_ok()
+        self.errors.forget(key)
+        uid = pa.spec.pod_uid
+        with self._lock:
+            if decision.infeasible_mcpu is not None:
+                self.gate.record_infeasible(uid, decision.infeasible_mcpu)
+            elif pod is not None and pod.uid == uid and pod.resize.pending_reason != "Infeasible":
+                self.gate.clear_infeasible(uid)  # the kubelet's condition cleared
         if decision.phase is Phase.APPLIED and not track.latency_observed:
             track.latency_observed = True
             self.metrics.apply_latency.observe(max(0.0, self._mono() - track.seen_at))
-        changed = self._write_status(body, decision, last_applied=track.last_resize_at)
+        changed = self._write_status(key, body, decision, last_applied=track.last_resize_at)
+        if changed is None:
+            self._drop(key)
+            return None
         if changed and decision.refusal:
             self.metrics.refusals.labels(reason=decision.reason).inc()
             self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=decision.event_on_pod)
-        return decision.requeue_after_s
+        requeue = decision.requeue_after_s
+        return self.config.resync_s if requeue is None else min(requeue, self.config.resync_s)
 
     def _decide(self, pa: PodAllocation, pod: PodView | None, track: _Tracking) -> Decision:
         contract = self.shared.current()  # may read the ConfigMap: outside the lock
@@ -288,29 +460,85 @@ class Reconciler:
                 contract=contract,
                 final_failure=track.final_failure,
                 resync_s=self.config.resync_s,
+                own_generation=track.own_generation,
             )
 
-    def _resize(self, pa: PodAllocation, pod: PodView, decision: Decision, track: _Tracking) -> Decision:
+    def _confirm(self, key: str, body: Mapping[str, Any]) -> bool | float | None:
+        """Read the allocation before acting on it: True to go on; None when it is gone (forgotten
+        at once); 0 when it changed (requeue now: the fresh body replaces the one we had)."""
+        meta = _meta(body)
+        try:
+            fresh = self.kube.request_json(
+                "GET",
+                f"/apis/{GROUP}/{VERSION}/namespaces/{meta.get('namespace')}/{PLURAL}/{meta.get('name')}",
+                what=f"read {PLURAL} {key}",
+            )
+        except NotFoundError:
+            log.info("podallocation %s is gone (missed while the watch was down): not applied", key)
+            self._drop(key)
+            return None
+        fresh_meta = _meta(fresh)
+        if fresh_meta.get("uid") == meta.get("uid") and fresh_meta.get("generation") == meta.get(
+            "generation"
+        ):
+            return True
+        self.on_allocation("MODIFIED", fresh)
+        return 0.0
+
+    def _delete(self, key: str, pa: PodAllocation, pod: PodView, decision: Decision) -> None:
+        """Delete an allocation that names another node than its pod's (precondition: its UID)."""
+        meta = pa.metadata
+        if not self.is_active():
+            return
+        with contextlib.suppress(NotFoundError, ConflictError):  # gone, or replaced (its events follow)
+            self.kube.request_json(
+                "DELETE",
+                f"/apis/{GROUP}/{VERSION}/namespaces/{meta.get('namespace')}/{PLURAL}/{meta.get('name')}",
+                what=f"delete {PLURAL} {key}",
+                body={"preconditions": {"uid": meta.get("uid")}},
+            )
+        self.metrics.refusals.labels(reason=decision.reason).inc()
+        self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
+        self._drop(key)
+
+    def _resize(
+        self, key: str, pa: PodAllocation, pod: PodView, decision: Decision, track: _Tracking
+    ) -> Decision:
         """Patch the pod to ``decision.resize_to_mcpu``; returns the decision to report."""
         value = decision.resize_to_mcpu
         assert value is not None
         uid = pa.spec.pod_uid
         for attempt in range(2):
+            if not self.is_active():  # leadership may have ended since the worker took the key
+                return Decision(
+                    Phase.PENDING,
+                    "NotLeader",
+                    "this replica no longer leads; the leader will apply it",
+                    applied_mcpu=decision.applied_mcpu,
+                    requeue_after_s=self.config.resync_s,
+                )
             try:
                 result = self.actuator.apply_cpu_limit(pod, value, expected_uid=uid)
-            except ConflictError:
+            except ConflictError as exc:
                 self.metrics.resizes.labels(result="conflict").inc()
                 if attempt == 0:
-                    fresh = self._pod(pod.namespace, pod.name, fresh=True)
-                    if fresh is None:
+                    fresh = self._pod(pa, fresh=True)
+                    if fresh is None or fresh.uid != uid:
                         return Decision(Phase.FAILED, "PodGone", f"pod {pod.key} was deleted")
                     pod = fresh
                     redo = self._decide(pa, pod, track)
                     if redo.resize_to_mcpu is None:
                         return redo
-                    value = redo.resize_to_mcpu
+                    decision, value = redo, redo.resize_to_mcpu
                     continue
-                return Decision(Phase.PENDING, "Conflict", "pod kept changing; retrying", requeue_after_s=0.5)
+                delay = self.conflicts.failed(key, exc)
+                return Decision(
+                    Phase.PENDING,
+                    "Conflict",
+                    f"pod kept changing; retrying in {delay:.1f}s",
+                    applied_mcpu=decision.applied_mcpu,
+                    requeue_after_s=delay,
+                )
             except PodGoneError as exc:
                 return Decision(Phase.FAILED, "PodGone", str(exc))
             except RefusedError as exc:
@@ -324,20 +552,33 @@ class Reconciler:
                 return Decision(
                     Phase.FAILED, "Invalid", track.final_failure, applied_mcpu=decision.applied_mcpu
                 )
+            self.conflicts.forget(key)
             with self._lock:
                 self.gate.record_applied(uid, self._mono())
+                if uid in self._by_uid:
+                    self._pods[uid] = result.pod
             track.last_resize_at = self._clock()
+            track.own_generation = result.pod.generation
             if result.patched:
                 self.metrics.resizes.labels(
                     result="capped" if value != pa.spec.cpu_limit_mcpu else "applied"
                 ).inc()
                 self._post(pa, result.pod, "Resized", result.describe(), on_pod=True)
-            with self._lock:
-                self._pods[result.pod.key] = result.pod
+                if decision.manual_override:
+                    self._post(
+                        pa,
+                        result.pod,
+                        "ManualResizeOverridden",
+                        f"pod {pod.key}: the CPU limit set by {decision.manual_override} was replaced by "
+                        f"PodAllocation {pa.metadata.get('name')} ({format_cpu(value)}); to keep a manual "
+                        "limit, opt the pod out of MBCAS",
+                        warning=True,
+                        on_pod=True,
+                    )
             return Decision(
                 Phase.PENDING,
                 "Resizing",
-                decision.message if value == decision.resize_to_mcpu else f"resizing to {format_cpu(value)}",
+                decision.message,
                 applied_mcpu=result.pod.applied_limit_mcpu(list(result.plan.limits)),
                 requeue_after_s=self.config.rules.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
             )
@@ -375,14 +616,16 @@ class Reconciler:
 
     def _write_status(
         self,
+        key: str,
         body: Mapping[str, Any],
         decision: Decision | None,
         *,
         retrying: tuple[str, str] | None = None,
         last_applied: float | None = None,
-    ) -> bool:
-        """Merge-patch the allocation's status if it differs; returns whether it was written."""
-        meta = body.get("metadata") or {}
+    ) -> bool | None:
+        """Merge-patch the allocation's status if it differs: whether it was written; None when
+        the allocation is gone (404)."""
+        meta = _meta(body)
         old = body.get("status") or {}
         now = dt.datetime.now(dt.UTC)
         generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
@@ -430,23 +673,24 @@ class Reconciler:
         new_body = status.to_body()
         if _same_status(old, new_body):
             return False
+        if not self.is_active():
+            return False
         try:
             self.kube.request_json(
                 "PATCH",
                 f"/apis/{GROUP}/{VERSION}/namespaces/{meta.get('namespace')}/{PLURAL}/{meta.get('name')}/status",
-                what=f"update status of {PLURAL} {meta.get('namespace')}/{meta.get('name')}",
+                what=f"update status of {PLURAL} {key}",
                 body={"status": new_body},
                 content_type="application/merge-patch+json",
             )
         except NotFoundError:
-            return False
+            return None
         except KubeError as exc:
             log.warning("status update failed: %s", exc)
             return False
-        key = _key(str(meta.get("namespace", "")), str(meta.get("name", "")))
         with self._lock:  # remember what we wrote so the next compare does not rewrite it
             cached = self._allocations.get(key)
-            if cached is not None and (cached.get("metadata") or {}).get("uid") == meta.get("uid"):
+            if cached is not None and _meta(cached).get("uid") == meta.get("uid"):
                 cached["status"] = new_body
         return True
 

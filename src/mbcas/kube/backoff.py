@@ -64,7 +64,9 @@ def is_overload(exc: KubeError) -> bool:
 class Backoff:
     """Consecutive-failure counts per key under one :class:`BackoffPolicy` (see module docs)."""
 
-    def __init__(self, policy: BackoffPolicy | None = None, *, rng: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, policy: BackoffPolicy | None = None, *, rng: Callable[[], float] | None = None
+    ) -> None:
         self.policy = policy or BackoffPolicy()
         self._rng = rng or random.random
         self._attempts: dict[str, int] = {}

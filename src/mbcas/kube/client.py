@@ -166,11 +166,13 @@ class Kube:
         content_type: str | None = None,
         gone: type[NotFoundError] = NotFoundError,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        accept: str = "application/json",
     ) -> Any:
         """One raw API request returning the decoded JSON body (plain dicts, no client models).
 
         Errors are raised as typed :class:`~mbcas.kube.errors.KubeError`; ``what`` names the
-        operation in their message and ``gone`` is the class for 404/410.
+        operation in their message and ``gone`` is the class for 404/410. ``accept`` can ask for
+        another representation (e.g. ``PartialObjectMetadataList`` for a metadata-only list).
         """
         data = self._request(
             method,

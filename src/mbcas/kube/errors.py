@@ -181,6 +181,7 @@ def _from_status(
     status: int,
     body: Any,
     what: str,
+    *,
     gone: type[NotFoundError],
     fallback_reason: str | None,
     headers: Any = None,
@@ -211,7 +212,9 @@ def translate(
     if isinstance(exc, ApiException):
         if not exc.status:  # the client raises status 0 for transport problems
             return ApiUnavailableError(f"{what}: {exc.reason or 'no response from the apiserver'}")
-        return _from_status(int(exc.status), exc.body, what, gone, exc.reason, exc.headers)
+        return _from_status(
+            int(exc.status), exc.body, what, gone=gone, fallback_reason=exc.reason, headers=exc.headers
+        )
     if isinstance(exc, Urllib3HTTPError | ConnectionError | TimeoutError):
         return ApiUnavailableError(f"{what}: apiserver unreachable ({type(exc).__name__}: {exc})")
     return None

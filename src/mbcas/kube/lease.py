@@ -182,7 +182,10 @@ class LeaderElector:
             }
             try:
                 self._request(
-                    "POST", f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases", "create lease", body
+                    "POST",
+                    f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases",
+                    "create lease",
+                    body,
                 )
             except ConflictError:
                 return False

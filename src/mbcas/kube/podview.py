@@ -170,6 +170,23 @@ class PodView:
             return True
         return self.observed_generation >= self.generation
 
+    def resize_owners(self, container: str) -> frozenset[str]:
+        """Field managers whose ``resize`` (subresource) owns ``container``'s CPU limit, from
+        ``metadata.managedFields`` (the manager that last changed a field owns it); empty while the
+        limit is still the one the pod was created with."""
+        key = f'k:{{"name":"{container}"}}'
+        owners = set()
+        for entry in (self.body.get("metadata") or {}).get("managedFields") or []:
+            if not isinstance(entry, Mapping) or entry.get("subresource") != "resize":
+                continue
+            try:
+                limits = entry["fieldsV1"]["f:spec"]["f:containers"][key]["f:resources"]["f:limits"]
+            except (KeyError, TypeError):
+                continue
+            if isinstance(limits, Mapping) and "f:cpu" in limits:
+                owners.add(str(entry.get("manager") or ""))
+        return frozenset(owners)
+
     def applied(self, limits: Mapping[str, int]) -> bool:
         """The spec holds ``limits`` and the kubelet reports them applied and settled."""
         for name, value in limits.items():

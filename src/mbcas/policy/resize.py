@@ -292,6 +292,13 @@ class ResizeGate:
         hist.last_failure_s = now
         return self.rules.cooldown_after(hist.failures)
 
+    def clear_infeasible(self, uid: str) -> None:
+        """Forget the infeasible value of ``uid`` (the kubelet's condition cleared, or the node's
+        allocatable CPU changed)."""
+        hist = self._pods.get(uid)
+        if hist is not None:
+            hist.infeasible_mcpu = None
+
     def record_infeasible(self, uid: str, value_mcpu: int) -> None:
         """The kubelet called ``value_mcpu`` infeasible for ``uid``: never retry it or anything larger."""
         hist = self.history(uid)

@@ -24,6 +24,7 @@ def pod(
     conditions: list[dict[str, Any]] | None = None,
     generation: int = 1,
     observed: int = 1,
+    managed_fields: list[dict[str, Any]] | None = None,
 ) -> PodView:
     res: dict[str, Any] = {"requests": {"cpu": "250m", "memory": "64Mi"}}
     if limit:
@@ -37,6 +38,7 @@ def pod(
                 "uid": uid,
                 "resourceVersion": "7",
                 "generation": generation,
+                "managedFields": managed_fields or [],
             },
             "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": res}]},
             "status": {
@@ -91,7 +93,7 @@ def test_apply_then_report_what_the_kubelet_says() -> None:
     infeasible = [
         {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "no room"}
     ]
-    d = run(spec("1"), pod("1", "500m", conditions=infeasible))
+    d = run(spec("1"), pod("1", "500m", conditions=infeasible), own_generation=1)
     assert d.phase is Phase.INFEASIBLE and d.infeasible_mcpu == 1000 and "no room" in d.message
     deferred = [{"type": "PodResizePending", "status": "True", "reason": "Deferred"}]
     assert run(spec("1"), pod("1", "500m", conditions=deferred)).phase is Phase.DEFERRED
@@ -131,7 +133,63 @@ def test_the_deadband_and_staleness_come_from_the_contract() -> None:
     assert run(spec("1", age_s=100), pod(), contract=ContractSettings(staleness_s=300)).resize_to_mcpu == 1000
 
 
+INFEASIBLE = [{"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": "no room"}]
+
+
+def test_an_infeasible_resize_someone_else_made_is_not_blamed_on_the_allocation() -> None:
+    # A user's memory resize is pending as Infeasible; the pod's CPU already equals the allocation.
+    d = run(spec("1"), pod("1", "1", conditions=INFEASIBLE, generation=3, observed=3))
+    assert d.infeasible_mcpu is None, "a CPU value the controller never asked for is recorded as infeasible"
+    assert d.phase is Phase.APPLIED and "no room" in d.message
+
+
+def test_an_infeasible_resize_is_recorded_only_when_the_controller_made_it() -> None:
+    # The pod asks for our value but someone else put it there (no patch of ours): not recorded.
+    d = run(spec("1"), pod("1", "500m", conditions=INFEASIBLE, generation=3, observed=3))
+    assert d.phase is Phase.INFEASIBLE and d.infeasible_mcpu is None
+    # Our patch produced generation 3 and nothing changed the pod since: ours, recorded.
+    d = run(spec("1"), pod("1", "500m", conditions=INFEASIBLE, generation=3, observed=3), own_generation=3)
+    assert d.phase is Phase.INFEASIBLE and d.infeasible_mcpu == 1000
+    # Someone changed the pod after our patch (generation 4): not ours any more.
+    d = run(spec("1"), pod("1", "500m", conditions=INFEASIBLE, generation=4, observed=4), own_generation=3)
+    assert d.infeasible_mcpu is None
+
+
+def test_an_allocation_for_another_node_is_deleted() -> None:
+    d = run(spec(node="n2"), pod())
+    assert d.reason == "NodeMismatch" and d.delete and d.resize_to_mcpu is None
+    # A pod recreated under the name is a UID mismatch: refused, left to garbage collection.
+    other = run(spec(node="n2"), pod(uid="99999999-2222-3333-4444-555555555555"))
+    assert other.reason == "UIDMismatch" and not other.delete
+
+
 def test_a_decision_from_the_future_beyond_the_skew_tolerance_is_stale() -> None:
     assert run(spec("1", age_s=-4), pod()).resize_to_mcpu == 1000  # 4 s ahead: clock skew, tolerated
     future = run(spec("1", age_s=-60), pod())
     assert future.phase is Phase.REFUSED and future.reason == "Stale" and "in the future" in future.message
+    # The tolerance is the contract's max_future_skew_s (default 5 s, inclusive).
+    lenient = ContractSettings(staleness_s=60, refresh_s=30, max_future_skew_s=120)
+    assert run(spec("1", age_s=-60), pod(), contract=lenient).resize_to_mcpu == 1000
+    assert run(spec("1", age_s=-5), pod()).resize_to_mcpu == 1000
+
+
+def _resize_entry(manager: str, container: str = "app") -> dict[str, Any]:
+    key = f'{{"name":"{container}"}}'
+    return {
+        "manager": manager,
+        "operation": "Update",
+        "subresource": "resize",
+        "apiVersion": "v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:containers": {f"k:{key}": {"f:resources": {"f:limits": {"f:cpu": {}}}}}}},
+    }
+
+
+def test_overriding_a_manual_resize_is_flagged() -> None:
+    manual = pod("700m", "700m", managed_fields=[_resize_entry("kubectl-patch")])
+    d = run(spec("1"), manual)
+    assert d.resize_to_mcpu == 1000 and d.manual_override == "kubectl-patch"
+    ours = pod("700m", "700m", managed_fields=[_resize_entry("mbcas")])
+    assert run(spec("1"), ours).manual_override is None
+    created = pod("700m", "700m", managed_fields=[{**_resize_entry("kubectl-create"), "subresource": None}])
+    assert run(spec("1"), created).manual_override is None  # the limit the pod was created with

@@ -211,8 +211,10 @@ def test_controller_resizes_and_reports_but_cannot_delete_pods(docs: Docs) -> No
     for verb in ("create", "update", "patch", "delete", "deletecollection"):
         assert not grants(rules, "", "pods", verb), verb
     assert not grants(rules, "", "pods/eviction", "create")
-    for verb in ("create", "update", "patch", "delete"):
+    for verb in ("create", "update", "patch"):
         assert not grants(rules, "mbcas.io", "podallocations", verb), "the controller cannot change decisions"
+    assert grants(rules, "mbcas.io", "podallocations", "delete"), "it deletes allocations naming another node"
+    assert grants(rules, "", "nodes", "watch") and not grants(rules, "", "nodes", "patch")
 
 
 def test_bindings_bind_each_role_to_its_own_service_account(docs: Docs) -> None:

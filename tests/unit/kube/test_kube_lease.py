@@ -155,6 +155,10 @@ def test_release_hands_over_at_once() -> None:
         (5.0, None, 5.0, "retry period"),
     ],
 )
-def test_unsound_timings_are_refused(duration: float, deadline: float | None, retry: float, words: str) -> None:
+def test_unsound_timings_are_refused(
+    duration: float, deadline: float | None, retry: float, words: str
+) -> None:
     with pytest.raises(ValueError, match=words):
-        LeaderElector(LeaseApi(), "ns", "l", "a", duration_s=duration, renew_deadline_s=deadline, retry_s=retry)  # type: ignore[arg-type]
+        LeaderElector(
+            LeaseApi(), "ns", "l", "a", duration_s=duration, renew_deadline_s=deadline, retry_s=retry
+        )  # type: ignore[arg-type]
