@@ -3,6 +3,8 @@
 :class:`NodeAgent` ties the adapters to the pure planner:
 
 * **sense** — the pods bound to the node come from a watched cache (:class:`mbcas.kube.pods.NodePods`);
+  a terminating pod, or one gone from the API whose cgroup is still there (force-deleted), keeps
+  counting as an unmanaged pod until its cgroup is gone: its CPU is not handed out while it runs;
   each pod's cgroup is resolved once through :class:`mbcas.cgroups.PodCgroupResolver` (cached, and
   re-resolved after a read error) and read by :class:`mbcas.cgroups.sampler.Sampler`; a pod whose
   cgroup cannot be read is held this tick (``usage`` NaN) and counted in
@@ -17,7 +19,8 @@
   rewritten every ``contract.refresh_s`` so the controller never sees it stale; applied and
   ``recommend`` decisions are not rewritten; allocations of pods that left the node, or are no
   longer managed or written, are deleted. :class:`mbcas.kube.store.AllocationStore` only talks to
-  the API. API errors start a backoff (doubling to ``api_backoff_max_s``) during which the loop
+  the API. API errors start a backoff (:class:`mbcas.kube.backoff.Backoff`: jittered, doubling to
+  ``api_backoff_max_s``, never shorter than the server's ``Retry-After``) during which the loop
   keeps sensing and planning but writes nothing; decisions are never queued, so after an outage
   only the current tick's plan is written.
 * **infeasible** — when the floors exceed the capacity the planner holds every allocation; the
@@ -40,7 +43,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,6 +60,7 @@ from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader
 from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
 from mbcas.core.units import parse_cpu_cores
+from mbcas.kube.backoff import Backoff, BackoffPolicy
 from mbcas.kube.client import Kube
 from mbcas.kube.configmap import read_config_text
 from mbcas.kube.errors import ApiUnavailableError, KubeError, NotFoundError
@@ -133,13 +137,16 @@ class NodeAgent:
         )
         self._selectors = self._compile(self.live)
         self._paths: dict[str, str] = {}
+        self._known: dict[str, PodInfo] = {}  # pods of the last tick (lingering ones included)
         self._allocatable: float | None = config.allocatable_cores
         self._node_read_at = -math.inf
         self._config_read_at = -math.inf
         self._unknown: tuple[str, ...] = ()
         self._seeded = False
         self._backoff_until = -math.inf
-        self._backoff = 1.0
+        self._api_backoff = Backoff(
+            BackoffPolicy(base_s=min(1.0, config.api_backoff_max_s), max_s=config.api_backoff_max_s)
+        )
         self._infeasible = False
         self.last_plan: NodePlan | None = None
         self.last_tick_at: float | None = None
@@ -207,6 +214,8 @@ class NodeAgent:
     def _eligible(self, pod: PodInfo) -> bool:
         live = self.live
         ns = pod.namespace
+        if pod.terminating:
+            return False
         if ns in live.exclude_namespaces or (live.include_namespaces and ns not in live.include_namespaces):
             return False
         include, exclude = self._selectors
@@ -228,12 +237,9 @@ class NodeAgent:
 
     def sense(self) -> Sensed:
         """Read the pods and their cgroups into planner inputs (no API call)."""
-        pods_by_uid = self.source.pods()
+        pods_by_uid = self._current_pods()
         pods = tuple(pods_by_uid[uid] for uid in sorted(pods_by_uid))
         uids = [p.uid for p in pods]
-        for gone in set(self._paths) - set(pods_by_uid):
-            del self._paths[gone]
-            self.sampler.forget(gone)
         paths: dict[str, str] = {}
         for pod in pods:
             path = self._relpath(pod)
@@ -264,6 +270,19 @@ class NodeAgent:
             signals=signal_arrays(uids, results),
         )
         return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
+
+    def _current_pods(self) -> dict[str, PodInfo]:
+        """The source's pods, plus those gone from it whose cgroup is still read (they run until
+        the kubelet removes it: a force-deleted pod, or the last moments of a deleted one)."""
+        pods = dict(self.source.pods())
+        for uid, info in self._known.items():
+            if uid not in pods and uid in self._paths:
+                pods[uid] = info if info.terminating else replace(info, terminating=True)
+        for gone in set(self._known) - set(pods):
+            self._paths.pop(gone, None)
+            self.sampler.forget(gone)
+        self._known = pods
+        return pods
 
     # ------------------------------------------------------------------ node
 
@@ -341,9 +360,9 @@ class NodeAgent:
         log.info("node %s: %d existing allocations re-learned", self.node, len(known))
 
     def _api_failed(self, now: float, exc: KubeError) -> None:
-        self._backoff_until = now + self._backoff
-        log.warning("API write failed, pausing writes for %.0fs: %s", self._backoff, exc)
-        self._backoff = min(self._backoff * 2, self.config.api_backoff_max_s)
+        delay = self._api_backoff.failed("api", exc)
+        self._backoff_until = now + delay
+        log.warning("API write failed, pausing writes for %.1fs: %s", delay, exc)
 
     def _write(self, now: float, wall: float, plan: NodePlan, sensed: Sensed) -> None:
         """Carry out the contract's write rule for this tick (``now`` monotonic, ``wall`` for
@@ -411,7 +430,7 @@ class NodeAgent:
             else:
                 log.error("PodAllocation write refused: %s", exc)
             return
-        self._backoff = 1.0
+        self._api_backoff.success("api")
 
     def _note_infeasible(self, plan: NodePlan) -> None:
         if plan.infeasible == self._infeasible:

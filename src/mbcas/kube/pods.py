@@ -8,7 +8,8 @@ it relists after a backoff that doubles up to ``backoff_max_s``; the cache keeps
 in the meantime and :attr:`NodePods.synced` tells whether it reflects a successful list.
 
 Only pods that can have cgroups are kept: phase ``Running`` (or ``Pending`` with a node, as
-containers may already run) and not being deleted.
+containers may already run). A pod being deleted is kept, marked ``terminating``: its containers
+run until the kubelet stops them, so its CPU is still in use (the agent never manages it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class PodInfo:
     managed_limits_mcpu: tuple[int | None, int | None] = (None, None)
     """The limit MBCAS manages (:func:`mbcas.api.contract.managed_limit_mcpu`), without and with
     ``RestartContainer`` containers taking part; see :meth:`managed_limit_mcpu`."""
+    terminating: bool = False
+    """Being deleted (``deletionTimestamp`` set, or gone from the API while its cgroup remains)."""
 
     def managed_limit_mcpu(self, *, allow_restart: bool) -> int | None:
         """The pod-level limit the controller manages (the contract's ``allow_restart`` decides
@@ -75,13 +78,12 @@ class PodInfo:
                 managed_limit_mcpu(view.containers, allow_restart=False),
                 managed_limit_mcpu(view.containers, allow_restart=True),
             ),
+            terminating=view.deleting,
         )
 
 
 def _eligible(body: Mapping[str, Any]) -> bool:
-    meta = body.get("metadata") or {}
-    phase = (body.get("status") or {}).get("phase")
-    return not meta.get("deletionTimestamp") and phase in ("Running", "Pending")
+    return (body.get("status") or {}).get("phase") in ("Running", "Pending")
 
 
 @dataclass(eq=False)
