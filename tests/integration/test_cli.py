@@ -26,7 +26,10 @@ pytestmark = pytest.mark.integration
 
 
 def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # a usage error, reported by the argument parser
+        code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -57,22 +60,39 @@ def test_resize_applies_through_the_actuator_and_refuses_unsafe_changes(
     capsys: Any, kubeconfig: str, core_v1: Any, namespace: str, managed: Any
 ) -> None:
     base = ("--kubeconfig", kubeconfig, "-n", namespace)
-    code, out, err = run(capsys, "resize", "web", "--cpu", "900m", "--wait", "10", *base)
+    core_v1.create_namespaced_pod(namespace, make_pod("free", "250m", "500m", memory_request="64Mi"))
+    wait_running(core_v1, namespace, "free")  # no PodAllocation: MBCAS does not manage it
+    code, out, err = run(capsys, "resize", "free", "--cpu", "900m", "--wait", "10", *base)
     assert code == 0, err
-    assert "500m -> 900m" in out and "applied: c0=900m" in out
-    assert core_v1.read_namespaced_pod("web", namespace).spec.containers[0].resources.limits["cpu"] == "900m"
+    assert "500m -> 900m" in out and "applied: c0=900m" in out and err == ""
+    assert core_v1.read_namespaced_pod("free", namespace).spec.containers[0].resources.limits["cpu"] == "900m"
     # Guaranteed pod: refused by MBCAS (7); with --force the apiserver rejects it as invalid (6)
     code, _, err = run(capsys, "resize", "g", "--cpu", "1", *base)
     assert code == 7 and "Guaranteed" in err
     code, _, err = run(capsys, "resize", "g", "--cpu", "1", "--force", *base)
     assert code == 6 and "QOS" in err.upper()
     # below request: refused (7); missing pod: not found (3); bad quantity: usage (2)
-    assert run(capsys, "resize", "web", "--cpu", "100m", *base)[0] == 7
+    assert run(capsys, "resize", "free", "--cpu", "100m", *base)[0] == 7
     assert run(capsys, "resize", "nope", "--cpu", "1", *base)[0] == 3
-    assert run(capsys, "resize", "web", "--cpu", "-1", *base)[0] == 2
+    assert run(capsys, "resize", "free", "--cpu", "-1", *base)[0] == 2
     # dry run changes nothing
-    code, out, _ = run(capsys, "resize", "web", "--cpu", "1200m", "--dry-run", *base)
+    code, out, _ = run(capsys, "resize", "free", "--cpu", "1200m", "--dry-run", *base)
     assert code == 0 and out.startswith("(dry run)")
+    assert core_v1.read_namespaced_pod("free", namespace).spec.containers[0].resources.limits["cpu"] == "900m"
+
+
+def test_resize_of_a_managed_pod_needs_force_and_warns(
+    capsys: Any, kubeconfig: str, core_v1: Any, namespace: str, managed: Any
+) -> None:
+    base = ("--kubeconfig", kubeconfig, "-n", namespace)
+    code, out, err = run(capsys, "resize", "web", "--cpu", "900m", *base)
+    assert code == 7, err
+    assert f"PodAllocation {namespace}/{managed.metadata.uid}" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1 and out == ""
+    assert core_v1.read_namespaced_pod("web", namespace).spec.containers[0].resources.limits["cpu"] == "500m"
+    code, out, err = run(capsys, "resize", "web", "--cpu", "900m", "--force", *base)
+    assert code == 0, err
+    assert "warning" in err and "will put that limit back" in err and "500m -> 900m" in out
     assert core_v1.read_namespaced_pod("web", namespace).spec.containers[0].resources.limits["cpu"] == "900m"
 
 

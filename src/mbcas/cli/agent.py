@@ -33,8 +33,8 @@ from mbcas.agent.snapshot import plan_result, snapshot_pod
 from mbcas.api.live import RolloutMode
 from mbcas.cgroups.errors import CgroupError
 from mbcas.cgroups.reader import CgroupReader
-from mbcas.cli.common import fail
-from mbcas.cli.plan import add_policy_flags, live_from_args, render_table
+from mbcas.cli.errors import describe_settings, fail, positive_float
+from mbcas.cli.plan import POLICY_FLAGS, add_policy_flags, live_from_args, render_table
 from mbcas.core.units import format_cpu
 from mbcas.kube.client import build_kube
 from mbcas.kube.errors import KubeError
@@ -55,7 +55,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--node", default=None, help="node name (default: $NODE_NAME)")
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--context", default=None)
-    parser.add_argument("--tick", type=float, default=None, metavar="SECONDS", help="tick period (default 1)")
+    parser.add_argument(
+        "--tick", type=positive_float, default=None, metavar="SECONDS", help="tick period (default 1)"
+    )
     parser.add_argument(
         "--reserve", default=None, metavar="QTY", help="CPU kept back on the node (default 200m)"
     )
@@ -104,21 +106,39 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     return base.model_copy(update={"live": live})
 
 
+_AGENT_FLAGS = {
+    "node": "--node",
+    "kubeconfig": "--kubeconfig",
+    "context": "--context",
+    "tick_s": "--tick",
+    "reserve_cpu": "--reserve",
+    "allocatable_cpu": "--allocatable",
+    "cgroup_root": "--cgroup-root",
+    "cgroup_prefix": "--cgroup-prefix",
+    "metrics_port": "--metrics-port",
+    "config_map": "--config-map",
+    "mode": "--mode",
+    **POLICY_FLAGS,
+}
+
+
 def run_agent(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
         if not config.node:
             raise ValueError("no node: pass --node or set NODE_NAME")
     except (ValidationError, ValueError) as exc:
-        return fail(f"error: bad agent configuration: {exc}")
+        given = {f for f, flag in _AGENT_FLAGS.items() if getattr(args, flag[2:].replace("-", "_"), None)}
+        why = describe_settings(exc, env_prefix="MBCAS_AGENT_", flags=_AGENT_FLAGS, given=given.__contains__)
+        return fail("mbcas agent", f"bad agent configuration: {why}")
     try:
         reader = CgroupReader(config.cgroup_root)
     except CgroupError as exc:
-        return fail(f"error: cgroup root {config.cgroup_root}: {exc}")
+        return fail("mbcas agent", f"cgroup root {config.cgroup_root}: {exc}")
     try:
         kube = build_kube(config.kubeconfig, config.context)
     except KubeError as exc:
-        return fail(f"error: {exc}", exc.exit_code)
+        return fail("mbcas agent", exc, exc.exit_code)
     try:
         if args.once:
             return _once(config, kube, reader, args)
@@ -133,15 +153,13 @@ def _once(config: AgentConfig, kube: Any, reader: CgroupReader, args: argparse.N
     try:
         pods.sync_once()
     except KubeError as exc:
-        return fail(f"error: {exc}", exc.exit_code)
+        return fail("mbcas agent", exc, exc.exit_code)
     agent = NodeAgent(config, node=config.node, pods=pods, reader=reader, kube=kube, dry_run=True)
     agent.refresh_node(time.monotonic())
     if agent.allocatable is None:
-        print(
-            f"error: cannot read the allocatable CPU of node {config.node} (use --allocatable)",
-            file=sys.stderr,
+        return fail(
+            "mbcas agent", f"cannot read the allocatable CPU of node {config.node} (use --allocatable)", 3
         )
-        return 3
     agent.sense()  # baseline read
     time.sleep(config.tick_s)
     sensed = agent.sense()

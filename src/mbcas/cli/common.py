@@ -1,5 +1,5 @@
-"""Small helpers the ``mbcas`` commands share: one way to fail, one way to read an input, one way
-to add a sub-command."""
+"""Small helpers the ``mbcas`` commands share: one way to read an input, one way to add a
+sub-command. How a command fails is :mod:`mbcas.cli.errors`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["command", "fail", "read_input"]
-
-
-def fail(message: str, code: int = 2) -> int:
-    """Print ``message`` on stderr (one line, no traceback) and return the exit code ``code``."""
-    print(message, file=sys.stderr)
-    return code
+__all__ = ["command", "read_input"]
 
 
 def read_input(path: str) -> str:

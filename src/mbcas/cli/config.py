@@ -29,7 +29,8 @@ from pydantic.fields import FieldInfo
 from mbcas.agent.config import AgentConfig
 from mbcas.api.contract import ContractSettings
 from mbcas.api.live import LiveConfig, read_live_yaml
-from mbcas.cli.common import fail, read_input
+from mbcas.cli.common import read_input
+from mbcas.cli.errors import fail
 from mbcas.controller.config import ControllerConfig
 from mbcas.demand import DemandConfig
 from mbcas.policy.node_config import NodePolicy
@@ -76,9 +77,9 @@ def _docs(args: argparse.Namespace) -> int:
     try:
         head, sep, _ = read_input(args.write).partition(MARKER)
     except ValueError as exc:
-        return fail(f"error: {exc}")
+        return fail("mbcas config docs", f"--write: {exc}")
     if not sep:
-        return fail(f"error: {args.write} has no line {MARKER!r}")
+        return fail("mbcas config docs", f"--write: {args.write} has no line {MARKER!r}")
     Path(args.write).write_text(f"{head}{MARKER}\n\n{render_docs()}")
     return 0
 
@@ -97,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         loaded = read_live_yaml(read_input(args.file), LiveConfig())
     except ValueError as exc:
-        return fail(f"error: {args.file}: {exc}")
+        return fail("mbcas config check", f"{args.file}: {exc}")
     for key in loaded.unknown:
         print(f"warning: {args.file}: unknown key {key} (ignored)", file=sys.stderr)
     print(f"{args.file}: valid ({len(loaded.unknown)} unknown key(s))")

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mbcas.cli.common import fail
+from mbcas.cli.errors import describe_settings, fail
 from mbcas.kube.errors import KubeError
 
 __all__ = ["register", "run_controller"]
@@ -51,8 +51,37 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--resync", type=float, metavar="SECONDS", help="re-check every allocation this often")
     for flag, (field, kind) in _RULE_FLAGS.items():
-        p.add_argument(f"--{flag.replace('_', '-')}", type=kind, dest=flag, help=f"resize rule {field}")
+        p.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=kind,
+            dest=flag,
+            metavar=field.upper(),
+            help=f"resize rule {field}",
+        )
     p.set_defaults(func=run_controller)
+
+
+#: setting (dotted for a rule) -> the flag that sets it, to name the flag in an error
+_FLAGS = {
+    **{
+        f: f"--{f.replace('_', '-')}"
+        for f in ("kubeconfig", "context", "namespace", "metrics_port", "health_port")
+    },
+    "bind_address": "--bind-address",
+    "lease_namespace": "--lease-namespace",
+    "leader_election": "--no-leader-election",
+    "config_map": "--config-map",
+    "resync_s": "--resync",
+    **{f"rules.{field}": f"--{flag.replace('_', '-')}" for flag, (field, _) in _RULE_FLAGS.items()},
+}
+
+
+def _given(overrides: dict[str, Any], field: str) -> bool:
+    """Whether a flag set ``field`` (``rules.<rule>`` for a rule)."""
+    section, _, rule = field.partition(".")
+    if rule:
+        return section == "rules" and rule in overrides.get("rules", {})
+    return field in overrides
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,14 +125,19 @@ def _config(overrides: dict[str, Any]) -> Any:
 
 
 def run_controller(args: argparse.Namespace) -> int:
+    from mbcas.controller.config import ENV_PREFIX
     from mbcas.controller.main import Controller
 
+    overrides = _overrides(args)
     try:
-        config = _config(_overrides(args))
+        config = _config(overrides)
     except (ValidationError, ValueError) as exc:
-        return fail(f"mbcas controller: invalid configuration: {exc}")
+        why = describe_settings(
+            exc, env_prefix=ENV_PREFIX, flags=_FLAGS, given=lambda f: _given(overrides, f)
+        )
+        return fail("mbcas controller", f"invalid configuration: {why}")
     try:
         Controller(config).run()
     except KubeError as exc:
-        return fail(f"mbcas controller: {exc}", exc.exit_code)
+        return fail("mbcas controller", exc, exc.exit_code)
     return 0

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from mbcas.cli.common import command
+from mbcas.cli.errors import cpu_quantity, positive_float
 
 __all__ = ["DEMO_PODS", "quiet_kopf_signal_warning", "register", "run_demo"]
 
@@ -42,9 +43,11 @@ def register(subparsers: Any) -> None:
     summary = "run control plane, node emulator (real cgroups), controller and agent; watch CPU move"
     parser = command(subparsers, "demo", summary, __doc__.split("\n\n")[1] if __doc__ else None)
     parser.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+        "--duration", type=positive_float, default=None, metavar="SECONDS", help="stop after this long"
     )
-    parser.add_argument("--node-cpu", default="2", help="the emulated node's allocatable CPU (default 2)")
+    parser.add_argument(
+        "--node-cpu", type=cpu_quantity, default="2", help="the emulated node's allocatable CPU (default 2)"
+    )
     parser.set_defaults(func=run_demo)
 
 

@@ -3,7 +3,8 @@
 Flags as kubectl has them: ``--kubeconfig``, ``--context``, ``-n/--namespace`` (default: the
 context's namespace), ``-A/--all-namespaces``, ``-o json|yaml|wide``. ``resize`` goes through the
 same :class:`~mbcas.kube.actuator.Actuator` and safety rules as the controller (``--force`` leaves
-the judgement to the apiserver).
+the judgement to the apiserver). A pod governed by an ``enforce`` PodAllocation is refused unless
+``--force``: the controller would put the allocation back (a warning says so when forced).
 
 Exit codes (stable, see docs/cli.md): 0 ok; 1 other error; 2 usage or client configuration;
 3 not found; 4 conflict; 5 unauthorized/forbidden; 6 invalid (422); 7 refused by MBCAS's safety
@@ -24,12 +25,18 @@ from typing import Any
 import yaml
 
 from mbcas.api.models import GROUP, PLURAL, VERSION
-from mbcas.cli.common import fail
-from mbcas.core.units import QuantityError, format_cpu, parse_cpu
+from mbcas.cli.errors import cpu_quantity, fail, non_negative_float, positive_float
+from mbcas.core.units import format_cpu, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.client import Kube, build_kube, kubeconfig_namespace
 from mbcas.kube.discovery import check_crd_installed, cluster_support
-from mbcas.kube.errors import CrdNotInstalledError, KubeError, ResizeInfeasibleError
+from mbcas.kube.errors import (
+    CrdNotInstalledError,
+    KubeError,
+    NotFoundError,
+    RefusedError,
+    ResizeInfeasibleError,
+)
 from mbcas.kube.podview import PodView
 
 __all__ = ["EXIT_OK", "format_table", "kube_command", "kube_flags", "register"]
@@ -67,18 +74,33 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("allocations", help="PodAllocations (like kubectl get pa, wider)")
     kube_flags(p)
     p.add_argument("-w", "--watch", action="store_true", help="refresh the table until Ctrl-C")
-    p.add_argument("--interval", type=float, default=1.0, help="refresh interval with --watch (seconds)")
+    p.add_argument(
+        "--interval", type=positive_float, default=1.0, help="refresh interval with --watch (seconds)"
+    )
     p.set_defaults(func=kube_command(cmd_allocations))
 
     p = subparsers.add_parser("resize", help="change a pod's CPU limit in place (same safety rules)")
     kube_flags(p, all_namespaces=False)
     p.add_argument("pod")
-    p.add_argument("--cpu", required=True, help="CPU limit: pod total, or the container's with --container")
+    p.add_argument(
+        "--cpu",
+        required=True,
+        type=cpu_quantity,
+        help="CPU limit: pod total, or the container's with --container",
+    )
     p.add_argument("-c", "--container", help="resize only this container")
-    p.add_argument("--force", action="store_true", help="skip MBCAS's checks (the apiserver still validates)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="skip MBCAS's checks, also on a pod a PodAllocation manages (the apiserver still validates)",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate on the server, change nothing")
     p.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the kubelet to apply it"
+        "--wait",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait for the kubelet to apply it",
     )
     p.set_defaults(func=kube_command(cmd_resize))
 
@@ -96,13 +118,13 @@ def kube_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             kube = build_kube(args.kubeconfig, args.context)
         except KubeError as exc:
-            return fail(f"{prog}: {exc}", exc.exit_code)
+            return fail(prog, exc, exc.exit_code)
         try:
             if getattr(args, "namespace", None) is None:
                 args.namespace = kubeconfig_namespace(args.kubeconfig, args.context)
             return handler(args, kube)
         except KubeError as exc:
-            return fail(f"{prog}: error: {exc}", exc.exit_code)
+            return fail(prog, exc, exc.exit_code)
         finally:
             kube.close()
 
@@ -336,8 +358,6 @@ def cmd_allocations(args: argparse.Namespace, kube: Kube) -> int:
         headers, rows = _allocation_rows(items, args.output == "wide")
         _emit(args, items, headers, rows)
         return EXIT_OK
-    if not args.interval > 0:
-        return fail("mbcas allocations: --interval must be > 0")
     try:
         while True:
             items = _list_allocations(kube, args)
@@ -352,17 +372,38 @@ def cmd_allocations(args: argparse.Namespace, kube: Kube) -> int:
         return EXIT_OK
 
 
-def cmd_resize(args: argparse.Namespace, kube: Kube) -> int:
+def _governing_allocation(kube: Kube, pod: PodView) -> dict[str, Any] | None:
+    """The ``enforce`` PodAllocation of ``pod`` (named by its UID), if there is one."""
     try:
-        limit = parse_cpu(args.cpu)
-    except QuantityError as exc:
-        return fail(f"mbcas resize: {exc}")
-    if limit <= 0:
-        return fail("mbcas resize: --cpu must be > 0")
+        pa: dict[str, Any] = kube.request_json(
+            "GET",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{pod.namespace}/{PLURAL}/{pod.uid}",
+            what=f"read the PodAllocation of pod {pod.key}",
+        )
+    except NotFoundError:  # none (or the CRD is not installed)
+        return None
+    spec = pa.get("spec") or {}
+    if spec.get("podUID") != pod.uid or spec.get("mode", "enforce") != "enforce":
+        return None
+    return pa
+
+
+def cmd_resize(args: argparse.Namespace, kube: Kube) -> int:
+    limit = parse_cpu(args.cpu)  # checked by the parser (cpu_quantity)
     act = Actuator(kube)
-    result = act.apply_cpu_limit(
-        (args.namespace, args.pod), limit, container=args.container, force=args.force, dry_run=args.dry_run
-    )
+    pod = act.get_pod(args.namespace, args.pod)
+    pa = _governing_allocation(kube, pod)
+    if pa is not None:
+        what = (
+            f"pod {pod.key} is managed by PodAllocation {pod.namespace}/{pa['metadata']['name']} "
+            f"(enforce, {pa['spec'].get('cpuLimit')}): the controller will put that limit back"
+        )
+        if not args.force:
+            raise RefusedError(
+                "ManagedPod", f"{what}; pass --force to resize anyway, or opt the pod out of MBCAS first"
+            )
+        print(f"mbcas resize: warning: {what}", file=sys.stderr)
+    result = act.apply_cpu_limit(pod, limit, container=args.container, force=args.force, dry_run=args.dry_run)
     prefix = "(dry run) " if args.dry_run else ""
     if args.output in ("json", "yaml"):
         _emit(
@@ -394,7 +435,7 @@ def cmd_resize(args: argparse.Namespace, kube: Kube) -> int:
                 state = pod.resize.pending_reason or (
                     "InProgress" if pod.resize.in_progress else "not yet applied"
                 )
-                return fail(f"mbcas resize: not applied after {args.wait:g}s ({state})", 1)
+                return fail("mbcas resize", f"not applied after {args.wait:g}s ({state})", 1)
             time.sleep(0.2)
     return EXIT_OK
 

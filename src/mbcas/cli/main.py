@@ -14,7 +14,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from mbcas import __version__
+from mbcas.cli.errors import OneLineParser, describe_settings, fail
 
 __all__ = ["build_parser", "main"]
 
@@ -35,7 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mbcas",
         description="MBCAS: market-based, kernel-informed CPU allocation for Kubernetes pods.",
     )
@@ -72,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ValidationError as exc:  # a setting no command checked itself: still one line, exit 2
+        return fail(f"mbcas {args.command}", describe_settings(exc))
     return code
 
 

@@ -20,13 +20,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from mbcas.agent.snapshot import SnapshotError, parse_snapshot, plan_result
 from mbcas.api.live import LiveConfig
-from mbcas.cli.common import command, fail, read_input
+from mbcas.cli.common import command, read_input
+from mbcas.cli.errors import describe_settings, fail
 from mbcas.core.units import format_cpu
 from mbcas.policy.node import NodePlan, replay
 
-__all__ = ["add_policy_flags", "live_from_args", "register", "render_table", "run_plan"]
+__all__ = ["POLICY_FLAGS", "add_policy_flags", "live_from_args", "register", "render_table", "run_plan"]
+
+#: live setting -> the flag that sets it (to name the flag in an error)
+POLICY_FLAGS = {
+    "planner.min_cpu": "--min-cpu",
+    "planner.max_cpu": "--max-cpu",
+    "planner.share_spare": "--no-spare",
+}
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -60,18 +70,21 @@ def register(subparsers: Any) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     try:
+        live = live_from_args(args)
+    except (ValidationError, ValueError) as exc:
+        return fail("mbcas plan", describe_settings(exc, flags=POLICY_FLAGS))
+    try:
         text = read_input(args.input)
     except ValueError as exc:
-        return fail(f"error: {exc}")
+        return fail("mbcas plan", f"--input: {exc}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return fail(f"error: {args.input} is not JSON: {exc}")
+        return fail("mbcas plan", f"--input: {args.input} is not JSON: {exc}")
     try:
         snap = parse_snapshot(data)
-        live = live_from_args(args)
     except (SnapshotError, ValueError) as exc:
-        return fail(f"error: bad snapshot {args.input}: {exc}")
+        return fail("mbcas plan", f"--input: bad snapshot {args.input}: {exc}")
     plan = replay(live.planner, snap.allocatable_cores, snap.reserve_cores, snap.inputs, live.demand)
     if args.output == "json":
         json.dump(plan_result(plan), sys.stdout, indent=2)

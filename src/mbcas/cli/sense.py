@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from typing import Any
 
@@ -33,7 +32,8 @@ from mbcas.cgroups import (
     limit_array,
     signal_arrays,
 )
-from mbcas.cli.common import command, fail
+from mbcas.cli.common import command
+from mbcas.cli.errors import fail
 from mbcas.demand import estimate_demand
 
 __all__ = ["register", "run_sense", "sense_once"]
@@ -109,20 +109,16 @@ def _fmt(value: Any) -> str:
 def run_sense(args: argparse.Namespace) -> int:
     """Handler of ``mbcas sense``; returns the exit code."""
     if not (args.interval > 0 and math.isfinite(args.interval)):
-        return fail("mbcas sense: --interval must be a positive number of seconds")
+        return fail("mbcas sense", "--interval must be a positive number of seconds")
     try:
         relpath = check_relpath(args.cgroup)
         reader = CgroupReader(args.root)
         if not reader.exists(relpath):
-            print(
-                f"mbcas sense: no cgroup {relpath!r} under {reader.layout.base_dir} "
-                f"({reader.layout.describe()})",
-                file=sys.stderr,
-            )
-            return 1
+            why = f"no cgroup {relpath!r} under {reader.layout.base_dir} ({reader.layout.describe()})"
+            return fail("mbcas sense", why, 1)
         report = sense_once(reader, relpath, args.interval)
     except CgroupError as exc:
-        return fail(f"mbcas sense: {exc}", 1)
+        return fail("mbcas sense", exc, 1)
     if args.output == "json":
         print(json.dumps(report))
     else:

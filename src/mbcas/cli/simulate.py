@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mbcas.cli.common import command, fail
+from mbcas.cli.common import command
+from mbcas.cli.errors import fail
 
 __all__ = ["register", "run_simulate"]
 
@@ -60,11 +61,11 @@ def run_simulate(args: argparse.Namespace) -> int:
             print(f"{name:<16} {scenario.description}")
         return 0
     if not args.scenario:
-        return fail("mbcas simulate: --scenario NAME is required (see --list)")
+        return fail("mbcas simulate", "--scenario NAME is required (see --list)")
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
-        return fail(f"mbcas simulate: {exc}")
+        return fail("mbcas simulate", exc)
     policies = default_policies()
     if args.policies:
         wanted = [p.strip() for p in args.policies.split(",") if p.strip()]

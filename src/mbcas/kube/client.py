@@ -6,7 +6,10 @@ own. Nothing touches the kubernetes package's global default ``Configuration``, 
 clients (for several test clusters, say) live side by side in one process.
 
 Resolution order, as kubectl does it: an explicit ``kubeconfig`` path, else ``$KUBECONFIG`` (first
-existing file of the list), else ``~/.kube/config``, else the in-cluster service account.
+existing file of the list; when it is set but names no existing file that is an error, never a
+fall-back to ``~/.kube/config``), else ``~/.kube/config``, else the in-cluster service account
+(only inside a pod: ``KUBERNETES_SERVICE_HOST`` set). Every failure is a one-line
+:class:`ClientConfigError` naming the file or the variable.
 """
 
 from __future__ import annotations
@@ -54,24 +57,36 @@ def _config_module() -> Any:
     return config
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def resolve_kubeconfig(kubeconfig: str | os.PathLike[str] | None = None) -> Path | None:
     """The kubeconfig file to use, or ``None`` for in-cluster credentials.
 
-    An explicit path must exist; otherwise ``$KUBECONFIG`` (first existing entry) and
-    ``~/.kube/config`` are tried.
+    An explicit path must exist; otherwise ``$KUBECONFIG`` (first existing entry; an error when
+    it is set and none exists) and ``~/.kube/config`` are tried.
     """
     if kubeconfig:
         path = Path(kubeconfig).expanduser()
         if not path.is_file():
             raise ClientConfigError(f"kubeconfig {str(path)!r} does not exist")
         return path
-    for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep):
-        if entry and Path(entry).expanduser().is_file():
+    env = os.environ.get("KUBECONFIG", "")
+    entries = [e for e in env.split(os.pathsep) if e]
+    for entry in entries:
+        if Path(entry).expanduser().is_file():
             return Path(entry).expanduser()
+    if entries:
+        raise ClientConfigError(f"KUBECONFIG={env!r} names no existing file")
     home = Path("~/.kube/config").expanduser()
     if home.is_file():
         return home
     return None
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 def build_api_client(
@@ -91,17 +106,19 @@ def build_api_client(
 
     cfg: Configuration = k8s.Configuration()
     path = None if in_cluster else resolve_kubeconfig(kubeconfig)
+    if path is None and (in_cluster is False or (in_cluster is None and not _in_cluster())):
+        raise ClientConfigError(
+            "no kubeconfig found: pass --kubeconfig or set KUBECONFIG (~/.kube/config does not exist)"
+        )
     try:
         if path is not None:
             k8s_config.load_kube_config(config_file=str(path), context=context, client_configuration=cfg)
-        elif in_cluster is False:
-            raise ClientConfigError("no kubeconfig found (pass --kubeconfig or set KUBECONFIG)")
         else:
             k8s_config.load_incluster_config(client_configuration=cfg)
-    except k8s_config.ConfigException as exc:
-        where = f"kubeconfig {str(path)!r}" if path is not None else "in-cluster configuration"
-        hint = "" if path is not None else " (pass --kubeconfig or set KUBECONFIG)"
-        raise ClientConfigError(f"cannot load {where}: {exc}{hint}") from exc
+    except Exception as exc:  # ConfigException, but also YAML and type errors of a file that is no kubeconfig
+        where = f"kubeconfig {str(path)!r}" if path is not None else "the in-cluster service account"
+        detail = str(exc) if isinstance(exc, k8s_config.ConfigException) else f"not a kubeconfig ({exc})"
+        raise ClientConfigError(_one_line(f"cannot load {where}: {detail}")) from exc
     # Fail fast on a dead apiserver; callers decide about retries with typed errors.
     cfg.retries = 1
     return k8s.ApiClient(configuration=cfg)
@@ -119,7 +136,7 @@ def kubeconfig_namespace(kubeconfig: str | os.PathLike[str] | None = None, conte
         return ns_file.read_text().strip() if ns_file.is_file() else "default"
     try:
         contexts, current = k8s_config.list_kube_config_contexts(config_file=str(path))
-    except k8s_config.ConfigException:
+    except Exception:  # unreadable: build_kube, called first, says why
         return "default"
     chosen: dict[str, Any] | None = current
     if context is not None:

@@ -1,8 +1,10 @@
 """The agent's side of PodAllocation objects: create, update, delete and list those of one node.
 
 One PodAllocation per managed pod, named by the pod's UID, in the pod's namespace, labelled
-``mbcas.io/node=<node>`` (so the agent lists only its own) and owned by the pod (ownerReference,
-so the garbage collector removes it with the pod).
+``mbcas.io/node=<node>`` (so the agent lists only its own; a node name longer than a label value
+may be, 63 characters, is labelled ``sha256-<first 56 hex digits of its hash>`` instead, see
+:func:`node_label_value`) and owned by the pod (ownerReference, so the garbage collector removes
+it with the pod).
 
 :class:`AllocationStore` is a thin writer: *whether* to write is the contract's write rule
 (:func:`mbcas.api.contract.plan_writes`) over the node's
@@ -16,6 +18,7 @@ about backoff (the agent never queues old decisions: it writes the current tick'
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from enum import StrEnum
 from typing import Any
@@ -25,11 +28,22 @@ from mbcas.kube.client import Kube
 from mbcas.kube.errors import ConflictError, NotFoundError
 from mbcas.policy.ledger import Written
 
-__all__ = ["NODE_LABEL", "AllocationStore", "WriteResult"]
+__all__ = ["NODE_LABEL", "AllocationStore", "WriteResult", "node_label_value"]
 
 log = logging.getLogger(__name__)
 
 NODE_LABEL = "mbcas.io/node"
+
+_LABEL_VALUE_MAX = 63
+
+
+def node_label_value(node: str) -> str:
+    """The ``mbcas.io/node`` label value of ``node``: the name itself when it fits a label value
+    (node names are DNS subdomains, so only the length can be too much), else
+    ``sha256-`` and the first 56 hex digits of its SHA-256 (63 characters)."""
+    if len(node) <= _LABEL_VALUE_MAX:
+        return node
+    return "sha256-" + hashlib.sha256(node.encode()).hexdigest()[: _LABEL_VALUE_MAX - 7]
 
 
 class WriteResult(StrEnum):
@@ -54,7 +68,7 @@ class AllocationStore:
             "GET",
             f"/apis/{GROUP}/{VERSION}/{PLURAL}",
             what=f"list podallocations of node {self.node}",
-            query={"labelSelector": f"{NODE_LABEL}={self.node}"},
+            query={"labelSelector": f"{NODE_LABEL}={node_label_value(self.node)}"},
         )
         found: dict[str, Written] = {}
         for item in body.get("items") or []:
@@ -105,7 +119,7 @@ class AllocationStore:
     def _create(self, namespace: str, spec: PodAllocationSpec) -> None:
         obj = PodAllocation(metadata={"name": spec.pod_uid, "namespace": namespace}, spec=spec)
         body: dict[str, Any] = obj.to_body(owner_uid=spec.pod_uid)
-        body["metadata"]["labels"] = {NODE_LABEL: self.node} if len(self.node) <= 63 else {}
+        body["metadata"]["labels"] = {NODE_LABEL: node_label_value(self.node)}
         self.kube.request_json(
             "POST", _base(namespace), what=f"create podallocation {namespace}/{spec.pod_uid}", body=body
         )
