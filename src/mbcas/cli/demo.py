@@ -89,6 +89,10 @@ def _pod(name: str, request: str, limit: str, pattern: str) -> dict[str, Any]:
     }
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from mbcas.agent.config import AgentConfig
     from mbcas.agent.loop import NodeAgent
@@ -108,8 +112,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     quiet_kopf_signal_warning()
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Until everything runs, Ctrl-C and SIGTERM interrupt whatever is under way (the first run's
+    # build takes minutes): the ExitStack stops what already started and main() exits with 130.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     crd = __import__("pathlib").Path(__file__).resolve().parents[3] / "crds" / "podallocations.mbcas.io.yaml"
     history: dict[str, list[int]] = {name: [] for name in DEMO_PODS}
     with contextlib.ExitStack() as stack:
@@ -168,6 +174,8 @@ def run_demo(args: argparse.Namespace) -> int:
         thread.start()
         stack.callback(thread.join, 10)
         stack.callback(agent_stop.set)
+        signal.signal(signal.SIGINT, lambda *_: stop.set())  # from now on: stop the loop, clean up
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print(f"node {NODE}: {args.node_cpu} CPU, 200m reserved; pods: " + ", ".join(DEMO_PODS), flush=True)
         print(
             "Ctrl-C to stop." if args.duration is None else f"running for {args.duration:.0f}s.", flush=True

@@ -25,10 +25,12 @@ Run ``python -m mbcas.local.build`` to build everything ahead of time (progress 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -117,14 +119,21 @@ def _run_go(args: list[str], cwd: Path, label: str) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: stopped as a whole below
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    for count, line in enumerate(proc.stdout, 1):
-        lines.append(line.rstrip())
-        if count % 25 == 0:
-            _log(f"{label}: {count} packages/modules so far, {time.monotonic() - start:.0f}s")
-    rc = proc.wait()
+    try:
+        for count, line in enumerate(proc.stdout, 1):
+            lines.append(line.rstrip())
+            if count % 25 == 0:
+                _log(f"{label}: {count} packages/modules so far, {time.monotonic() - start:.0f}s")
+        rc = proc.wait()
+    except BaseException:  # Ctrl-C (or anything else): never leave go and its compilers running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     if rc != 0:
         tail = "\n".join(lines[-40:])
         raise BuildError(f"{label}: 'go {' '.join(args)}' failed with exit {rc}:\n{tail}")
