@@ -429,3 +429,25 @@ def test_a_manual_resize_of_a_managed_pod_is_undone_with_an_event(
         message="ManualResizeOverridden Event on the pod",
     )
     assert overridden[0].type == "Warning" and "opt the pod out" in overridden[0].message
+
+
+def test_only_pods_with_an_allocation_are_looked_at_and_their_events_wake_the_controller(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    for i in range(5):  # pods MBCAS does not manage
+        core_v1.create_namespaced_pod(namespace, make_pod(f"other-{i}", "100m", "500m", memory_request="64Mi"))
+    core_v1.create_namespaced_pod(namespace, make_pod("mine", "100m", "500m", memory_request="64Mi"))
+    pod = wait_running(core_v1, namespace, "mine")
+    ctl = run_controller(resync_s=600.0)  # no periodic re-check during the test: events only
+    _create_pa(custom, namespace, make_allocation(pod, "800m"))
+    wait_for(lambda: _phase(custom, namespace, pod.metadata.uid) == "Applied", message="applied")
+    resize_pod(core_v1, namespace, "mine", cpu_limit="300m")  # only the pod's watch event tells
+    wait_for(
+        lambda: _pod_limit(core_v1, namespace, "mine") == ("800m", "800m"),
+        timeout=20,
+        message="the pod's event woke its allocation",
+    )
+    rec = ctl.reconciler
+    assert set(rec._pods) == {pod.metadata.uid}, "pods without an allocation were kept"
+    assert rec.tracks_pod(pod.metadata.uid) and not rec.tracks_pod("not-a-tracked-uid")
+    assert "mbcas-node-1" in rec._node_cpu, "the node watch delivers nodes"
