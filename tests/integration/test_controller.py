@@ -435,7 +435,9 @@ def test_only_pods_with_an_allocation_are_looked_at_and_their_events_wake_the_co
     core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
 ) -> None:
     for i in range(5):  # pods MBCAS does not manage
-        core_v1.create_namespaced_pod(namespace, make_pod(f"other-{i}", "100m", "500m", memory_request="64Mi"))
+        core_v1.create_namespaced_pod(
+            namespace, make_pod(f"other-{i}", "100m", "500m", memory_request="64Mi")
+        )
     core_v1.create_namespaced_pod(namespace, make_pod("mine", "100m", "500m", memory_request="64Mi"))
     pod = wait_running(core_v1, namespace, "mine")
     ctl = run_controller(resync_s=600.0)  # no periodic re-check during the test: events only
