@@ -248,14 +248,20 @@ def test_controller_rbac_is_least_privilege(kubectl: Kubectl, release: Release) 
 # ------------------------------------------------------------------------------ node confinement
 
 
+def pa_name(name: str, namespace: str) -> str:
+    """The object name of the test allocation ``name``: a PodAllocation is named by its pod's UID
+    (the CRD checks ``metadata.name == spec.podUID``), so each test name maps to a fixed UUID."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}"))
+
+
 def allocation(name: str, namespace: str, node: str, cpu: str = "500m") -> dict[str, Any]:
     return {
         "apiVersion": "mbcas.io/v1alpha1",
         "kind": "PodAllocation",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": pa_name(name, namespace), "namespace": namespace},
         "spec": {
             "podName": name,
-            "podUID": str(uuid.uuid4()),
+            "podUID": pa_name(name, namespace),
             "nodeName": node,
             "cpuLimit": cpu,
             "reason": "test",
@@ -282,7 +288,7 @@ class Agent:
             "patch",
             *self.flags,
             "podallocation",
-            name,
+            pa_name(name, self.ns),
             "-n",
             self.ns,
             "--type=merge",
@@ -291,7 +297,9 @@ class Agent:
         )
 
     def delete(self, name: str) -> subprocess.CompletedProcess[str]:
-        return self.kubectl("delete", *self.flags, "podallocation", name, "-n", self.ns, "--wait=false")
+        return self.kubectl(
+            "delete", *self.flags, "podallocation", pa_name(name, self.ns), "-n", self.ns, "--wait=false"
+        )
 
 
 def denied_by_policy(proc: subprocess.CompletedProcess[str], policy: str) -> bool:
@@ -318,7 +326,7 @@ def test_node_confinement_policy_binds_the_agent_to_its_node(kubectl: Kubectl, r
     def policy_active() -> bool:
         probe = on_a.create(allocation("probe", ns, "node-b"))
         if probe.returncode == 0:  # not enforced yet: undo as admin and retry
-            kubectl("delete", "podallocation", "probe", "-n", ns, "--wait=false", check=True)
+            kubectl("delete", "podallocation", pa_name("probe", ns), "-n", ns, "--wait=false", check=True)
             return False
         assert denied_by_policy(probe, policy), probe.stderr
         return True
@@ -334,8 +342,8 @@ def test_node_confinement_policy_binds_the_agent_to_its_node(kubectl: Kubectl, r
     missing = no_claim.create(allocation("pa-x", ns, "node-a"))
     assert denied_by_policy(missing, policy)
     assert "no node claim" in missing.stderr
-    assert kubectl("get", "podallocation", "pa-b", "-n", ns).returncode != 0
-    assert kubectl("get", "podallocation", "pa-x", "-n", ns).returncode != 0
+    assert kubectl("get", "podallocation", pa_name("pa-b", ns), "-n", ns).returncode != 0
+    assert kubectl("get", "podallocation", pa_name("pa-x", ns), "-n", ns).returncode != 0
 
     # Other users are not matched: the admin creates node-b's allocation.
     kubectl("create", "-f", "-", input=json.dumps(allocation("pa-b", ns, "node-b")), check=True)
@@ -347,14 +355,15 @@ def test_node_confinement_policy_binds_the_agent_to_its_node(kubectl: Kubectl, r
     assert denied_by_policy(on_b.patch("pa-a", {"spec": {"nodeName": "node-b"}}), policy)
     assert denied_by_policy(no_claim.patch("pa-a", {"spec": {"cpuLimit": "1"}}), policy)
     stored = json.loads(kubectl("get", "podallocation", "-n", ns, "-o", "json", check=True).stdout)
-    specs = {item["metadata"]["name"]: item["spec"] for item in stored["items"]}
+    specs = {item["spec"]["podName"]: item["spec"] for item in stored["items"]}
     assert specs["pa-a"]["nodeName"] == "node-a" and specs["pa-a"]["cpuLimit"] == "750m"
     assert specs["pa-b"]["cpuLimit"] == "500m"
 
     # The controller (not matched) still writes status for any node.
     status = kubectl(
-        "patch", f"--as={release.controller}", "--as-group=system:serviceaccounts", "podallocation", "pa-b",
-        "-n", ns, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}),
+        "patch", f"--as={release.controller}", "--as-group=system:serviceaccounts", "podallocation",
+        pa_name("pa-b", ns), "-n", ns, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"phase": "Pending"}}),
     )  # fmt: skip
     assert status.returncode == 0, status.stderr
 
@@ -521,7 +530,7 @@ def test_node_confinement_with_a_real_pod_bound_token(
     def foreign_denied() -> bool:
         proc = create("probe", "node-b")
         if proc.returncode == 0:  # the policy is not enforced yet: undo as admin and retry
-            kubectl("delete", "podallocation", "probe", "-n", ns, "--wait=false", check=True)
+            kubectl("delete", "podallocation", pa_name("probe", ns), "-n", ns, "--wait=false", check=True)
             return False
         assert denied_by_policy(proc, policy), proc.stderr
         return True
