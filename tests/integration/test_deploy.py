@@ -676,12 +676,13 @@ def test_controller_works_with_exactly_the_chart_rbac_and_settings(
         client.CustomObjectsApi(control_plane.api_client()).create_namespaced_custom_object(
             "mbcas.io", "v1alpha1", ns, "podallocations", make_allocation(pod, "800m")
         )
-        wait_for(
+        wait_logged(
             lambda: (
                 core_v1.read_namespaced_pod("web", ns).spec.containers[0].resources.limits["cpu"] == "800m"
             ),
+            "the pod resized through pods/resize",
+            log,
             timeout=60,
-            message="the pod resized through pods/resize",
         )
 
         def applied() -> dict[str, Any] | None:
