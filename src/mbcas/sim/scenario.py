@@ -1,10 +1,11 @@
 """Scenarios: versioned JSON descriptions of nodes, pods and their CPU demand over time.
 
 A scenario file (``src/mbcas/sim/scenarios/<name>.json``) says how long the run lasts, the tick,
-the nodes (name and capacity in cores) and the pods (name, node, CPU request, the static limit
-factor, and a *demand trace* specification, see :mod:`mbcas.sim.traces`). Every file carries
-``"version": 1``; a file with another version, an unknown key or a bad value is rejected with a
-message that names the file and the field, so a typo never silently changes an experiment.
+the nodes (name and capacity in cores) and the pods (name, node, CPU request and a *demand
+trace* specification, see :mod:`mbcas.sim.traces`; optionally ``threads``, the pod's least
+number of runnable threads, see :mod:`mbcas.sim.node`). Every file carries ``"version": 1``; a
+file with another version, an unknown key or a bad value is rejected with a message that names
+the file and the field, so a typo never silently changes an experiment.
 
 :func:`load_scenario` reads one by name (a packaged file) or by path; :func:`list_scenarios` names
 the packaged ones. :meth:`Scenario.demand` turns the specification into the demand matrix (ticks ×
@@ -61,6 +62,8 @@ class PodSpec:
     node: str
     request: float
     trace: TraceSpec
+    threads: int = 0
+    """Least number of runnable threads (0: as many as the demand needs, see :mod:`mbcas.sim.node`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,11 @@ class Scenario:
     def requests(self) -> FloatArray:
         """CPU requests per pod (cores)."""
         return np.array([p.request for p in self.pods], dtype=np.float64)
+
+    @property
+    def threads(self) -> FloatArray:
+        """Least runnable threads per pod (0 = as many as the demand needs)."""
+        return np.array([p.threads for p in self.pods], dtype=np.float64)
 
     @property
     def node_index(self) -> npt.NDArray[np.intp]:
@@ -150,7 +158,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 
 _TOP_KEYS = {"version", "name", "description", "duration_s", "tick_s", "warmup_s", "tags", "nodes", "pods"}
-_POD_KEYS = {"name", "node", "request", "demand", "count"}
+_POD_KEYS = {"name", "node", "request", "demand", "count", "threads"}
 
 
 def _positive(where: str, value: Any) -> float:
@@ -194,10 +202,13 @@ def _parse(raw: Any, source: str) -> Scenario:
         count = int(p.get("count", 1))
         if count < 1:
             raise ScenarioError(f"{where}.count must be >= 1")
+        threads = p.get("threads", 0)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ScenarioError(f"{where}.threads must be a whole number >= 0, got {threads!r}")
         base = str(p["name"])
         for k in range(count):
             name = base if count == 1 else f"{base}-{k}"
-            pods.append(PodSpec(name=name, node=node, request=request, trace=trace))
+            pods.append(PodSpec(name=name, node=node, request=request, trace=trace, threads=threads))
     if not pods:
         raise ScenarioError(f"{source}: at least one pod is needed")
     if len({p.name for p in pods}) != len(pods):
