@@ -27,23 +27,22 @@ __all__ = ["register", "run_simulate"]
 
 
 _DESCRIPTION = (
-    "Run static limits (= and 2x requests), HPA-like, VPA-like, regret matching and MBCAS (production"
-    " demand estimator, planner and resize rules) on identical seeded traces of a scenario; print the"
-    " metrics and optionally write a report with plots."
+    "Run static limits (= and 2x requests), HPA-like, VPA-like, regret matching, Koordinator CPU"
+    " Burst-like and MBCAS (production planner and resize rules), plus the no-limits reference, on"
+    " identical seeded traces of a scenario; print the metrics and optionally write a report with"
+    " plots."
 )
 
 
 def register(subparsers: Any) -> None:
     """Add the ``simulate`` sub-command to ``subparsers`` (from ``add_subparsers``)."""
-    summary = "compare MBCAS with static, HPA-, VPA- and regret-matching-like policies in simulation"
+    summary = "compare MBCAS with static, HPA, VPA, regret matching and CPU Burst in simulation"
     parser = command(subparsers, "simulate", summary, _DESCRIPTION)
     parser.add_argument("--scenario", metavar="NAME|FILE", help="packaged scenario name or JSON file")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the traces (default 0)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write report.md, PNG plots and results.json")
     parser.add_argument("--list", action="store_true", help="list the packaged scenarios and exit")
-    parser.add_argument(
-        "--policies", metavar="A,B", help="comma-separated subset of policies (default: all six)"
-    )
+    parser.add_argument("--policies", metavar="A,B", help="comma-separated subset of policies (default: all)")
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="stdout format")
     parser.add_argument("--no-plots", action="store_true", help="with --out: skip the PNG plots")
     parser.set_defaults(func=run_simulate)

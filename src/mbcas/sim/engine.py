@@ -8,7 +8,7 @@ plots need in a :class:`RunTrace` (arrays of shape ``(ticks, pods)``). Tick ``k`
 2. the policy sees the resulting kernel-like signals (never the demand) and decides;
 3. its decision is in force from tick ``k+1`` (one tick of actuation delay for every policy).
 
-The policies are independent and deterministic given the seed, so all six see identical traces.
+The policies are independent and deterministic given the seed, so all see identical traces.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = ["RunTrace", "context_for", "run_policy"]
 FloatArray = npt.NDArray[np.float64]
 
 _CHANGE_EPS = 0.0005  # half a millicore: smaller differences are not a resize
+_EPS = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,10 @@ class RunTrace:
     """Limit in force during each tick."""
     weight: FloatArray
     usage: FloatArray
+    withheld: FloatArray
+    """CPU the quota withheld: ``d − u`` where the limit is what stopped the pod (else 0)."""
     throttled_cores: FloatArray
+    """The kernel's throttled time per second (an over-read, see :mod:`mbcas.sim.node`)."""
     psi_full: FloatArray
     psi_some: FloatArray
     requests: FloatArray
@@ -51,6 +55,8 @@ class RunTrace:
     """The policy's own NSW potential per tick (NaN when it has none)."""
     extra_writes: npt.NDArray[np.int64]
     """API writes besides resizes made during each tick (``(ticks,)``; MBCAS: PodAllocations)."""
+    resizes_are_api_writes: bool = True
+    """Whether each resize is an API write (False: the policy writes the cgroup itself)."""
 
     @property
     def resizes(self) -> npt.NDArray[np.bool_]:
@@ -72,8 +78,12 @@ def context_for(scenario: Scenario, seed: int) -> SimContext:
     )
 
 
-def run_policy(ctx: SimContext, policy: Policy, demand: FloatArray) -> RunTrace:
+def run_policy(
+    ctx: SimContext, policy: Policy, demand: FloatArray, *, threads: FloatArray | None = None
+) -> RunTrace:
     """Run ``policy`` over ``demand`` (``(ticks, pods)``, cores) and record the trace.
+
+    ``threads`` is each pod's least number of runnable threads (see :mod:`mbcas.sim.node`).
 
     Raises:
         ValueError: the demand's shape does not match the pods, or the policy returned limits of
@@ -82,17 +92,19 @@ def run_policy(ctx: SimContext, policy: Policy, demand: FloatArray) -> RunTrace:
     ticks, n = demand.shape
     if n != ctx.n:
         raise ValueError(f"demand has {n} columns for {ctx.n} pods")
-    rec = {k: np.empty((ticks, n)) for k in ("limit", "weight", "usage", "thr", "full", "some")}
+    rec = {k: np.empty((ticks, n)) for k in ("limit", "weight", "usage", "held", "thr", "full", "some")}
     potential = np.full(ticks, np.nan)
     writes = np.zeros(ticks, dtype=np.int64)
     decision = policy.start(ctx)
     for k in range(ticks):
         limit = _check(policy.name, k, decision.limits, n)
         weight = ctx.requests if decision.weights is None else _check(policy.name, k, decision.weights, n)
-        sig = simulate_tick(demand[k], limit, weight, ctx.node, ctx.capacity)
+        sig = simulate_tick(demand[k], limit, weight, ctx.node, ctx.capacity, threads=threads)
         rec["limit"][k] = limit
         rec["weight"][k] = weight
         rec["usage"][k] = sig.usage
+        quota_bound = (demand[k] > limit + _EPS) & (sig.usage >= limit - _EPS)
+        rec["held"][k] = np.where(quota_bound, demand[k] - sig.usage, 0.0)
         rec["thr"][k] = sig.throttled_cores
         rec["full"][k] = sig.psi_full
         rec["some"][k] = sig.psi_some
@@ -110,6 +122,7 @@ def run_policy(ctx: SimContext, policy: Policy, demand: FloatArray) -> RunTrace:
         limit=rec["limit"],
         weight=rec["weight"],
         usage=rec["usage"],
+        withheld=rec["held"],
         throttled_cores=rec["thr"],
         psi_full=rec["full"],
         psi_some=rec["some"],
@@ -118,6 +131,7 @@ def run_policy(ctx: SimContext, policy: Policy, demand: FloatArray) -> RunTrace:
         capacity=ctx.capacity,
         potential=potential,
         extra_writes=np.diff(writes, prepend=0),
+        resizes_are_api_writes=policy.resizes_are_api_writes,
     )
 
 

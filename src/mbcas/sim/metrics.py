@@ -1,18 +1,20 @@
 """Metrics of one simulated run, defined precisely (``docs/evaluation.md`` repeats them).
 
 Notation: ``dᵢₜ`` demand, ``uᵢₜ`` usage, ``lᵢₜ`` limit in force, ``θᵢₜ`` CPU withheld by the quota
-(:mod:`mbcas.sim.node`), ``C`` total capacity, ``T`` ticks of ``Δ`` seconds, ``n`` pods, ``rᵢ``
+(``d − u`` where the limit is what stopped the pod; not the kernel's throttled time, which
+over-reads, see :mod:`mbcas.sim.node`), ``C`` total capacity, ``T`` ticks of ``Δ`` seconds, ``n`` pods, ``rᵢ``
 requests. Sums run over all pods and ticks unless said otherwise.
 
 ``utilization``           ``Σ u / (T · C)``: share of the nodes' CPU that did work.
-``throttled_share``       ``Σ θ / Σ d``: share of demanded CPU withheld by CPU limits (the
-                          kernel's throttled time; contention below the limit is not throttling).
+``throttled_share``       ``Σ θ / Σ d``: share of demanded CPU withheld by CPU limits (contention
+                          below the limit is not throttling).
 ``stall_share``           ``Σ (d − u) / Σ d``: share of demanded CPU not served for any reason
                           (PSI *some*-like: throttling plus contention).
 ``resizes_per_pod_hour``  limit changes (``|Δl| >= 0.5m`` between ticks) per pod per hour.
 ``api_writes_per_pod_minute``  API writes per pod per minute after the scenario's warm-up
-                          (``warmup_s``): one per resize plus the policy's other writes (MBCAS:
-                          one PodAllocation write per agent decision).
+                          (``warmup_s``): one per resize (unless the policy writes the cgroup
+                          itself, as CPU Burst does) plus the policy's other writes (MBCAS: one
+                          PodAllocation write per agent decision).
 ``reaction_time_s``       for every declared demand *spike* of a pod (a step up to level ``L`` at
                           ``t₀``): the time from ``t₀`` until the pod's limit first covers 90 % of
                           the new demand, ``min{t >= t₀ : l(t) >= 0.9·L}``, searched while the
@@ -32,6 +34,13 @@ requests. Sums run over all pods and ticks unless said otherwise.
                           log usage in cores; the 1m floor keeps idle pods finite). Higher is
                           better; only differences between policies on one scenario are meaningful.
 ``allocation_ratio``      ``Σ l / (T · C)``: limits handed out relative to capacity (> 1 = overcommit).
+``peak_allocation_ratio`` ``max`` over ticks and nodes of ``Σ l`` on the node ``/`` its capacity.
+``gap_closure``           ``(S_static − S) / (S_static − S_min)`` with ``S`` the policy's stall share,
+                          ``S_static`` that of ``static`` and ``S_min`` the scenario's
+                          ``min_stall_share``: the share of the gap between static limits and no
+                          limits at all that the policy closes (1 = as good as no limits, 0 = as
+                          static, < 0 = worse); ``null`` where ``S_static − S_min < 0.02`` (nothing
+                          to close). Filled in by :func:`add_gap_closure` once ``static`` has run.
 """
 
 from __future__ import annotations
@@ -47,9 +56,12 @@ from mbcas.sim.node import cfs_share
 from mbcas.sim.traces import SpikeEvent
 
 __all__ = [
+    "GAP_MIN",
     "METRIC_KEYS",
+    "add_gap_closure",
     "compute_metrics",
     "fair_shares",
+    "gap_closure",
     "jain_index",
     "jain_series",
     "nsw_series",
@@ -68,7 +80,12 @@ METRIC_KEYS: tuple[str, ...] = (
     "jain",
     "nsw",
     "allocation_ratio",
+    "peak_allocation_ratio",
+    "gap_closure",
 )
+
+GAP_MIN = 0.02
+"""Below this gap between static limits and no limits, ``gap_closure`` is undefined."""
 
 _USAGE_FLOOR = 0.001
 _EPS = 1e-9
@@ -144,6 +161,7 @@ def compute_metrics(
     demand_sum = float(trace.demand.sum())
     hours = ticks * trace.tick_s / 3600.0
     resizes = trace.resizes
+    api_resizes = resizes if trace.resizes_are_api_writes else np.zeros_like(resizes)
     w0 = min(ticks, round(warmup_s / trace.tick_s))
     steady_minutes = (ticks - w0) * trace.tick_s / 60.0
     if fair is None:
@@ -157,11 +175,11 @@ def compute_metrics(
         reaction = None
     return {
         "utilization": float(trace.usage.sum()) / (ticks * total_cap),
-        "throttled_share": float(trace.throttled_cores.sum()) / demand_sum if demand_sum > 0 else 0.0,
+        "throttled_share": float(trace.withheld.sum()) / demand_sum if demand_sum > 0 else 0.0,
         "stall_share": float((trace.demand - trace.usage).sum()) / demand_sum if demand_sum > 0 else 0.0,
         "resizes_per_pod_hour": float(resizes.sum()) / (n * hours),
         "api_writes_per_pod_minute": (
-            float(resizes[w0:].sum() + trace.extra_writes[w0:].sum()) / (n * steady_minutes)
+            float(api_resizes[w0:].sum() + trace.extra_writes[w0:].sum()) / (n * steady_minutes)
             if steady_minutes > 0
             else 0.0
         ),
@@ -171,4 +189,32 @@ def compute_metrics(
         "jain": float(np.nanmean(jain)) if np.isfinite(jain).any() else None,
         "nsw": float(nsw_series(trace.usage, trace.requests).mean()),
         "allocation_ratio": float(trace.limit.sum()) / (ticks * total_cap),
+        "peak_allocation_ratio": peak_allocation_ratio(trace),
+        "gap_closure": None,
     }
+
+
+def peak_allocation_ratio(trace: RunTrace) -> float:
+    """``max`` over ticks and nodes of (Σ limits of the node's pods) / the node's capacity."""
+    nodes = trace.capacity.shape[0]
+    per_node = np.zeros((trace.limit.shape[0], nodes))
+    for k in range(nodes):
+        per_node[:, k] = trace.limit[:, trace.node == k].sum(axis=1)
+    return float((per_node / trace.capacity).max()) if per_node.size else 0.0
+
+
+def gap_closure(stall: float, static_stall: float, min_stall: float) -> float | None:
+    """``(static − stall) / (static − min)``, ``None`` when that gap is below :data:`GAP_MIN`."""
+    gap = static_stall - min_stall
+    if gap < GAP_MIN:
+        return None
+    return (static_stall - stall) / gap
+
+
+def add_gap_closure(metrics: dict[str, dict[str, Any]], min_stall: float) -> None:
+    """Fill ``gap_closure`` of every policy in ``metrics`` (left ``None`` if ``static`` did not run)."""
+    static = metrics.get("static")
+    if static is None:
+        return
+    for m in metrics.values():
+        m["gap_closure"] = gap_closure(m["stall_share"], static["stall_share"], min_stall)

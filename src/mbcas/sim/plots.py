@@ -106,7 +106,7 @@ def write_plots(traces: dict[str, RunTrace], out_dir: Path, pod_names: tuple[str
         tr = traces[name]
         d = tr.demand.sum(axis=1)
         safe = np.where(d > 0, d, 1.0)
-        thr = np.where(d > 0, tr.throttled_cores.sum(axis=1) / safe, 0.0)
+        thr = np.where(d > 0, tr.withheld.sum(axis=1) / safe, 0.0)
         stall = np.where(d > 0, (tr.demand - tr.usage).sum(axis=1) / safe, 0.0)
         color = colors[c % len(colors)]
         axes[0].plot(t_blk, _blocks(_smooth(thr, window), _POINTS), color=color, lw=1.1, label=name)

@@ -20,11 +20,13 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("utilization", "util", ".3f"),
     ("throttled_share", "throttled", ".3f"),
     ("stall_share", "stall", ".3f"),
+    ("gap_closure", "gap closure", ".2f"),
     ("resizes_per_pod_hour", "resizes/pod-h", ".1f"),
     ("api_writes_per_pod_minute", "writes/pod-min", ".3f"),
     ("reaction_time_s", "reaction p50", ""),
     ("jain", "jain", ".3f"),
     ("nsw", "nsw", ".3f"),
+    ("peak_allocation_ratio", "peak alloc", ".2f"),
 )
 
 
@@ -76,6 +78,8 @@ _DEFINITIONS = """\
 - **util**: Σ usage / (ticks × capacity).
 - **throttled** (`throttled_share`): Σ CPU withheld by the CPU limit (quota) / Σ demand.
 - **stall** (`stall_share`): Σ (demand − usage) / Σ demand: unserved for any reason (PSI *some*-like).
+- **gap closure** (`gap_closure`): (static stall − stall) / (static stall − least reachable stall):
+  the share of the gap between static limits and no limits closed (`-` where that gap is < 0.02).
 - **resizes/pod-h**: limit changes per pod per hour (HPA-like: changes of the service's ready capacity).
 - **writes/pod-min** (`api_writes_per_pod_minute`): API writes (resizes + MBCAS's PodAllocation writes)
   per pod per minute after the warm-up.
@@ -84,6 +88,10 @@ _DEFINITIONS = """\
 - **jain**: mean over ticks of Jain's index of usage / fair share, where the fair share is the
   request-weighted max-min share of the node given demand.
 - **nsw**: mean over ticks of Σ ŵ·log(usage) with ŵ = request / Σ requests (higher is better).
+- **peak alloc** (`peak_allocation_ratio`): the largest Σ limits / capacity of a node at any tick.
+- **unlimited** is a reference row (every limit = the node's capacity), not a baseline: what no
+  limits at all would give. **cpuburst** models Koordinator's CPU Burst `auto`; its quota changes
+  are cgroup writes, not API writes.
 
 Full definitions: `docs/evaluation.md`."""
 

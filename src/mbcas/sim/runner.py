@@ -5,7 +5,7 @@
 a :class:`SimulationResult` holding the traces (for plots) and the JSON-ready results::
 
     {"scenario": str, "seed": int, "policies": {"static": M, "static2x": M, "hpa": M, "vpa": M,
-     "regret": M, "mbcas": M}}
+     "regret": M, "cpuburst": M, "mbcas": M, "unlimited": M}}
 
 plus ``"scenario_info"`` (description, duration, pods, capacity, and ``min_stall_share``: the
 least unserved share any policy can reach, which bounds what a contention target can ask) and
@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mbcas.sim.engine import RunTrace, context_for, run_policy
-from mbcas.sim.metrics import compute_metrics, fair_shares
+from mbcas.sim.metrics import add_gap_closure, compute_metrics, fair_shares
 from mbcas.sim.policies import Policy, default_policies
 from mbcas.sim.scenario import Scenario
 from mbcas.sim.targets import evaluate_targets
@@ -56,7 +56,7 @@ class SimulationResult:
 
 
 def simulate(scenario: Scenario, seed: int = 0, policies: list[Policy] | None = None) -> SimulationResult:
-    """Run ``policies`` (default: all six) on ``scenario`` with ``seed``; deterministic."""
+    """Run ``policies`` (default: all of them) on ``scenario`` with ``seed``; deterministic."""
     demand = scenario.demand(seed)
     ctx = context_for(scenario, seed)
     fair = fair_shares(demand, scenario.requests, scenario.node_index, scenario.capacities)
@@ -64,10 +64,11 @@ def simulate(scenario: Scenario, seed: int = 0, policies: list[Policy] | None = 
     traces: dict[str, RunTrace] = {}
     metrics: dict[str, dict[str, Any]] = {}
     for policy in policies if policies is not None else default_policies():
-        trace = run_policy(ctx, policy, demand)
+        trace = run_policy(ctx, policy, demand, threads=scenario.threads)
         traces[policy.name] = trace
         metrics[policy.name] = compute_metrics(trace, spikes=spikes, warmup_s=scenario.warmup_s, fair=fair)
     min_stall = _min_stall_share(demand, scenario)
+    add_gap_closure(metrics, min_stall)
     results: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": seed,

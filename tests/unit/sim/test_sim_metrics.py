@@ -9,7 +9,7 @@ import pytest
 from helpers_sim import ScriptedPolicy, ctx_for
 
 from mbcas.sim.engine import run_policy
-from mbcas.sim.metrics import compute_metrics, jain_index, reaction_times
+from mbcas.sim.metrics import add_gap_closure, compute_metrics, gap_closure, jain_index, reaction_times
 from mbcas.sim.traces import SpikeEvent
 
 # Two pods, requests [1, 1], one node of C = 2 cores, 4 ticks of 1 s.
@@ -75,6 +75,40 @@ def test_allocation_ratio(metrics: dict[str, object]) -> None:
     assert metrics["allocation_ratio"] == pytest.approx(9 / 8)
 
 
+def test_peak_allocation_ratio_is_the_fullest_node_tick(metrics: dict[str, object]) -> None:
+    # Σ limits per tick: 2, 2, 2, 3 on the one node of 2 cores -> 3/2.
+    assert metrics["peak_allocation_ratio"] == pytest.approx(1.5)
+
+
+def test_peak_allocation_ratio_is_per_node() -> None:
+    # Two nodes of 1 and 4 cores; limits [1.5 | 2.0] then [0.5 | 4.0]: node ratios 1.5, 0.5 then
+    # 0.5, 1.0 -> peak 1.5 (the fuller small node), though the cluster is never above 3.5/5.
+    ctx = ctx_for([0.5, 0.5], [1.0, 4.0], node=[0, 1])
+    trace = run_policy(ctx, ScriptedPolicy([[1.5, 2.0], [0.5, 4.0]]), np.full((2, 2), 0.1))
+    assert compute_metrics(trace)["peak_allocation_ratio"] == pytest.approx(1.5)
+
+
+def test_gap_closure_by_hand() -> None:
+    # static 0.5, ideal 0.1: a policy at 0.2 closed (0.5 - 0.2)/(0.5 - 0.1) = 0.75 of the gap;
+    # one worse than static is negative; no gap to close (0.11 - 0.1 < 0.02) is undefined.
+    assert gap_closure(0.2, 0.5, 0.1) == pytest.approx(0.75)
+    assert gap_closure(0.6, 0.5, 0.1) == pytest.approx(-0.25)
+    assert gap_closure(0.1, 0.11, 0.1) is None
+    metrics = {"static": {"stall_share": 0.5}, "mbcas": {"stall_share": 0.1}, "x": {"stall_share": 0.3}}
+    add_gap_closure(metrics, 0.1)
+    assert [metrics[k]["gap_closure"] for k in ("static", "mbcas", "x")] == pytest.approx([0.0, 1.0, 0.5])
+
+
+def test_cgroup_writes_are_not_api_writes() -> None:
+    # The same one limit change, made by a policy that writes the cgroup itself: a resize, no write.
+    ctx = ctx_for([1.0, 1.0], [2.0])
+    policy = ScriptedPolicy(LIMITS)
+    policy.resizes_are_api_writes = False
+    m = compute_metrics(run_policy(ctx, policy, DEMAND))
+    assert m["resizes_per_pod_hour"] == pytest.approx(450.0)
+    assert m["api_writes_per_pod_minute"] == 0.0
+
+
 def test_warmup_excludes_early_writes() -> None:
     # Same trace, warm-up 3 s: the one change (t3) is inside the last tick: 1 / (2 × 1/60) = 30.
     ctx = ctx_for([1.0, 1.0], [2.0])
@@ -115,6 +149,7 @@ def test_engine_applies_decisions_one_tick_later_and_hides_demand() -> None:
     np.testing.assert_allclose(trace.limit, LIMITS)
     # The policy saw the limit in force and the signals, one observation per tick.
     assert [o.tick for o in policy.seen] == [0, 1, 2, 3]
+    # Pod 0 at t2: d = 2 on 2 threads under l = 1 -> the kernel reads p - l = 1 core throttled.
     np.testing.assert_allclose(policy.seen[2].signals.throttled_cores, [1.0, 0.0])
     assert not hasattr(policy.seen[0], "demand")
 

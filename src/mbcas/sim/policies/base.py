@@ -66,6 +66,9 @@ class Policy(abc.ABC):
 
     name: str = "policy"
     label: str = "policy"
+    resizes_are_api_writes: bool = True
+    """False for a policy that writes the cgroup itself (Koordinator's CPU Burst): its limit
+    changes are not API writes."""
 
     @abc.abstractmethod
     def start(self, ctx: SimContext) -> TickDecision:
