@@ -14,9 +14,12 @@ target it answers with a :class:`GateDecision`:
 - **minimum interval** — at most one resize per pod every ``min_interval_s`` (``WAIT``);
 - **global rate** — a token bucket of ``max_resizes_per_second`` with ``burst`` tokens shared by
   all pods (``WAIT``);
-- **step cap** — one resize moves the limit by at most
-  ``max(min_step_mcpu, min(max_step_ratio * current, max_step_mcpu))``; the rest follows on later
-  resizes (``APPLY`` with ``value`` short of the target and ``capped=True``).
+- **step cap** — one resize lowers the limit by at most
+  ``max(min_step_mcpu, min(max_step_ratio * current, max_step_mcpu))`` and raises it by at most
+  ``max_step_mcpu``; the rest follows on later resizes (``APPLY`` with ``value`` short of the
+  target and ``capped=True``). Raises have no relative cap: a limit is a burst cap (requests keep
+  every neighbour's share), so a larger one only lets the pod use idle CPU, while a relative cap
+  would make a pod with a small limit double once per ``min_interval_s`` through a spike.
 
 Every ``WAIT`` carries ``retry_after_s`` so the caller sleeps exactly as long as needed and never
 spins. Callers must call :meth:`ResizeGate.record_applied` after a successful patch and
@@ -112,8 +115,11 @@ class ResizeRules(BaseModel):
         return float(min(delay, self.failure_cooldown_max_s))
 
 
-def step_limit(current_mcpu: int, rules: ResizeRules) -> int:
-    """The largest change, in millicores, one resize may make from ``current_mcpu``."""
+def step_limit(current_mcpu: int, rules: ResizeRules, *, up: bool = False) -> int:
+    """The largest change, in millicores, one resize may make from ``current_mcpu`` (downwards, or
+    upwards with ``up``: only the absolute cap applies to raises)."""
+    if up:
+        return max(rules.min_step_mcpu, rules.max_step_mcpu)
     relative = int(rules.max_step_ratio * max(current_mcpu, 0))
     return max(rules.min_step_mcpu, min(relative, rules.max_step_mcpu))
 
@@ -238,8 +244,10 @@ class ResizeGate:
         if current_mcpu is None:
             value = target_mcpu
         else:
-            step = step_limit(current_mcpu, rules)
-            value = current_mcpu + max(-step, min(step, target_mcpu - current_mcpu))
+            up = target_mcpu > current_mcpu
+            step = step_limit(current_mcpu, rules, up=up)
+            change = min(step, target_mcpu - current_mcpu) if up else max(-step, target_mcpu - current_mcpu)
+            value = current_mcpu + change
         if hist.infeasible_mcpu is not None and value >= hist.infeasible_mcpu:
             return GateDecision(
                 GateAction.BLOCKED,

@@ -40,10 +40,16 @@ class TestDeadband:
 
 
 class TestStepCap:
-    def test_relative_cap(self) -> None:
+    def test_relative_cap_on_decreases(self) -> None:
+        gate = ResizeGate(RULES, DEADBAND)
+        d = gate.evaluate("u", 1000, 100, now=0.0)
+        assert d.action is GateAction.APPLY and d.value == 500 and d.capped
+
+    def test_raises_have_only_the_absolute_cap(self) -> None:
+        # A limit is a burst cap: 400m may grow by max_step_mcpu (1000m) at once, not by 50 %.
         gate = ResizeGate(RULES, DEADBAND)
         d = gate.evaluate("u", 400, 4000, now=0.0)
-        assert d.action is GateAction.APPLY and d.value == 600 and d.capped
+        assert d.action is GateAction.APPLY and d.value == 1400 and d.capped
 
     def test_absolute_cap(self) -> None:
         gate = ResizeGate(RULES, DEADBAND)
@@ -69,7 +75,7 @@ class TestStepCap:
             assert abs(target - current) <= max(10, int(0.05 * current))
             return
         assert d.action is GateAction.APPLY and d.value is not None
-        assert abs(d.value - current) <= step_limit(current, RULES)
+        assert abs(d.value - current) <= step_limit(current, RULES, up=target > current)
         assert min(current, target) <= d.value <= max(current, target)
         assert d.capped == (d.value != target)
 
