@@ -59,3 +59,4 @@ def default_policies() -> list[Policy]:
         MbcasPolicy(),
         UnlimitedPolicy(),
     ]
+

@@ -1,0 +1,71 @@
+"""The tunables of the work-conserving market planner, as one frozen, validated value.
+
+CPU values are cores, times seconds. Every number has its reason next to it; ``docs/market.md``
+explains the design they tune.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["MarketConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketConfig:
+    """Numbers that shape the market plan (see module docs).
+
+    Raises:
+        ValueError: on construction, naming the field, when a value is out of range.
+    """
+
+    limit_overcommit: float = 2.0
+    """Σ managed limits <= this × the node's shareable CPU (allocatable − reserve − unmanaged).
+    1.0 is the strict rule (limits never add up to more than the node)."""
+    min_cpu: float = 0.01
+    """Least limit of a managed pod (cores); its floor is ``max(request, min_cpu)``."""
+    max_cpu: float | None = None
+    """Largest limit of a managed pod; ``None`` = the node's allocatable CPU."""
+    window_s: float = 300.0
+    """The burst envelope covers the pod's usage over this many seconds."""
+    window_buckets: int = 10
+    """Slices of the window (the envelope forgets a peak to within ``window_s / window_buckets``)."""
+    headroom_ratio: float = 0.15
+    """A pod wants its envelope × (1 + headroom_ratio) + headroom_min."""
+    headroom_min: float = 0.01
+    """Absolute headroom (cores) on top of the envelope."""
+    pressure_ratio: float = 0.5
+    """A pod whose quota bound in at least this share of CFS periods is under pressure: its limit
+    goes up at once to the throttled-time upper bound of its demand."""
+    raise_band: float = 0.10
+    """Without pressure, a limit goes up only when the want exceeds it by this fraction ..."""
+    raise_after_s: float = 30.0
+    """... and its last change is at least this old."""
+    lower_band: float = 0.25
+    """A limit comes down (to the want) only when it exceeds the want by this fraction ..."""
+    lower_after_s: float = 120.0
+    """... and its last change is at least this old (unless the overcommit bound needs the CPU)."""
+    resize_interval_s: float = 10.0
+    """The controller's least time between two resizes of a pod (its ``min_interval_s``): a cut
+    decided sooner after a pod's last change lands later, so it frees no room for raises yet."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{f.name} = {value!r} must be a finite number")
+            if value < 0:
+                raise ValueError(f"{f.name} = {value!r} must be >= 0")
+        if self.limit_overcommit < 1.0:
+            raise ValueError(f"limit_overcommit = {self.limit_overcommit!r} must be >= 1.0")
+        if self.min_cpu < 0.001:
+            raise ValueError(f"min_cpu = {self.min_cpu!r} must be >= 0.001 (one millicore)")
+        if self.max_cpu is not None and self.max_cpu < self.min_cpu:
+            raise ValueError(f"max_cpu = {self.max_cpu!r} must be >= min_cpu = {self.min_cpu!r}")
+        if not self.window_s > 0 or self.window_buckets < 1:
+            raise ValueError("window_s must be > 0 and window_buckets >= 1")
+        if not 0 < self.pressure_ratio <= 1:
+            raise ValueError(f"pressure_ratio = {self.pressure_ratio!r} must be in (0, 1]")
