@@ -11,7 +11,10 @@ the budget above the floors is shared in proportion to requests, no pod above it
 It is solved twice, so that a pod losing work now comes before a pod's memory of past bursts:
 first with each pod capped at its *need* (what it uses now plus headroom, or its probe while
 throttled), then the rest of the budget with the floors raised to that first answer and each pod
-capped at its full want (the burst envelope).
+capped at its full want (the burst envelope). In the first solve every pod keeps at least its
+*protected share*: ``protected_share`` × its request-weighted share of the budget, or its want if
+that is smaller. Without it a pod's memory could be cut to its current usage by every probe
+elsewhere, and its own next burst would need a probe (and another cut) in turn.
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ class Bounded(NamedTuple):
 
 
 def bound(
-    want: FloatArray, need: FloatArray, weight: FloatArray, floor: FloatArray, budget: float
+    want: FloatArray,
+    need: FloatArray,
+    weight: FloatArray,
+    floor: FloatArray,
+    budget: float,
+    *,
+    protected_share: float = 0.0,
 ) -> Bounded:
     """Trim ``want`` to ``budget`` by NSW with ``weight`` and ``floor``, ``need`` first (see module
     docs; ``floor <= need <= want``).
@@ -51,6 +60,8 @@ def bound(
         return Bounded(want.copy(), np.zeros(want.shape[0], dtype=np.bool_), True, need.copy())
     if float(floor.sum()) > budget:
         return Bounded(floor.copy(), want > floor, False, floor.copy())
-    first = need if float(need.sum()) <= budget else solve_nsw(budget, weight, floor, need)
+    fair = np.clip(protected_share * budget * weight / float(weight.sum()), floor, want)
+    need = np.maximum(need, fair)
+    first = need if float(need.sum()) <= budget else solve_nsw(budget, weight, fair, need)
     x = solve_nsw(budget, weight, np.minimum(first, want), want)
     return Bounded(x, x < want - 1e-9, True, first)

@@ -1,22 +1,26 @@
-"""Step 4 of the plan: the hysteresis gate between the wanted limits and the ones pods carry.
+"""Step 4 of the plan: the hysteresis gate between the bounded wants and the limits pods carry.
 
 Every change costs a PodAllocation write and a resize, so a limit moves only when it matters:
 
-* **up at once** when the pod is under pressure and its probe is above its limit (it is losing
-  work now); **up soon** when the want has outgrown the limit by more than ``raise_band`` and the
-  last change is at least ``raise_after_s`` old (so a limit just cut for the bound is not raised
-  back the next moment because the bound eased);
-* **down slowly**: only when the limit exceeds the want by more than ``lower_band`` and its last
-  change is at least ``lower_after_s`` old (a limit that stays up between bursts is the point);
-* **down at once** when the overcommit bound needs the CPU: if the raises and the limits held
-  above their targets add up to more than the budget, pods held above their targets are brought
-  down to them, as few as possible: first those the controller can resize now, the furthest
-  above first (the targets fit the budget, so this always ends);
-* **the bound holds for what is in force**: a cut takes effect only once the pod is resized, and
-  the controller resizes a pod at most once per ``resize_interval_s``; a pod cut sooner after its
-  last resize (the last change of its limit in force) still holds its old limit meanwhile. Raises are granted only from the room left
-  after what every pod will hold once this tick's resizes land; when that is short, each raise
-  gets its share of the room (and the rest on later ticks, once the cuts are in force).
+* **up at once under pressure**, to what the pod needs now (its probe, see
+  :mod:`mbcas.policy.want`), when that fits in the budget nobody holds; a raise that must take
+  CPU from other pods waits until the pressure has lasted ``reclaim_after_s`` (a short burst is
+  over before the CPU would arrive, and every pod cut is another write);
+* **up later** when the full want (including the burst memory) has outgrown the limit by more
+  than ``raise_band`` and the last change is at least ``raise_after_s`` old, unless the bound
+  trims the pod (the bound easing alone is not worth a resize: it would be undone at the next
+  probe elsewhere);
+* **down slowly**: when the limit exceeds the target by more than ``lower_band`` and the last
+  change is at least ``lower_after_s`` old; a pod the bound trims comes down to what it needs
+  now (at least its protected share), not to a target the next probe would cut again;
+* **down at once** when a probe needs the CPU: the pods with the most room above what they need
+  now are cut first (each at least to its target), as few as possible;
+* **the bound holds for what is in force**: a cut takes effect only once the controller resizes
+  the pod, which it does at most once per ``resize_interval_s`` (counted from the last change
+  of the limit in force), never within its deadband and at most one step at a time. Until then
+  the pod holds its old limit, so raises get only the room that is really free (shared in
+  proportion when it is short; the rest follows once the cuts are in force). Σ decisions never
+  exceed the budget either.
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ import numpy as np
 import numpy.typing as npt
 
 from mbcas.policy.market_config import MarketConfig
-from mbcas.policy.resize import ResizeRules, within_deadband
+from mbcas.policy.resize import ResizeRules, step_limit, within_deadband
 
-__all__ = ["Move", "Gated", "gate"]
+__all__ = ["Gated", "Move", "PodState", "gate"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 _RULES = ResizeRules()
+_STEP_DOWN = step_limit(1_000_000, _RULES) / 1000.0  # the controller's absolute cap per resize
+_RATIO_DOWN = _RULES.max_step_ratio
 
 
 class Move(IntEnum):
@@ -42,13 +48,29 @@ class Move(IntEnum):
 
     KEEP = 0
     PROBE = 1
-    """Raised at once under pressure, to the throttled-time upper bound of its demand."""
+    """Raised at once under pressure, to what it needs now."""
     RAISE = 2
     """Raised because its want outgrew the limit."""
     LOWER = 3
-    """Lowered to its want after the limit had stayed well above it for long enough."""
+    """Lowered after the limit had stayed well above its target for long enough."""
     RECLAIM = 4
-    """Lowered to its want at once because the overcommit bound needed the CPU."""
+    """Lowered at once because another pod's probe needed the CPU."""
+
+
+class PodState(NamedTuple):
+    """Per pod, what the gate needs besides the targets (cores, seconds)."""
+
+    current: FloatArray
+    """The last decision (else the limit in force)."""
+    in_force: FloatArray
+    """The limit the pod has now."""
+    pressured: BoolArray
+    pressed_for_s: FloatArray
+    """How long the pressure has lasted (0 when not under pressure)."""
+    since_change_s: FloatArray
+    """Time since the last decision changed."""
+    since_resize_s: FloatArray
+    """Time since the limit in force last changed."""
 
 
 class Gated(NamedTuple):
@@ -58,61 +80,70 @@ class Gated(NamedTuple):
     move: npt.NDArray[np.int8]
 
 
+def _mcpu(x: FloatArray) -> npt.NDArray[np.int64]:
+    return np.round(x * 1000.0).astype(np.int64)
+
+
 def gate(
-    current: FloatArray,
+    pods: PodState,
     target: FloatArray,
-    *,
     want: FloatArray,
-    deep: FloatArray,
-    in_force: FloatArray,
-    probe: BoolArray,
-    applied: BoolArray,
-    since_change_s: FloatArray,
-    since_resize_s: FloatArray,
+    need: FloatArray,
+    *,
     budget: float,
     cfg: MarketConfig,
 ) -> Gated:
-    """Move ``current`` towards ``target`` under the rules of the module docs (cores)."""
-    # A pod trimmed by the bound is raised back only under pressure: the bound easing alone is
-    # not worth a resize (it would be undone at the next burst elsewhere).
-    grown = (target >= want - 1e-9) & (target > current * (1.0 + cfg.raise_band))
-    soft = grown & (since_change_s >= cfg.raise_after_s)
-    up = soft | (probe & applied & (target > current + 1e-9))
-    down = ~up & (want * (1.0 + cfg.lower_band) < current) & (since_change_s >= cfg.lower_after_s)
-    new = np.where(up | down, target, current)
-    move = np.where(up, np.where(probe, Move.PROBE, Move.RAISE), np.where(down, Move.LOWER, Move.KEEP))
-    # What each pod will hold once this tick's resizes land: a cut lands with the raises only if
-    # the controller may resize the pod now; until then the pod holds what is in force.
-    lands = applied & (since_resize_s >= cfg.resize_interval_s)
+    """Move each pod's limit towards ``target`` under the rules of the module docs (cores).
+
+    ``want`` is what the pod wants, ``target`` that after the bound, ``need`` what it needs now
+    after the bound (``need <= target <= want``).
+    """
+    cur, in_force = pods.current, pods.in_force
+    applied = within_deadband(_RULES, _mcpu(in_force), _mcpu(cur))
+    trimmed = target < want - 1e-9
+
+    # Up at once under pressure, to what it needs now, if it is worth a resize.
+    now = np.minimum(target, np.maximum(need, cur))
+    urgent = pods.pressured & applied & (now > cur) & ~within_deadband(_RULES, _mcpu(cur), _mcpu(now))
+    free = budget - float(np.maximum(cur, in_force).sum())
+    if float(np.where(urgent, now - cur, 0.0).sum()) > free + 1e-9:
+        urgent &= pods.pressed_for_s >= cfg.reclaim_after_s
+    soft = ~pods.pressured & ~trimmed & (target > cur * (1.0 + cfg.raise_band))
+    soft &= pods.since_change_s >= cfg.raise_after_s
+    down = ~urgent & ~soft & (target * (1.0 + cfg.lower_band) < cur)
+    down &= pods.since_change_s >= cfg.lower_after_s
+    rest = np.where(trimmed, np.minimum(need, target), target)
+    new = np.select([urgent, soft, down], [now, target, rest], default=cur)
+    move = np.select([urgent, soft, down], [Move.PROBE, Move.RAISE, Move.LOWER], default=Move.KEEP)
+
+    # What each pod will hold once this tick's resizes land (see module docs).
+    lands = applied & (pods.since_resize_s >= cfg.resize_interval_s)
 
     def holding(x: FloatArray) -> FloatArray:
-        # A cut within the controller's deadband of the limit in force is never applied.
-        felt = ~within_deadband(_RULES, np.round(in_force * 1000.0), np.round(x * 1000.0))
-        out: FloatArray = np.where(lands & (x < current) & felt, x, np.maximum(x, in_force))
+        step = np.maximum(_RULES.min_step_mc / 1000.0, np.minimum(_RATIO_DOWN * in_force, _STEP_DOWN))
+        landed = np.maximum(x, in_force - step)
+        felt = lands & (x < cur) & ~within_deadband(_RULES, _mcpu(in_force), _mcpu(x))
+        out: FloatArray = np.where(felt, landed, np.maximum(x, in_force))
         return out
 
-    def cut_down(x: FloatArray, excess: float, among: BoolArray) -> BoolArray:
-        """Take ``excess`` from the pods ``among`` held above their targets, as few pods as
-        possible: the most room above ``deep`` (what they need now) first, each down to its
-        target at least and, if that is not enough, towards ``deep``. Returns who was cut."""
-        cut = np.zeros(x.size, dtype=np.bool_)
-        room = np.where(among & (x > target + 1e-9), np.maximum(x - deep, 0.0), 0.0)
+    def cut(x: FloatArray, excess: float, among: BoolArray) -> BoolArray:
+        """Take ``excess`` from the pods ``among`` held above their targets: the most room above
+        ``need`` first, each down to its target at least, further towards ``need`` if that is
+        not enough. Returns who was cut (``x`` is changed in place)."""
+        who = np.zeros(x.size, dtype=np.bool_)
+        room = np.where(among & (x > target + 1e-9), np.maximum(x - need, 0.0), 0.0)
         for i in np.argsort(-room, kind="stable"):
             if excess <= 1e-9 or room[i] <= 0.0:
                 break
             take = min(float(room[i]), max(excess, float(x[i] - target[i])))
             x[i] -= take
             excess -= take
-            cut[i] = True
-        return cut
+            who[i] = True
+        return who
 
-    # Cuts that land now pay for the raises; then Σ decisions <= budget, whatever it takes.
-    cut = cut_down(new, float(holding(new).sum()) - budget, lands)
-    if float(new.sum()) > budget + 1e-9:
-        cut |= cut_down(new, float(new.sum()) - budget, ~lands)
-    move = np.where(cut, Move.RECLAIM, move)
-    # Raises share the room that is really free; the rest follows once the cuts are in force.
-    held = np.maximum(current, in_force)
+    # Cuts that land now pay for the raises, which then share the room that is really free.
+    cuts = cut(new, float(holding(new).sum()) - budget, lands)
+    held = np.maximum(cur, in_force)
     raised = new > held + 1e-9
     if raised.any():
         room = budget - float(np.where(raised, held, holding(new)).sum())
@@ -121,6 +152,10 @@ def gate(
         if total > room + 1e-9:
             share = extra * (max(room, 0.0) / total)
             worth = share >= cfg.raise_band * held  # a raise too small to matter waits for room
-            new = np.where(raised, np.where(worth, held + share, current), new)
+            new = np.where(raised, np.where(worth, held + share, cur), new)
             move = np.where(raised & ~worth, Move.KEEP, move)
+    # Σ decisions <= budget whatever it takes (needed only when the budget itself shrank).
+    if float(new.sum()) > budget + 1e-9:
+        cuts |= cut(new, float(new.sum()) - budget, np.ones(new.size, dtype=np.bool_))
+    move = np.where(cuts, Move.RECLAIM, move)
     return Gated(new, move.astype(np.int8))

@@ -36,18 +36,16 @@ from mbcas.demand.envelope import Envelope
 from mbcas.market import nsw_objective
 from mbcas.policy.bound import bound
 from mbcas.policy.capacity import QOS_BESTEFFORT, QOS_BURSTABLE, QOS_GUARANTEED, node_capacity
-from mbcas.policy.gate import Move, gate
+from mbcas.policy.gate import PodState, gate
 from mbcas.policy.market_config import MarketConfig
 from mbcas.policy.node import NodeInputs
-from mbcas.policy.resize import ResizeRules, within_deadband
-from mbcas.policy.want import needs, wants
+from mbcas.policy.want import wants
 
 __all__ = ["Cause", "MarketPlan", "MarketPlanner"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 _NONE = -1
-_APPLIED_RULES = ResizeRules()
 
 
 class Cause(IntEnum):
@@ -132,30 +130,38 @@ class MarketPlan:
             return "kept: no CPU signal this tick"
         cfg = self.config
         limit = self.allocation_mcpu[i] / 1000.0
+        before = float(self.inputs.limit[i])
         env = float(self.envelope[i])
-        window = f"burst envelope {env:.2f} cores over the last {_duration(cfg.window_s)}"
-        ratio = float(self.inputs.throttled_ratio[i])
-        bound = f"node limits at the {cfg.limit_overcommit:g}× bound ({self.budget:.2f} cores)"
+        burst = f"burst envelope {env:.2f} cores over the last {_duration(cfg.window_s)}"
+        throttled = f"throttled in {float(self.inputs.throttled_ratio[i]):.0%} of periods"
+        at_bound = f"node limits at the {cfg.limit_overcommit:g}× bound ({self.budget:.2f} cores)"
+        upper = float(self.bounds.upper[i])
         if cause is Cause.PROBE:
             text = (
-                f"throttled in {ratio:.0%} of periods: raised to {limit:.2f} cores, what its runnable "
-                "threads could use, to measure its demand"
+                f"{throttled} at {before:.2f} cores: raised to {limit:.2f} to measure its demand "
+                f"(the kernel's throttled time bounds it at {upper:.2f})"
             )
         elif cause is Cause.TRIM:
-            text = f"trimmed by request weight to {limit:.2f} cores: {bound}; wants {self.want[i]:.2f}"
+            text = f"trimmed by request weight to {limit:.2f} cores: {at_bound}; {burst}"
         elif cause is Cause.RAISE:
-            text = f"{window}: raised to {limit:.2f} (+{cfg.headroom_ratio:.0%} headroom)"
+            text = f"{burst}: raised to {limit:.2f} (+{cfg.headroom_ratio:.0%} headroom)"
         elif cause is Cause.LOWER:
-            text = f"{window}: lowered to {limit:.2f} (+{cfg.headroom_ratio:.0%} headroom)"
+            why = f"; {at_bound}" if self.trimmed[i] else f" (+{cfg.headroom_ratio:.0%} headroom)"
+            text = f"{burst}: lowered to {limit:.2f}{why}"
         elif self.bounds.pressured[i]:
-            why = f"trimmed by request weight: {bound}" if self.trimmed[i] else "its raise is being applied"
-            text = f"throttled in {ratio:.0%} of periods at {limit:.2f} cores: {why}"
+            if limit > before + 1e-3:
+                why = f"its raise to {limit:.2f} is being applied"
+            elif self.trimmed[i]:
+                why = f"trimmed by request weight: {at_bound}"
+            else:
+                why = f"no more CPU free under the bound yet ({self.budget:.2f} cores)"
+            text = f"{throttled} at {before:.2f} cores: {why}"
         elif self.trimmed[i]:
-            text = f"trimmed by request weight: {bound}; wants {self.want[i]:.2f}, keeps {limit:.2f}"
+            text = f"trimmed by request weight: {at_bound}; wants {self.want[i]:.2f}, keeps {limit:.2f}"
         elif self.want[i] <= float(np.fmax(self.inputs.request[i], cfg.min_cpu)) + 1e-9:
-            text = f"{window}: at its request, {limit:.2f} cores"
+            text = f"{burst}: at its request, {limit:.2f} cores"
         else:
-            text = f"{window}: {limit:.2f} cores is within the hysteresis of its want {self.want[i]:.2f}"
+            text = f"{burst}: kept at {limit:.2f} cores, within the hysteresis of its want {self.want[i]:.2f}"
         return text[:256]
 
 
@@ -172,7 +178,7 @@ class MarketPlanner:
         self._uids: tuple[str, ...] = ()
         # Per pod, aligned to _uids: last decision (mcpu, -1 none), when it changed, the limit in
         # force last seen (mcpu) and when that last changed (a resize landed).
-        self._state = np.zeros((0, 4))
+        self._state = np.zeros((0, 5))
 
     def _recall(self, uids: tuple[str, ...], now: float) -> npt.NDArray[np.float64]:
         """The state rows for ``uids``; new pods: no decision, changed and resized ``now``."""
@@ -180,7 +186,7 @@ class MarketPlanner:
             return self._state.copy()
         index = {u: i for i, u in enumerate(self._uids)}
         idx = np.fromiter((index.get(u, -1) for u in uids), dtype=np.intp, count=len(uids))
-        out = np.tile(np.array([_NONE, now, _NONE, now], dtype=np.float64), (len(uids), 1))
+        out = np.tile(np.array([_NONE, now, _NONE, now, np.nan], dtype=np.float64), (len(uids), 1))
         known = idx >= 0
         out[known] = self._state[idx[known]]
         return out
@@ -226,8 +232,9 @@ class MarketPlanner:
             np.isfinite(inputs.limit), np.round(np.nan_to_num(inputs.limit) * 1000.0), allocatable * 1000.0
         ).astype(np.int64)
         resized_at = np.where(limit_mcpu != state[:, 2], now, state[:, 3])
+        pressed_at = np.where(est.pressured, np.fmin(state[:, 4], now), np.nan)
+        pressed_for = now - np.nan_to_num(pressed_at, nan=now)
         cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, limit_mcpu)
-        applied = within_deadband(_APPLIED_RULES, limit_mcpu, cur_mcpu)
         request = np.nan_to_num(inputs.request, nan=0.0)
         floor = np.maximum(request, cfg.min_cpu)
         weight = np.where(request > 0, request, cfg.min_cpu)
@@ -247,35 +254,35 @@ class MarketPlanner:
         feasible = True
         if idx.size:
             sub = DemandBounds(est.lower[idx], est.upper[idx], est.pressured[idx])
-            w, probe = wants(envelope[idx], sub, floor[idx], ceiling[idx], cfg)
-            need = needs(w, probe, inputs.usage[idx], floor[idx], cfg)
-            bounded = bound(w, need, weight[idx], floor[idx], max(active_budget, 0.0))
+            w = wants(
+                envelope[idx], sub, limit_mcpu[idx] / 1000.0, floor=floor[idx], ceiling=ceiling[idx], cfg=cfg
+            )
+            budget_now = max(active_budget, 0.0)
+            bounded = bound(
+                w.want, w.need, weight[idx], floor[idx], budget_now, protected_share=cfg.protected_share
+            )
             feasible = bounded.feasible
-            gated = gate(
-                cur_mcpu[idx] / 1000.0,
-                bounded.limits,
-                want=w,
-                deep=bounded.needs,
+            pods = PodState(
+                current=cur_mcpu[idx] / 1000.0,
                 in_force=limit_mcpu[idx] / 1000.0,
-                probe=probe,
-                applied=applied[idx],
+                pressured=sub.pressured,
+                pressed_for_s=pressed_for[idx],
                 since_change_s=now - changed_at[idx],
                 since_resize_s=now - resized_at[idx],
-                budget=max(active_budget, 0.0),
-                cfg=cfg,
             )
-            want[idx], target[idx], trimmed[idx] = w, bounded.limits, bounded.trimmed
+            gated = gate(pods, bounded.limits, w.want, bounded.needs, budget=budget_now, cfg=cfg)
+            want[idx], target[idx], trimmed[idx] = w.want, bounded.limits, bounded.trimmed
             new_mcpu[idx] = np.maximum(np.floor(gated.limits * 1000.0 + 1e-6), 1).astype(np.int64)
-            moved = _MOVE_CAUSE[gated.move]
-            lowered_by_bound = (gated.move == Move.RECLAIM) | ((gated.move != Move.KEEP) & bounded.trimmed)
-            cause[idx] = np.where(lowered_by_bound & (gated.move != Move.PROBE), Cause.TRIM, moved)
+            cause[idx] = _MOVE_CAUSE[gated.move]
         changed = managed & (new_mcpu != cur_mcpu) & active
         cause = np.where(managed & active & ~changed & (cause != Cause.NO_SIGNAL), Cause.KEEP, cause)
         cause = cause.astype(np.int8)
 
         alloc_mcpu = np.where(managed, new_mcpu, _NONE).astype(np.int64)
         self._uids = inputs.uids
-        self._state = np.column_stack((alloc_mcpu, np.where(changed, now, changed_at), limit_mcpu, resized_at))
+        self._state = np.column_stack(
+            (alloc_mcpu, np.where(changed, now, changed_at), limit_mcpu, resized_at, pressed_at)
+        )
         has = managed & (new_mcpu > 0)
         objective = nsw_objective(new_mcpu[has] / 1000.0, weight[has]) if has.any() else 0.0
         return MarketPlan(

@@ -27,8 +27,9 @@ class MarketConfig:
     """Least limit of a managed pod (cores); its floor is ``max(request, min_cpu)``."""
     max_cpu: float | None = None
     """Largest limit of a managed pod; ``None`` = the node's allocatable CPU."""
-    window_s: float = 300.0
-    """The burst envelope covers the pod's usage over this many seconds."""
+    window_s: float = 1200.0
+    """The burst envelope is the pod's largest usage over this many seconds: long enough that a
+    pod bursting every few minutes keeps a limit that covers its next burst."""
     window_buckets: int = 10
     """Slices of the window (the envelope forgets a peak to within ``window_s / window_buckets``)."""
     headroom_ratio: float = 0.15
@@ -36,19 +37,28 @@ class MarketConfig:
     headroom_min: float = 0.01
     """Absolute headroom (cores) on top of the envelope."""
     pressure_ratio: float = 0.5
-    """A pod whose quota bound in at least this share of CFS periods is under pressure: its limit
-    goes up at once to the throttled-time upper bound of its demand."""
-    raise_band: float = 0.10
+    """A pod whose quota bound in at least this share of CFS periods is under pressure."""
+    probe_min_ratio: float = 1.5
+    """A pod under pressure is raised to the throttled-time upper bound of its demand, but to at
+    least this × its limit (an upper bound just above the limit usually means more is coming) ..."""
+    probe_max_ratio: float = 4.0
+    """... and at most this × its limit in one step (a pod with many threads reads a huge bound)."""
+    protected_share: float = 0.95
+    """When the bound binds, a pod keeps at least this share of its request-weighted share of the
+    budget (or its want, if smaller) whatever the others' probes need."""
+    reclaim_after_s: float = 3.0
+    """A raise that must take CPU from other pods waits until the pressure has lasted this long."""
+    raise_band: float = 0.25
     """Without pressure, a limit goes up only when the want exceeds it by this fraction ..."""
     raise_after_s: float = 30.0
     """... and its last change is at least this old."""
     lower_band: float = 0.25
-    """A limit comes down (to the want) only when it exceeds the want by this fraction ..."""
-    lower_after_s: float = 120.0
-    """... and its last change is at least this old (unless the overcommit bound needs the CPU)."""
+    """A limit comes down only when it exceeds the target by this fraction ..."""
+    lower_after_s: float = 300.0
+    """... and its last change is at least this old (unless a probe needs the CPU)."""
     resize_interval_s: float = 10.0
     """The controller's least time between two resizes of a pod (its ``min_interval_s``): a cut
-    decided sooner after a pod's last change lands later, so it frees no room for raises yet."""
+    decided sooner after the pod's last resize lands later, so it frees no room for raises yet."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -67,5 +77,9 @@ class MarketConfig:
             raise ValueError(f"max_cpu = {self.max_cpu!r} must be >= min_cpu = {self.min_cpu!r}")
         if not self.window_s > 0 or self.window_buckets < 1:
             raise ValueError("window_s must be > 0 and window_buckets >= 1")
+        if self.probe_max_ratio < max(self.probe_min_ratio, 1.0):
+            raise ValueError("probe_max_ratio must be >= probe_min_ratio and >= 1")
+        if self.protected_share > 1:
+            raise ValueError(f"protected_share = {self.protected_share!r} must be <= 1")
         if not 0 < self.pressure_ratio <= 1:
             raise ValueError(f"pressure_ratio = {self.pressure_ratio!r} must be in (0, 1]")
