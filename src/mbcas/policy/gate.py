@@ -3,9 +3,9 @@
 Every change costs a PodAllocation write and a resize, so a limit moves only when it matters:
 
 * **up at once under pressure**, to what the pod needs now (its probe, see
-  :mod:`mbcas.policy.want`), when that fits in the budget nobody holds; a raise that must take
-  CPU from other pods waits until the pressure has lasted ``reclaim_after_s`` (a short burst is
-  over before the CPU would arrive, and every pod cut is another write);
+  :mod:`mbcas.policy.want`), as far as the budget nobody holds allows; other pods are cut for it
+  only once the pressure has lasted ``reclaim_after_s`` (a short burst is over before the CPU
+  would arrive, and every pod cut is another write);
 * **up later** when the full want (including the burst memory) has outgrown the limit by more
   than ``raise_band`` and the last change is at least ``raise_after_s`` old, unless the bound
   trims the pod (the bound easing alone is not worth a resize: it would be undone at the next
@@ -105,9 +105,7 @@ def gate(
     # Up at once under pressure, to what it needs now, if it is worth a resize.
     now = np.minimum(target, np.maximum(need, cur))
     urgent = pods.pressured & applied & (now > cur) & ~within_deadband(_RULES, _mcpu(cur), _mcpu(now))
-    free = budget - float(np.maximum(cur, in_force).sum())
-    if float(np.where(urgent, now - cur, 0.0).sum()) > free + 1e-9:
-        urgent &= pods.pressed_for_s >= cfg.reclaim_after_s
+    lasting = urgent & (pods.pressed_for_s >= cfg.reclaim_after_s)
     soft = ~pods.pressured & ~trimmed & (target > cur * (1.0 + cfg.raise_band))
     soft &= pods.since_change_s >= cfg.raise_after_s
     down = ~urgent & ~soft & (target * (1.0 + cfg.lower_band) < cur)
@@ -126,24 +124,30 @@ def gate(
         out: FloatArray = np.where(felt, landed, np.maximum(x, in_force))
         return out
 
-    def cut(x: FloatArray, excess: float, among: BoolArray) -> BoolArray:
+    def cut(x: FloatArray, excess: float, among: BoolArray, *, worth_only: bool = True) -> BoolArray:
         """Take ``excess`` from the pods ``among`` held above their targets: the most room above
         ``need`` first, each down to its target at least, further towards ``need`` if that is
         not enough. Returns who was cut (``x`` is changed in place)."""
         who = np.zeros(x.size, dtype=np.bool_)
         room = np.where(among & (x > target + 1e-9), np.maximum(x - need, 0.0), 0.0)
+        # A cut within the controller's deadband would be a write and no resize: not worth it
+        # to pay for a raise (the bound itself is kept whatever it takes).
+        band = np.maximum(_RULES.deadband_mc / 1000.0, _RULES.deadband_ratio * x)
+        band = band if worth_only else np.zeros_like(x)
+        room = np.where(room > band, room, 0.0)
         for i in np.argsort(-room, kind="stable"):
             if excess <= 1e-9 or room[i] <= 0.0:
                 break
-            take = min(float(room[i]), max(excess, float(x[i] - target[i])))
+            take = min(float(room[i]), max(excess, float(x[i] - target[i]), float(band[i])))
             x[i] -= take
             excess -= take
             who[i] = True
         return who
 
-    # Cuts that land now pay for the raises, which then share the room that is really free.
-    cuts = cut(new, float(holding(new).sum()) - budget, lands)
+    # Cuts that land now pay for the lasting raises; all raises then share the room that is
+    # really free (a fresh one gets only what nobody holds).
     held = np.maximum(cur, in_force)
+    cuts = cut(new, float(holding(np.where(urgent & ~lasting, held, new)).sum()) - budget, lands)
     raised = new > held + 1e-9
     if raised.any():
         room = budget - float(np.where(raised, held, holding(new)).sum())
@@ -151,11 +155,13 @@ def gate(
         total = float(extra.sum())
         if total > room + 1e-9:
             share = extra * (max(room, 0.0) / total)
-            worth = share >= cfg.raise_band * held  # a raise too small to matter waits for room
+            # A raise smaller than the least probe step waits for the room (monotone in demand: a
+            # larger want never gets a smaller share).
+            worth = share >= max(cfg.raise_band, cfg.probe_min_ratio - 1.0) * held
             new = np.where(raised, np.where(worth, held + share, cur), new)
             move = np.where(raised & ~worth, Move.KEEP, move)
     # Σ decisions <= budget whatever it takes (needed only when the budget itself shrank).
     if float(new.sum()) > budget + 1e-9:
-        cuts |= cut(new, float(new.sum()) - budget, np.ones(new.size, dtype=np.bool_))
+        cuts |= cut(new, float(new.sum()) - budget, np.ones(new.size, dtype=np.bool_), worth_only=False)
     move = np.where(cuts, Move.RECLAIM, move)
     return Gated(new, move.astype(np.int8))

@@ -104,6 +104,11 @@ class MarketPlan:
         return self.inputs.uids
 
     @property
+    def limit_bound(self) -> float:
+        """The bound on Σ managed limits (cores): ``mbcas_agent_node_limit_bound_cores``."""
+        return self.budget
+
+    @property
     def limits_total(self) -> float:
         """Σ managed limits decided (cores): ``mbcas_agent_node_limits_cores``."""
         return float(self.allocation_mcpu[self.managed & (self.allocation_mcpu > 0)].sum()) / 1000.0
@@ -141,6 +146,8 @@ class MarketPlan:
                 f"{throttled} at {before:.2f} cores: raised to {limit:.2f} to measure its demand "
                 f"(the kernel's throttled time bounds it at {upper:.2f})"
             )
+            if self.trimmed[i]:
+                text += f"; trimmed by request weight: {at_bound}"
         elif cause is Cause.TRIM:
             text = f"trimmed by request weight to {limit:.2f} cores: {at_bound}; {burst}"
         elif cause is Cause.RAISE:
