@@ -168,6 +168,18 @@ class CgroupSandbox:
         cg.procs.append(proc)
         return proc
 
+    def prioritise(self, weight_factor: int = 20) -> None:
+        """Give this sandbox's own top cgroup ``weight_factor`` × the default CPU weight, so the
+        CPU other work on a shared machine uses does not starve its burners (only our cgroup is
+        touched; quotas below it still apply)."""
+        if self._v1_cpu is not None:
+            _write(self._v1_cpu / self.prefix / "cpu.shares", str(1024 * weight_factor))
+        elif self._v2_cpu:
+            _write(
+                Path(self.layout.v2_dir or "") / self.prefix / "cpu.weight",
+                str(min(100 * weight_factor, 10000)),
+            )
+
     def set_quota(self, cg: TestCgroup, cores: float | None, period_usec: int = 100_000) -> None:
         """Set ``cg``'s CPU limit in cores (``None``: unlimited)."""
         quota = quota_for_cores(cores, period_usec)

@@ -12,7 +12,10 @@ partly observable:
   single-threaded pod wanting 0.25 core under a 0.2 quota reads 0.2 + 0.8 = 1.0. That is an
   **upper bound**, good for raising the limit once far enough to watch usage reveal the demand,
   never to keep as the demand. PSI ``full`` over-reads the same way (the throttled task stays
-  runnable): ``u / (1 − full)`` is the fallback upper bound when throttled time is unknown.
+  runnable): ``u / (1 − full)`` is the fallback upper bound when throttled time is unknown. In an
+  interval with no throttled period the upper bound is the usage: the kernel adds a period's
+  throttled time when the runqueue is unthrottled, so an interval that starts just after a
+  throttled period (e.g. right after the quota was raised) reads throttled time for it.
 * **Pressure**: the quota bound in at least ``pressure_ratio`` of the periods
   (``nr_throttled / nr_periods``). A pod held at its quota with work left over is throttled in
   every period; one near its quota is throttled in some (sub-second bursts), which its headroom,
@@ -65,6 +68,7 @@ def demand_bounds(
     with np.errstate(invalid="ignore"):
         by_psi = u / (1.0 - full)
         upper = np.where(np.isnan(thr), np.fmax(u, by_psi), u + np.maximum(thr, 0.0))
+        upper = np.where(ratio == 0.0, u, upper)
         pressured = np.nan_to_num(ratio, nan=0.0) >= pressure_ratio
     pressured &= ~np.isnan(u)
     return DemandBounds(lower=u, upper=upper, pressured=pressured)

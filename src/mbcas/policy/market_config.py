@@ -32,9 +32,11 @@ class MarketConfig:
     pod bursting every few minutes keeps a limit that covers its next burst."""
     window_buckets: int = 10
     """Slices of the window (the envelope forgets a peak to within ``window_s / window_buckets``)."""
-    headroom_ratio: float = 0.15
-    """A pod wants its envelope × (1 + headroom_ratio) + headroom_min."""
-    headroom_min: float = 0.01
+    headroom_ratio: float = 0.10
+    """A pod wants its envelope × (1 + headroom_ratio) + headroom_min; a probe is the upper bound
+    with the same headroom (the bound is exact for a pod running one busy thread per core it
+    wants, which would otherwise sit on its quota)."""
+    headroom_min: float = 0.0
     """Absolute headroom (cores) on top of the envelope."""
     pressure_ratio: float = 0.5
     """A pod whose quota bound in at least this share of CFS periods is under pressure."""
@@ -50,11 +52,11 @@ class MarketConfig:
     """A raise that must take CPU from other pods waits until the pressure has lasted this long."""
     raise_band: float = 0.25
     """Without pressure, a limit goes up only when the want exceeds it by this fraction ..."""
-    raise_after_s: float = 30.0
+    raise_after_s: float = 300.0
     """... and its last change is at least this old."""
     lower_band: float = 0.25
     """A limit comes down only when it exceeds the target by this fraction ..."""
-    lower_after_s: float = 300.0
+    lower_after_s: float = 1200.0
     """... and its last change is at least this old (unless a probe needs the CPU)."""
     resize_interval_s: float = 10.0
     """The controller's least time between two resizes of a pod (its ``min_interval_s``): a cut

@@ -8,8 +8,8 @@ unthrottled, plus headroom:
   ``(1 + headroom_ratio) + headroom_min``: its recent bursts fit without a resize each;
 * **probe**: under pressure (its quota bound in most periods) its demand above the limit is
   unknown. The throttled-time upper bound (:func:`mbcas.demand.demand_bounds`) bounds it, so the
-  pod wants that, kept within ``[probe_min_ratio, probe_max_ratio]`` × its limit: raised that far,
-  the next interval's usage shows the demand, and the envelope takes over.
+  pod wants that plus headroom, kept within ``[probe_min_ratio, probe_max_ratio]`` × its limit:
+  raised that far, the next interval's usage shows the demand, and the envelope takes over.
 
 What it **needs now** is its probe under pressure, else its current usage plus headroom: when the
 overcommit bound binds, needs come before the memory of past bursts (:mod:`mbcas.policy.bound`).
@@ -58,7 +58,11 @@ def wants(
     with np.errstate(invalid="ignore"):
         memory = np.nan_to_num(envelope * (1.0 + cfg.headroom_ratio) + cfg.headroom_min, nan=0.0)
         current = np.nan_to_num(bounds.lower * (1.0 + cfg.headroom_ratio) + cfg.headroom_min, nan=0.0)
-        probing = np.clip(bounds.upper, limit * cfg.probe_min_ratio, limit * cfg.probe_max_ratio)
+        probing = np.clip(
+            bounds.upper * (1.0 + cfg.headroom_ratio),
+            limit * cfg.probe_min_ratio,
+            limit * cfg.probe_max_ratio,
+        )
         probing = np.nan_to_num(probing, nan=0.0)
     probe = bounds.pressured & (probing > memory)
     want = np.clip(np.where(probe, probing, memory), floor, top)

@@ -26,6 +26,12 @@ class TestEstimate:
         b = demand_bounds(A([0.5]), A([0.2]), A([0.08]), A([0.08]))
         assert not b.pressured[0] and b.upper[0] == pytest.approx(0.58)
 
+    def test_throttled_time_without_throttled_periods_is_accounting_lag(self) -> None:
+        # Measured on this kernel right after a quota was raised: ratio 0, throttled 0.08 s/s
+        # (the previous period's, added at unthrottle): the upper bound is the usage.
+        b = demand_bounds(A([0.26]), A([0.0]), A([0.08]), A([0.01]))
+        assert b.upper[0] == pytest.approx(0.26) and not b.pressured[0]
+
     def test_psi_full_bounds_the_demand_when_throttled_time_is_unknown(self) -> None:
         # u / (1 - full) = 0.2 / 0.2 = 1.0; unknown usage gives NaN bounds and no pressure.
         b = demand_bounds(A([0.2, np.nan]), A([1.0, 1.0]), None, A([0.8, 0.5]))
@@ -72,12 +78,13 @@ class TestWant:
         assert not w.probe.any()
 
     def test_a_pod_under_pressure_probes_within_1_5_to_4_times_its_limit(self) -> None:
-        # upper bounds 1.0 (at limit 0.2: capped at 0.8), 0.55 (at 0.5: raised to 0.75), 2.0 (at 1.0).
+        # upper bounds + 10 %: 1.1 (at limit 0.2: capped at 0.8), 0.605 (at 0.5: raised to 0.75),
+        # 2.2 (at 1.0).
         b = demand_bounds(A([0.2, 0.5, 1.0]), A([1.0] * 3), A([0.8, 0.05, 1.0]))
         w = wants(
             A([0.2, 0.5, 1.0]), b, A([0.2, 0.5, 1.0]), floor=A([0.1] * 3), ceiling=A([4.0] * 3), cfg=self.CFG
         )
-        np.testing.assert_allclose(w.want, [0.8, 0.75, 2.0])
+        np.testing.assert_allclose(w.want, [0.8, 0.75, 2.2])
         np.testing.assert_allclose(w.need, w.want)
         assert w.probe.all()
 
@@ -116,7 +123,7 @@ def _pods(n: int, **kw: np.ndarray) -> PodState:
         "in_force": np.full(n, 1.0),
         "pressured": np.zeros(n, dtype=bool),
         "pressed_for_s": np.zeros(n),
-        "since_change_s": np.full(n, 1000.0),
+        "since_change_s": np.full(n, 5000.0),
         "since_resize_s": np.full(n, 1000.0),
     }
     base.update(kw)
@@ -141,7 +148,7 @@ class TestGate:
             current=A([1.0, 1.5, 1.5]),
             in_force=A([1.0, 1.5, 1.5]),
             pressured=A([True, False, False]),
-            since_change_s=A([1000.0, 100.0, 100.0]),
+            since_change_s=A([5000.0, 100.0, 100.0]),
         )
         args = (A([2.0, 1.0, 1.0]), A([2.0, 3.0, 3.0]), A([2.0, 0.5, 0.8]))
         fresh = gate(pods._replace(pressed_for_s=A([1.0, 0, 0])), *args, budget=4.0, cfg=self.CFG)
@@ -162,7 +169,7 @@ class TestGate:
             in_force=A([1.0, 1.5, 1.5]),
             pressured=A([True, False, False]),
             pressed_for_s=A([3.0, 0, 0]),
-            since_change_s=A([1000.0, 100.0, 100.0]),
+            since_change_s=A([5000.0, 100.0, 100.0]),
             since_resize_s=A([1000.0, 4.0, 1000.0]),
         )
         out = gate(pods, A([2.0, 1.0, 1.0]), A([2.0, 3.0, 3.0]), A([2.0, 0.5, 0.8]), budget=4.0, cfg=self.CFG)
@@ -179,7 +186,7 @@ class TestGate:
         assert list(late.move) == [Move.LOWER, Move.KEEP]
 
     def test_soft_raise_needs_the_band_the_hold_and_an_untrimmed_want(self) -> None:
-        pods = _pods(3, since_change_s=A([1000.0, 1000.0, 10.0]))
+        pods = _pods(3, since_change_s=A([5000.0, 5000.0, 10.0]))
         # want 1.3 > 1.25: raised; 1.2: within the band; 1.3 but changed 10 s ago: waits.
         out = gate(pods, A([1.3, 1.2, 1.3]), A([1.3, 1.2, 1.3]), A([0.5] * 3), budget=8.0, cfg=self.CFG)
         np.testing.assert_allclose(out.limits, [1.3, 1.0, 1.0])
