@@ -10,8 +10,7 @@ solve would take longer than ``SCIPY_MAX_SINGLE_S`` (60 s; override with the env
 ``MBCAS_BENCH_SCIPY_MAX_S``); the report says which. The speed-up is the
 ratio of the p50s where both were measured, and each SLSQP answer is compared with ours.
 
-It also times what the agent does after a solve (``share_headroom`` and ``to_mcpu``), and
-checks the targets: p50 < 50 µs at n = 110, p50 < 5 ms at n = 10,000, >= 1000x faster than the
+It checks the targets: p50 < 50 µs at n = 110, p50 < 5 ms at n = 10,000, >= 1000x faster than the
 generic solver at n = 110.
 """
 
@@ -26,7 +25,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from _common import fmt_seconds, format_table, quick, run_standalone, time_calls
-from mbcas.market import nsw_objective, share_headroom, solve_nsw, to_mcpu
+from mbcas.market import nsw_objective, solve_nsw
 
 __all__ = ["main"]
 
@@ -94,27 +93,9 @@ def bench_size(n: int, rng: np.random.Generator, prev_scipy: tuple[int, float] |
         warmup=20,
     )
 
-    # After the solve the agent hands out headroom and rounds to millicores.
-    solved = [solve_nsw(i.capacity, i.weights, i.lower, i.upper) for i in instances]
-    pairs = list(zip(instances, solved, strict=True))
-    headroom = time_calls(
-        cycle_calls(pairs, lambda p: share_headroom(p[0].capacity * 1.2, p[1], p[0].weights, p[0].upper * 2)),
-        max_runs=100 if fast else 1000,
-        max_seconds=0.3 if fast else 1.0,
-        warmup=5,
-    )
-    rounding = time_calls(
-        cycle_calls(pairs, lambda p: to_mcpu(p[1], int(p[0].capacity * 1000))),
-        max_runs=100 if fast else 1000,
-        max_seconds=0.3 if fast else 1.0,
-        warmup=5,
-    )
-
     row: dict[str, Any] = {
         "n": n,
         "ours": ours.as_dict(),
-        "share_headroom": headroom.as_dict(),
-        "to_mcpu": rounding.as_dict(),
     }
 
     # Generic solver, capped.
@@ -217,23 +198,6 @@ def main() -> dict[str, Any]:
                 + (f" ({'; '.join(r['scipy_failures'])})" if r["scipy_failures"] else "")
             )
     print()
-    print("after the solve: share_headroom and to_mcpu, time per call")
-    print(
-        format_table(
-            ["n", "headroom p50", "headroom p99", "millicores p50", "millicores p99"],
-            [
-                [
-                    r["n"],
-                    _us(r["share_headroom"], "p50_us"),
-                    _us(r["share_headroom"], "p99_us"),
-                    _us(r["to_mcpu"], "p50_us"),
-                    _us(r["to_mcpu"], "p99_us"),
-                ]
-                for r in rows
-            ],
-        )
-    )
-
     by_n = {r["n"]: r for r in rows}
     checks = {
         "p50_n110_under_50us": by_n[110]["ours"]["p50_us"] < TARGETS["p50_n110_us"],

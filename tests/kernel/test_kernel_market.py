@@ -2,7 +2,7 @@
 
 Real burners (:mod:`mbcas.local.burner`, the emulator's workload: 100 ms duty cycles, one worker
 per started core) run under a real CFS quota that starts at their 0.1-core request. Every second
-the production sampler reads the cgroup and :class:`mbcas.policy.market.MarketPlanner` decides;
+the production sampler reads the cgroup and :class:`mbcas.policy.market.NodePlanner` decides;
 its decision becomes the quota, as the controller would make it. The kernel's throttled time
 reads the burner's runnable threads (a 0.25-core burner under 0.1 reads about 1 core), so the
 planner may only use it as an upper bound: it raises the quota once and then follows usage.
@@ -25,10 +25,10 @@ import pytest
 from cgroup_helpers import CgroupSandbox, proc_cpu_seconds
 
 from mbcas.cgroups import CgroupReader, Sampler, SignalDelta
-from mbcas.policy.capacity import QOS_BURSTABLE
-from mbcas.policy.market import MarketPlanner
-from mbcas.policy.market_config import MarketConfig
-from mbcas.policy.node import NodeInputs
+from mbcas.core.qos import QoSClass
+from mbcas.demand import Signals
+from mbcas.policy.node import NodeInputs, NodePlanner
+from mbcas.policy.node_config import NodePolicy
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
@@ -42,14 +42,16 @@ def _inputs(delta: SignalDelta, limit: float) -> NodeInputs:
 
     return NodeInputs.build(
         ("pod",),
-        [QOS_BURSTABLE],
+        [QoSClass.BURSTABLE.code],
         request=[REQUEST],
         limit=[limit],
-        usage=[delta.usage_cores],
-        throttled_ratio=[f(delta.throttled_ratio)],
-        throttled_cores=[f(delta.throttled_cores)],
-        psi_some=[f(delta.psi_some)],
-        psi_full=[f(delta.psi_full)],
+        signals=Signals.build(
+            [delta.usage_cores],
+            throttled_ratio=[f(delta.throttled_ratio)],
+            throttled_cores=[f(delta.throttled_cores)],
+            psi_some=[f(delta.psi_some)],
+            psi_full=[f(delta.psi_full)],
+        ),
     )
 
 
@@ -66,7 +68,7 @@ def test_the_quota_settles_just_above_the_true_demand(cgroup_sandbox: CgroupSand
     time.sleep(1.5)  # the interpreter's start-up CPU is not the workload's demand
     quota = REQUEST
     cg.set_quota(quota)
-    planner = MarketPlanner(MarketConfig(lower_after_s=5.0, raise_after_s=5.0))
+    planner = NodePlanner(NodePolicy(lower_after_s=5.0, raise_after_s=5.0))
     allocatable = float(os.cpu_count() or 2)
     sampler = Sampler(CgroupReader())
     time.sleep(0.5)

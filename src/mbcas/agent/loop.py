@@ -1,4 +1,4 @@
-"""The node loop: sense -> demand -> capacity -> solve -> plan -> write, once per tick.
+"""The node loop: sense -> plan (estimate, want, bound, gate) -> write, once per tick.
 
 :class:`NodeAgent` ties the adapters to the pure planner:
 
@@ -23,16 +23,17 @@
   ``api_backoff_max_s``, never shorter than the server's ``Retry-After``) during which the loop
   keeps sensing and planning but writes nothing; decisions are never queued, so after an outage
   only the current tick's plan is written.
-* **infeasible** — when the floors exceed the capacity the planner holds every allocation; the
-  agent posts one Warning Event on the Node when the condition starts and one Normal Event when it
-  clears.
+* **infeasible** — when the managed pods' requests alone exceed the overcommit bound every limit
+  stays at its floor; the agent posts one Warning Event on the Node when the condition starts and
+  one Normal Event when it clears.
 
 The live ConfigMap is polled every ``config_poll_s``; a new :class:`LiveConfig` takes effect at the
-next tick (planner and demand settings swapped on the planner, selectors, modes and the contract
-re-evaluated). An unknown key is logged, named, and exported as ``mbcas_agent_config_unknown_keys``.
+next tick (planner settings and the contract's deadband swapped on the planner, selectors, modes
+and the contract re-evaluated). An unknown key is logged, named, and exported as
+``mbcas_agent_config_unknown_keys``.
 
-Two clocks: ``mono`` (monotonic) for everything that is a duration (the planner's smoothing and
-intervals, polling, backoff, liveness), ``clock`` (wall) only for ``decidedAt`` and the contract's
+Two clocks: ``mono`` (monotonic) for everything that is a duration (the planner's window and
+holds, polling, backoff, liveness), ``clock`` (wall) only for ``decidedAt`` and the contract's
 ages, which the controller compares with its own wall clock.
 """
 
@@ -130,7 +131,7 @@ class NodeAgent:
         self.resolver = PodCgroupResolver(reader.layout, prefix=config.cgroup_prefix)
         self.sampler = Sampler(reader)
         self.ledger = DecisionLedger()
-        self.planner = NodePlanner(self.live.planner, self.live.demand, self.ledger)
+        self.planner = NodePlanner(self.live.planner, self.ledger, deadband=self.live.contract.deadband)
         self.store = AllocationStore(kube, node) if kube is not None else None
         self.events = (
             EventRecorder(kube, component="mbcas-agent", instance=node) if kube is not None else None
@@ -161,7 +162,7 @@ class NodeAgent:
     def apply_live(self, live: LiveConfig) -> None:
         """Switch to a new live configuration from the next tick on."""
         self.planner.policy = live.planner
-        self.planner.demand_config = live.demand
+        self.planner.deadband = live.contract.deadband
         self._selectors = self._compile(live)
         self.live = live
 

@@ -8,7 +8,7 @@ simulator too); neither re-derives it.
 * **Settings** — :class:`ContractSettings`, the ``contract:`` section of the one ConfigMap both
   processes read (``mbcas-system/mbcas-config``, key ``config.yaml``). Its validator checks the
   rule between its own settings (``refresh_s < staleness_s``); the rule that ties the agent's
-  planner to the contract (the planner's bands at least the deadband) is
+  planner to the contract (the planner's hysteresis bands at least the deadband) is
   :func:`check_planner_bands`, called wherever the agent's configuration is validated.
 * **Managed limit** — :func:`managed_limit_mcpu`: the pod-level CPU limit MBCAS manages is the sum
   of the limits of the containers that take part in the split
@@ -40,7 +40,6 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mbcas.api.models import Mode
-from mbcas.core.units import cores_to_mcpu
 from mbcas.policy.ledger import Written
 from mbcas.policy.resize import Deadband
 from mbcas.policy.resize_split import ContainerResources, SplitRefusedError, participants
@@ -66,10 +65,10 @@ class ContractSettings(BaseModel):
     deadband_ratio: float = Field(0.05, ge=0, lt=1)
     """The controller does not resize a pod whose managed limit L is within max(deadband_mcpu,
     deadband_ratio * L) of the decision; the agent counts such a decision as applied. The planner's
-    deadband_ratio must be at least this."""
+    raise_band and lower_band must be at least this."""
     deadband_mcpu: int = Field(10, ge=1)
     """Absolute part of the deadband (millicores; at least 1, which absorbs the split's rounding). The
-    planner's deadband_min must be at least this."""
+    planner makes no change this small."""
     staleness_s: float = Field(120.0, gt=0)
     """The controller refuses (Stale) a decision not applied yet that is older than this."""
     refresh_s: float = Field(60.0, gt=0)
@@ -97,26 +96,19 @@ class ContractSettings(BaseModel):
         return Deadband(self.deadband_ratio, self.deadband_mcpu)
 
 
-def check_planner_bands(
-    contract: ContractSettings, *, planner_deadband_ratio: float, planner_deadband_min_cores: float
-) -> None:
-    """The planner's bands must be at least the controller's deadband, so that a decision the
-    planner makes is one the controller acts on (a smaller one would be "applied" at once without
-    a resize, and the planner and the pod would disagree for good).
+def check_planner_bands(contract: ContractSettings, *, raise_band: float, lower_band: float) -> None:
+    """The planner's hysteresis bands must be at least the controller's deadband ratio, so that a
+    change the planner makes for its own sake is one the controller acts on (the planner also never
+    makes a change within the deadband itself).
 
     Raises ``ValueError`` naming both settings of the rule that is broken.
     """
-    if planner_deadband_ratio < contract.deadband_ratio:
-        raise ValueError(
-            f"planner.deadband_ratio = {planner_deadband_ratio:g} must be >= contract.deadband_ratio ="
-            f" {contract.deadband_ratio:g} (the planner's band must be wider than the controller's)"
-        )
-    if cores_to_mcpu(planner_deadband_min_cores) < contract.deadband_mcpu:
-        raise ValueError(
-            f"planner.deadband_min = {cores_to_mcpu(planner_deadband_min_cores)}m must be >="
-            f" contract.deadband_mcpu = {contract.deadband_mcpu}m (the planner's band must be wider than"
-            " the controller's)"
-        )
+    for name, band in (("raise_band", raise_band), ("lower_band", lower_band)):
+        if band < contract.deadband_ratio:
+            raise ValueError(
+                f"planner.{name} = {band:g} must be >= contract.deadband_ratio = {contract.deadband_ratio:g}"
+                " (the planner's band must be wider than the controller's)"
+            )
 
 
 def managed_limit_mcpu(containers: Sequence[ContainerResources], *, allow_restart: bool) -> int | None:

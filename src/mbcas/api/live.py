@@ -6,14 +6,13 @@
     mode: enforce                 # rollout keys (below)
     namespace_modes: {batch: observe}
     exclude_pod_selector: mbcas.io/opt-out=true
-    planner:  {min_cpu: 50m, deadband_ratio: 0.1, ...}   # mbcas.policy.node_config.NodePolicy
-    demand:   {tau_down_s: 20, ...}                      # mbcas.demand.DemandConfig
-    contract: {deadband_ratio: 0.05, refresh_s: 60, ...} # mbcas.api.contract.ContractSettings
+    planner:  {limit_overcommit: 2.0, window_s: 1200, ...} # mbcas.policy.node_config.NodePolicy
+    contract: {deadband_ratio: 0.05, refresh_s: 60, ...}   # mbcas.api.contract.ContractSettings
 
 The agent applies all of it; the controller acts on its ``contract:`` section. Both validate the
 whole document with :func:`read_live_yaml`, so they accept and refuse the same documents: a
-document whose values do not validate (including the rule that the planner's bands are at least the
-contract's deadband) is refused as a whole and the last good one stays, while an unknown key is
+document whose values do not validate (including the rule that the planner's hysteresis bands are
+at least the contract's deadband) is refused as a whole and the last good one stays, while an unknown key is
 only reported (and dropped), so a typo never stops every other change. Every field is live.
 
 Rollout modes: ``observe`` senses and exports metrics only; ``recommend`` writes PodAllocations
@@ -34,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mbcas.api.contract import ContractSettings, check_planner_bands
 from mbcas.api.selectors import LabelSelector
 from mbcas.api.settings import deep_merge, parse_config_yaml, validate_known
-from mbcas.demand import DemandConfig
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = [
@@ -79,7 +77,6 @@ class LiveConfig(BaseModel):
         "mbcas.io/opt-out=true", description="Label selector of the pods to leave alone."
     )
     planner: NodePolicy = Field(default_factory=NodePolicy, description="The node planner's tunables.")
-    demand: DemandConfig = Field(default_factory=DemandConfig, description="Demand estimation and smoothing.")
     contract: ContractSettings = Field(
         default_factory=ContractSettings,
         description="What the agent and the controller agree on (the controller reads this section too).",
@@ -94,9 +91,7 @@ class LiveConfig(BaseModel):
     @model_validator(mode="after")
     def _planner_wider_than_the_contract(self) -> LiveConfig:
         check_planner_bands(
-            self.contract,
-            planner_deadband_ratio=self.planner.deadband_ratio,
-            planner_deadband_min_cores=self.planner.deadband_min,
+            self.contract, raise_band=self.planner.raise_band, lower_band=self.planner.lower_band
         )
         return self
 

@@ -163,9 +163,7 @@ def _once(config: AgentConfig, kube: Any, reader: CgroupReader, args: argparse.N
     agent.sense()  # baseline read
     time.sleep(config.tick_s)
     sensed = agent.sense()
-    plan = replay(
-        agent.live.planner, agent.allocatable, config.reserve_cores, sensed.inputs, agent.live.demand
-    )
+    plan = replay(agent.live.planner, agent.allocatable, config.reserve_cores, sensed.inputs)
     if args.output == "json":
         snapshot = {
             "node": config.node,

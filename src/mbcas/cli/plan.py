@@ -2,13 +2,13 @@
 
 ::
 
-    mbcas plan --input SNAPSHOT.json [-o json] [--min-cpu 50m] [--max-cpu 2] [--no-spare]
+    mbcas plan --input SNAPSHOT.json [-o json] [--min-cpu 50m] [--max-cpu 2] [--limit-overcommit 2]
 
 Reads a snapshot (the shape ``mbcas agent --once --dry-run -o json`` emits, see
-:mod:`mbcas.agent.snapshot`; ``-`` reads stdin), runs demand -> capacity -> solve -> plan without
-history (signals count as smoothed; warm-up and rate limits do not apply) and prints the decision
-table, or with ``-o json`` ``{"capacity_cpu": ..., "pods": [{"uid", "managed", "allocation_cpu",
-"reason"}]}``. A bad snapshot exits 2 with a message naming the field.
+:mod:`mbcas.agent.snapshot`; ``-`` reads stdin), runs the planner's estimate -> want -> bound
+without history (each pod's burst envelope is its current usage, and its limit is its target: no
+hysteresis) and prints the decision table, or with ``-o json`` ``{"capacity_cpu": ..., "pods":
+[{"uid", "managed", "allocation_cpu", "reason"}]}``. A bad snapshot exits 2 with a message naming the field.
 """
 
 from __future__ import annotations
@@ -41,9 +41,15 @@ POLICY_FLAGS = {
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override the live policy (shared with ``mbcas agent``)."""
-    parser.add_argument("--min-cpu", default=None, metavar="QTY", help="global floor per pod (default 50m)")
+    parser.add_argument("--min-cpu", default=None, metavar="QTY", help="global floor per pod (default 10m)")
     parser.add_argument("--max-cpu", default=None, metavar="QTY", help="global hard maximum per pod")
-    parser.add_argument("--no-spare", action="store_true", help="do not hand out spare capacity as headroom")
+    parser.add_argument(
+        "--limit-overcommit",
+        default=None,
+        type=float,
+        metavar="X",
+        help="Σ managed limits <= X × the shareable CPU (default 2.0; 1.0 = never more than the node)",
+    )
 
 
 def live_from_args(args: argparse.Namespace, base: LiveConfig | None = None) -> LiveConfig:
@@ -52,13 +58,13 @@ def live_from_args(args: argparse.Namespace, base: LiveConfig | None = None) -> 
         planner["min_cpu"] = args.min_cpu
     if args.max_cpu is not None:
         planner["max_cpu"] = args.max_cpu
-    if args.no_spare:
-        planner["share_spare"] = False
+    if args.limit_overcommit is not None:
+        planner["limit_overcommit"] = args.limit_overcommit
     return (base or LiveConfig()).merged({"planner": planner} if planner else {})
 
 
 def register(subparsers: Any) -> None:
-    summary = "replay the node decision (demand -> capacity -> solve -> plan) on a snapshot"
+    summary = "replay the node decision (estimate -> want -> bound) on a snapshot"
     parser = command(subparsers, "plan", summary, __doc__.split("\n\n")[2] if __doc__ else None)
     parser.add_argument(
         "--input", "-i", required=True, metavar="SNAPSHOT.json", help="snapshot file, - for stdin"
@@ -85,7 +91,7 @@ def run_plan(args: argparse.Namespace) -> int:
         snap = parse_snapshot(data)
     except (SnapshotError, ValueError) as exc:
         return fail("mbcas plan", f"--input: bad snapshot {args.input}: {exc}")
-    plan = replay(live.planner, snap.allocatable_cores, snap.reserve_cores, snap.inputs, live.demand)
+    plan = replay(live.planner, snap.allocatable_cores, snap.reserve_cores, snap.inputs)
     if args.output == "json":
         json.dump(plan_result(plan), sys.stdout, indent=2)
         print()
@@ -99,10 +105,10 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def render_table(plan: NodePlan, names: Sequence[tuple[str, str]]) -> str:
-    """The decision table: pod, request, usage, throttled %, PSI, demand, allocation, reason."""
+    """The decision table: pod, request, usage, throttled %, PSI, envelope, allocation, reason."""
     inp = plan.inputs
     sig = inp.signals
-    rows = [("POD", "REQUEST", "USAGE", "THROTTLED", "PSI-FULL", "DEMAND", "ALLOCATION", "REASON")]
+    rows = [("POD", "REQUEST", "USAGE", "THROTTLED", "PSI-FULL", "ENVELOPE", "ALLOCATION", "REASON")]
     for i, (ns, name) in enumerate(names):
         req = float(inp.request[i])
         mc = int(plan.allocation_mcpu[i])
@@ -123,7 +129,11 @@ def render_table(plan: NodePlan, names: Sequence[tuple[str, str]]) -> str:
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
     ]
-    footer = f"capacity {format_cpu(max(plan.capacity_mcpu, 0))} for managed pods"
+    footer = (
+        f"shareable {format_cpu(max(plan.capacity_mcpu, 0))} for managed pods; limits"
+        f" {plan.limits_total:.2f} of the {plan.policy.limit_overcommit:g}x bound"
+        f" {plan.limit_bound:.2f} cores"
+    )
     if plan.infeasible:
         footer += f"; INFEASIBLE: {plan.infeasible_message}"
     return "\n".join([*lines, footer])

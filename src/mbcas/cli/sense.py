@@ -1,13 +1,15 @@
-"""``mbcas sense``: sample one cgroup twice and print its CPU signals and demand.
+"""``mbcas sense``: sample one cgroup twice and print its CPU signals and the bounds of its demand.
 
-A debugging aid for the sensing layer: it uses the same reader, sampler and estimator as the
+A debugging aid for the sensing layer: it uses the same reader, sampler and demand bounds as the
 agent, on one cgroup given relative to the cgroup root::
 
     mbcas sense --cgroup kubepods.slice/kubepods-burstable.slice/... [--root /sys/fs/cgroup]
                 [--interval 1] [-o json]
 
-It prints ``usage_cores``, ``throttled_ratio``, ``psi_some``, ``psi_full`` and ``demand_cores``
-(plus ``interval_s``, ``throttled_cores``, ``limit_cores``, ``normalised_demand`` and ``layout``);
+It prints ``usage_cores``, ``throttled_ratio``, ``psi_some``, ``psi_full`` and the demand's
+``demand_lower_cores`` / ``demand_upper_cores`` with ``under_pressure`` (plus ``interval_s``,
+``throttled_cores``, ``limit_cores`` and ``layout``): while the quota binds in most periods the
+demand is unknown between the two bounds, and the upper one reads the pod's runnable threads;
 with ``-o json`` one JSON object, ``null`` for unknown. A bad root or path exits non-zero with a
 message on stderr.
 """
@@ -29,12 +31,11 @@ from mbcas.cgroups import (
     SenseError,
     SignalDelta,
     check_relpath,
-    limit_array,
     signal_arrays,
 )
 from mbcas.cli.common import command
 from mbcas.cli.errors import fail
-from mbcas.demand import estimate_demand
+from mbcas.demand import demand_bounds
 
 __all__ = ["register", "run_sense", "sense_once"]
 
@@ -48,8 +49,9 @@ def register(subparsers: Any) -> None:
         "sense",
         "sample one cgroup twice and print usage, throttling, PSI and demand",
         "Sample one cgroup twice, SECONDS apart, and print usage_cores, throttled_ratio, psi_some, "
-        "psi_full and demand_cores. On a hybrid layout the v2 files come from the cgroup2 mount "
-        "(unified/) and the v1 files from the cpu/cpuacct controllers at the same relative path.",
+        "psi_full and the demand's lower and upper bounds. On a hybrid layout the v2 files come from "
+        "the cgroup2 mount (unified/) and the v1 files from the cpu/cpuacct controllers at the same "
+        "relative path.",
     )
     parser.add_argument(
         "--cgroup", required=True, metavar="REL_PATH", help="cgroup path relative to the root"
@@ -82,7 +84,8 @@ def sense_once(reader: CgroupReader, relpath: str, interval_s: float) -> dict[st
         raise CgroupError(second.kind, second.message)
     assert isinstance(second, SignalDelta)
     results = {_KEY: second}
-    est = estimate_demand(signal_arrays([_KEY], results), limit_array([_KEY], results))
+    sig = signal_arrays([_KEY], results)
+    est = demand_bounds(sig.usage, sig.throttled_ratio, sig.throttled_cores, sig.psi_full)
     return {
         "cgroup": relpath or "/",
         "layout": reader.layout.kind.value,
@@ -91,10 +94,11 @@ def sense_once(reader: CgroupReader, relpath: str, interval_s: float) -> dict[st
         "throttled_ratio": second.throttled_ratio,
         "psi_some": second.psi_some,
         "psi_full": second.psi_full,
-        "demand_cores": _num(float(est.cores[0])),
+        "demand_lower_cores": _num(float(est.lower[0])),
+        "demand_upper_cores": _num(float(est.upper[0])),
+        "under_pressure": bool(est.pressured[0]),
         "throttled_cores": second.throttled_cores,
         "limit_cores": second.limit_cores,
-        "normalised_demand": _num(float(est.normalised[0])),
     }
 
 

@@ -1,23 +1,15 @@
-"""Demand estimation: pure, vectorised, no I/O and no Kubernetes.
+"""What the kernel says about each pod's demand: pure, vectorised, no I/O and no Kubernetes.
 
 :class:`Signals` is the one bundle of per-pod kernel signals (usage, throttling, PSI) that sensing,
-the planner and the simulator share. :func:`estimate_demand` turns one interval's signals into a demand
-in cores and a demand normalised to the pod's limit; :class:`DemandTracker` smooths it per pod UID
-(fast up, slow down) and says which pods are warm. :class:`DemandConfig` holds every parameter.
-The model and its limits are documented in :mod:`mbcas.demand.estimate` and ``docs/sensing.md``.
+the planner and the simulator share. :func:`demand_bounds` turns one interval's signals into a
+lower bound (usage) and an upper bound (usage + throttled time, which reads the pod's runnable
+threads, not the CPU withheld) of each pod's demand and says which pods are under pressure;
+:class:`Envelope` keeps each pod's largest usage over a sliding window (its burst envelope). The
+model and its limits are documented in :mod:`mbcas.demand.bounds` and ``docs/sensing.md``.
 """
 
-from mbcas.demand.config import DemandConfig
-from mbcas.demand.estimate import DemandEstimate, estimate_demand
+from mbcas.demand.bounds import DemandBounds, demand_bounds
+from mbcas.demand.envelope import Envelope
 from mbcas.demand.signals import FloatArray, Signals, pod_array
-from mbcas.demand.tracker import DemandTracker
 
-__all__ = [
-    "DemandConfig",
-    "DemandEstimate",
-    "DemandTracker",
-    "FloatArray",
-    "Signals",
-    "estimate_demand",
-    "pod_array",
-]
+__all__ = ["DemandBounds", "Envelope", "FloatArray", "Signals", "demand_bounds", "pod_array"]

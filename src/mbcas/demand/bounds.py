@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mbcas.demand.estimate import FloatArray, pod_array
+from mbcas.demand.signals import FloatArray, pod_array
 
 __all__ = ["DemandBounds", "demand_bounds"]
 

@@ -31,16 +31,17 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mbcas.policy.market_config import MarketConfig
-from mbcas.policy.resize import ResizeRules, step_limit, within_deadband
+from mbcas.policy.node_config import NodePolicy
+from mbcas.policy.resize import Deadband, ResizeRules, step_limit
 
 __all__ = ["Gated", "Move", "PodState", "gate"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-_RULES = ResizeRules()
-_STEP_DOWN = step_limit(1_000_000, _RULES) / 1000.0  # the controller's absolute cap per resize
+_RULES = ResizeRules()  # the controller's default step caps (a cut lands one step at a time)
+_STEP_DOWN = step_limit(1_000_000, _RULES) / 1000.0
 _RATIO_DOWN = _RULES.max_step_ratio
+_MIN_STEP = _RULES.min_step_mcpu / 1000.0
 
 
 class Move(IntEnum):
@@ -91,26 +92,34 @@ def gate(
     need: FloatArray,
     *,
     budget: float,
-    cfg: MarketConfig,
+    cfg: NodePolicy,
+    deadband: Deadband,
 ) -> Gated:
     """Move each pod's limit towards ``target`` under the rules of the module docs (cores).
 
     ``want`` is what the pod wants, ``target`` that after the bound, ``need`` what it needs now
-    after the bound (``need <= target <= want``).
+    after the bound (``need <= target <= want``); ``deadband`` is the controller's (the contract's).
     """
     cur, in_force = pods.current, pods.in_force
-    applied = within_deadband(_RULES, _mcpu(in_force), _mcpu(cur))
+
+    def within(a: FloatArray, b: FloatArray) -> BoolArray:
+        return deadband.within(_mcpu(a), _mcpu(b))
+
+    applied = within(in_force, cur)
     trimmed = target < want - 1e-9
 
     # Up at once under pressure, to what it needs now, if it is worth a resize.
     now = np.minimum(target, np.maximum(need, cur))
-    urgent = pods.pressured & applied & (now > cur) & ~within_deadband(_RULES, _mcpu(cur), _mcpu(now))
+    urgent = pods.pressured & applied & (now > cur) & ~within(cur, now)
     lasting = urgent & (pods.pressed_for_s >= cfg.reclaim_after_s)
     soft = ~pods.pressured & ~trimmed & (target > cur * (1.0 + cfg.raise_band))
     soft &= pods.since_change_s >= cfg.raise_after_s
     down = ~urgent & ~soft & (target * (1.0 + cfg.lower_band) < cur)
     down &= pods.since_change_s >= cfg.lower_after_s
     rest = np.where(trimmed, np.minimum(need, target), target)
+    # A change within the controller's deadband would be written and never applied.
+    soft &= ~within(cur, target)
+    down &= ~within(cur, rest)
     new = np.select([urgent, soft, down], [now, target, rest], default=cur)
     move = np.select([urgent, soft, down], [Move.PROBE, Move.RAISE, Move.LOWER], default=Move.KEEP)
 
@@ -118,9 +127,9 @@ def gate(
     lands = applied & (pods.since_resize_s >= cfg.resize_interval_s)
 
     def holding(x: FloatArray) -> FloatArray:
-        step = np.maximum(_RULES.min_step_mc / 1000.0, np.minimum(_RATIO_DOWN * in_force, _STEP_DOWN))
+        step = np.maximum(_MIN_STEP, np.minimum(_RATIO_DOWN * in_force, _STEP_DOWN))
         landed = np.maximum(x, in_force - step)
-        felt = lands & (x < cur) & ~within_deadband(_RULES, _mcpu(in_force), _mcpu(x))
+        felt = lands & (x < cur) & ~within(in_force, x)
         out: FloatArray = np.where(felt, landed, np.maximum(x, in_force))
         return out
 
@@ -132,7 +141,7 @@ def gate(
         room = np.where(among & (x > target + 1e-9), np.maximum(x - need, 0.0), 0.0)
         # A cut within the controller's deadband would be a write and no resize: not worth it
         # to pay for a raise (the bound itself is kept whatever it takes).
-        band = np.maximum(_RULES.deadband_mc / 1000.0, _RULES.deadband_ratio * x)
+        band = deadband.band_mcpu(_mcpu(x)) / 1000.0
         band = band if worth_only else np.zeros_like(x)
         room = np.where(room > band, room, 0.0)
         for i in np.argsort(-room, kind="stable"):

@@ -3,135 +3,84 @@
 This is the agent's whole decision, pure and vectorised (no I/O, no clock: time is passed in), so
 the agent, ``mbcas plan`` (replay of a snapshot) and the simulator run the same code::
 
-    planner = NodePlanner(NodePolicy(), DemandConfig())
+    planner = NodePlanner(NodePolicy(), ledger, deadband=contract.deadband)
     plan = planner.plan(now, allocatable_cpu, reserve_cpu, inputs)   # one tick, stateful
     plan = replay(NodePolicy(), allocatable_cpu, reserve_cpu, inputs) # one snapshot, no history
 
-Per tick, in order (all arrays aligned to ``inputs.uids``):
+Limits are burst caps: requests already guarantee each pod its share under contention (the
+kubelet sets ``cpu.weight`` from them), so a limit only decides how much *idle* CPU a pod may
+take. Each managed pod's limit follows what it would use unthrottled, and the node's invariant is
+``Σ managed limits <= limit_overcommit × shareable CPU`` (``docs/market.md``). One tick:
 
-1. **Demand.** :func:`mbcas.demand.estimate_demand` turns usage, throttling and PSI into a raw
-   demand in cores; :class:`mbcas.demand.DemandTracker` smooths it per UID (fast up, slow down) and
-   says which pods are warm. A replay uses the raw demand as the smoothed one and treats every pod
-   as warm.
-2. **Who is managed.** ``managed = eligible & Burstable``: Guaranteed pods cannot change (their
-   QoS would), BestEffort pods cannot gain a limit, and ``eligible`` carries the agent's opt-in and
-   opt-out selectors. Managed pods that are warming up or had no sample this tick are *held* at
-   their current allocation.
-3. **Capacity.** :func:`mbcas.policy.capacity.node_capacity` (allocatable − reserve − CPU of the
-   pods not managed), rounded down to millicores, minus what the held pods hold.
-4. **Market.** Weights are CPU requests (``min_cpu`` for a pod without one, so equal when all are
-   absent); floors ``max(request, min_cpu)``; caps ``demand·(1 + headroom_ratio) + headroom_min``
-   clipped to ``[floor, hard_max]``; ``hard_max = min(max_cpu, allocatable − reserve)``.
-   :func:`mbcas.market.solve_nsw` gives the demand-limited share ``need``, and
-   :func:`mbcas.market.share_headroom` hands the rest out by weight up to ``hard_max`` (the
-   ``target``). If the floors exceed the capacity the plan is *infeasible*: every pod keeps its
-   allocation, :attr:`NodePlan.infeasible` says why, and the next feasible tick recovers.
-5. **Stability** (skipped by a replay). Against the pod's current allocation ``cur`` (the last
-   decision, else its current limit) with ``band = max(deadband_min, deadband_ratio·cur)`` and the
-   hysteresis level ``keep = target·(1 + deadband_ratio) + deadband_min``:
+1. **estimate** — :func:`mbcas.demand.demand_bounds` (usage bounds the demand from below, usage +
+   throttled time from above) and the burst :class:`~mbcas.demand.Envelope` (largest usage over
+   the window);
+2. **want** — :func:`mbcas.policy.want.wants`: envelope + headroom, or a probe under pressure;
+3. **bound** — :func:`mbcas.policy.bound.bound`: NSW by request weight when the wants exceed
+   ``limit_overcommit`` × (allocatable − reserve − pods not managed);
+4. **gate** — :func:`mbcas.policy.gate.gate`: up at once under pressure, down slowly, down at once
+   when the bound needs the CPU, the limits in force kept within the bound.
 
-   - *short* (hard): ``need > cur + band`` while the pod is under pressure (throttled-period
-     ratio or PSI ``full`` >= ``pressure_threshold``), or ``cur`` is outside
-     ``[floor, hard_max]``: move to ``target`` now, whatever the intervals (fast up). First
-     decisions are paid the same way.
-   - *shrink*: ``down_interval_s`` after its last decision, down to
-     ``max(keep, cur·(1 − down_step_ratio))`` if that is more than a band below ``cur`` (slow
-     down; stopping at ``keep`` is the hysteresis that keeps noise around the target from
-     raising the pod again).
-   - Hard shorts are paid at once by the pods above their target, **the furthest above first**
-     (each cut at least a band or all it has above), down to their targets (the targets fit, so
-     this always suffices): one raise moves as few other pods as possible (*reclaim*). Spreading
-     the cut over every pod, as earlier versions did, left each just at its demand-limited share,
-     so the next noise peak raised it again: a cascade of small resizes under steady demand.
-   - *short* (soft): ``need > cur + 2·band`` without pressure (its headroom is gone, it is not
-     losing work yet): raised towards ``target`` only from free capacity and from what others
-     hold above their ``keep`` level, never pushing another pod into its noise band; not raised
-     if that gives less than a band.
-   - *contention*: while pods under pressure still want more than they hold (``need > cur``),
-     the CPU that pods **not** under pressure hold above their targets (cuts of at least a band)
-     goes to them at once, the most short first, each raise at least
-     ``max(deadband_min, pressure_deadband_ratio·cur)`` (a pod losing work is worth a smaller
-     step). Hysteresis only matters while nobody needs the CPU.
-   - *grow*: ``target > cur + band`` and ``min_interval_s`` since its last decision: towards
-     ``target``, using only capacity nobody holds (it never hurries another pod's descent).
-   - otherwise keep ``cur`` (deadband, no change).
-
-   Every band is larger than the controller's resize deadband (5 %, 10m), so a decision is
-   normally worth a resize; only a reclaim that must take less than a band from a pod to fit the
-   capacity can be smaller.
-6. **Rounding.** Decisions become whole millicores (largest remainder) within what the unchanged
-   pods leave, so ``Σ allocation <= capacity`` in every feasible tick.
-
-:class:`NodePlan` carries the decision arrays, why each pod changed (:attr:`NodePlan.cause`,
-:meth:`NodePlan.reason`) and the NSW potential ``Σ w·log x`` of the managed allocations.
+Pods not managed (Guaranteed, BestEffort, excluded) are left alone and counted against the
+shareable CPU (:mod:`mbcas.policy.capacity`); a managed pod without a sample this tick keeps its
+limit; a managed pod with no limit counts at the node's allocatable CPU until it has one.
+Decisions live in the :class:`~mbcas.policy.ledger.DecisionLedger`; the planner itself remembers
+the envelope and, per pod, when it was first seen, when its limit in force last changed and since
+when it is under pressure.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mbcas.core.qos import QoSClass
-from mbcas.demand import DemandConfig, DemandTracker, Signals, estimate_demand, pod_array
+from mbcas.demand import DemandBounds, Envelope, Signals, demand_bounds, pod_array
 from mbcas.demand.signals import check_nonnegative
-from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
+from mbcas.market import nsw_objective
+from mbcas.policy.bound import Bounded, bound
 from mbcas.policy.capacity import node_capacity
+from mbcas.policy.gate import PodState, gate
 from mbcas.policy.ledger import NO_DECISION, DecisionLedger
 from mbcas.policy.node_config import NodePolicy
+from mbcas.policy.reasons import reason
+from mbcas.policy.resize import Deadband
+from mbcas.policy.want import Wants, wants
 
 __all__ = ["Cause", "NodeInputs", "NodePlan", "NodePlanner", "replay"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-_NONE = NO_DECISION
 _GUARANTEED, _BURSTABLE, _BEST_EFFORT = (q.code for q in QoSClass)
 
 
 class Cause(IntEnum):
-    """Why a pod's allocation is what it is this tick (``NodePlan.cause``)."""
+    """Why a pod's limit is what it is this tick (``NodePlan.cause``; texts in ``reasons``)."""
 
     UNMANAGED_GUARANTEED = 0
     UNMANAGED_BESTEFFORT = 1
     UNMANAGED_EXCLUDED = 2
-    KEEP = 3
-    """Within the deadband or the decision intervals: no change."""
-    FIRST = 4
-    """First decision for a pod that had neither a decision nor a limit."""
-    SHORT = 5
-    """Demand outgrew the allocation (or it left its bounds): raised at once."""
-    GROW = 6
-    """More spare capacity for it: raised after the minimum interval."""
-    SHRINK = 7
-    """Target fell: lowered slowly."""
-    RECLAIM = 8
-    """Lowered at once to pay for another pod's growth."""
-    HOLD_WARMUP = 9
-    HOLD_NO_SIGNAL = 10
-    HOLD_INFEASIBLE = 11
-    REPLAY = 12
-    """A replay's allocation (the target, no history)."""
+    NO_SIGNAL = 3
+    KEEP = 4
+    PROBE = 5
+    """Raised at once under pressure, towards the kernel's upper bound on its demand."""
+    RAISE = 6
+    """Its burst envelope outgrew the limit."""
+    LOWER = 7
+    """The limit stayed well above its target for long enough."""
+    TRIM = 8
+    """Lowered at once: another pod's probe needed the CPU under the bound."""
+    REPLAY = 9
+    """A replay's limit (the target, no history)."""
 
 
-_CAUSE_TEXT: dict[int, str] = {
-    Cause.UNMANAGED_GUARANTEED: "not managed: Guaranteed",
-    Cause.UNMANAGED_BESTEFFORT: "not managed: BestEffort",
-    Cause.UNMANAGED_EXCLUDED: "not managed: excluded by config",
-    Cause.KEEP: "kept",
-    Cause.FIRST: "first decision",
-    Cause.SHORT: "short of CPU",
-    Cause.GROW: "spare capacity",
-    Cause.SHRINK: "demand fell",
-    Cause.RECLAIM: "reclaimed for others",
-    Cause.HOLD_WARMUP: "held: warming up",
-    Cause.HOLD_NO_SIGNAL: "held: no signal this tick",
-    Cause.HOLD_INFEASIBLE: "held: floors exceed capacity",
-    Cause.REPLAY: "replay",
-}
+# Indexed by Move: KEEP, PROBE, RAISE, LOWER, RECLAIM.
+_MOVE_CAUSE = np.array([Cause.KEEP, Cause.PROBE, Cause.RAISE, Cause.LOWER, Cause.TRIM], dtype=np.int8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +148,7 @@ class NodeInputs:
         else:
             lim = pod_array(limit, n, np.nan, "limit")
             check_nonnegative("limit", lim)
-            lim_mcpu = np.where(np.isfinite(lim), np.ceil(lim * 1000.0 - 1e-6), _NONE).astype(np.int64)
+            lim_mcpu = np.where(np.isfinite(lim), np.ceil(lim * 1000.0 - 1e-6), NO_DECISION).astype(np.int64)
         check_nonnegative("request", req)
         sig = Signals.unknown(n) if signals is None else signals
         if len(sig) != n:
@@ -209,73 +158,59 @@ class NodeInputs:
 
 @dataclass(frozen=True, slots=True)
 class NodePlan:
-    """One tick's decision. Arrays are aligned to ``inputs.uids``; CPU in cores unless ``_mcpu``."""
+    """One tick's decision; arrays aligned to ``inputs.uids``, CPU in cores unless ``_mcpu``."""
 
     now: float
     inputs: NodeInputs
-    capacity: float
-    """CPU for the managed pods (allocatable − reserve − unmanaged), cores."""
-    capacity_mcpu: int
-    """``capacity`` rounded down to millicores: ``Σ allocation_mcpu[managed] <= capacity_mcpu``."""
+    policy: NodePolicy
     managed: BoolArray
-    raw_demand: FloatArray
+    bounds: DemandBounds
     demand: FloatArray
-    """Smoothed demand (cores); NaN when unknown."""
-    warm: BoolArray
-    need: FloatArray
-    """The demand-limited NSW share (NaN where not decided this tick)."""
+    """The burst envelope: each pod's largest usage over the window (NaN: never sampled)."""
+    want: FloatArray
+    """What each managed pod wants (NaN where not decided this tick)."""
     target: FloatArray
-    """``need`` plus its share of spare capacity (NaN where not decided this tick)."""
+    """The want after the overcommit bound (NaN where not decided this tick)."""
+    trimmed: BoolArray
     allocation_mcpu: NDArray[np.int64]
-    """The pod's allocation after this tick; -1 when it has none (unmanaged, or no limit yet)."""
+    """Each managed pod's limit after this tick; -1 for pods not managed."""
     changed: BoolArray
     """A new decision this tick (the agent writes these)."""
     cause: NDArray[np.int8]
+    capacity: float
+    """The shareable CPU: allocatable − reserve − CPU of the pods not managed (cores)."""
+    limit_bound: float
+    """``limit_overcommit × capacity``: the bound on Σ managed limits (cores)."""
     infeasible: bool
-    infeasible_message: str
+    """The managed pods' requests alone exceed the bound (every limit stays at its floor)."""
     objective: float
-    """NSW potential ``Σ w·log x`` over managed pods with an allocation (x in cores)."""
-    weights: FloatArray = field(repr=False)
+    """NSW potential ``Σ request·log limit`` over the managed pods."""
 
     @property
     def uids(self) -> tuple[str, ...]:
         return self.inputs.uids
 
     @property
-    def limit_bound(self) -> float:
-        """The node-level bound on Σ managed limits, in cores: ``limit_overcommit × shareable CPU``.
-
-        The planner is strict today (overcommit 1.0): the bound is :attr:`capacity_mcpu`, which
-        every feasible plan keeps ``Σ allocation_mcpu[managed]`` under. This is the one place the
-        bound is read from (the agent's ``mbcas_agent_node_limit_bound_*`` metrics); a planner
-        with a ``limit_overcommit`` setting changes only this value.
-        """
-        return self.capacity_mcpu / 1000.0
+    def capacity_mcpu(self) -> int:
+        return math.floor(self.capacity * 1000.0 + 1e-6)
 
     @property
     def limits_total(self) -> float:
-        """Σ of the managed pods' decided limits (allocations), in cores."""
+        """Σ managed limits decided (cores): ``mbcas_agent_node_limits_cores``."""
         alloc = self.allocation_mcpu
         return float(alloc[self.managed & (alloc > 0)].sum()) / 1000.0
 
+    @property
+    def infeasible_message(self) -> str:
+        if not self.infeasible:
+            return ""
+        floors = float(np.nansum(np.where(self.managed, self.inputs.request, 0.0)))
+        bound = self.limit_bound
+        return f"requests of the managed pods ({floors:.2f} cores) exceed the bound ({bound:.2f} cores)"
+
     def reason(self, i: int) -> str:
-        """Short human-readable reason for pod ``i``, e.g. ``"short of CPU: throttled 34%, ..."``."""
-        cause = int(self.cause[i])
-        head = _CAUSE_TEXT.get(cause, "unknown")
-        if not self.managed[i]:
-            return head
-        sig = self.inputs.signals
-        facts = (
-            ("throttled {:.0%}", sig.throttled_ratio),
-            ("psi full {:.0%}", sig.psi_full),
-            ("demand {:.2f} cores", self.demand),
-            ("share {:.2f}", self.target),
-        )
-        parts = [head] + [fmt.format(v) for fmt, arr in facts if math.isfinite(v := float(arr[i]))]
-        if cause == Cause.HOLD_INFEASIBLE and self.infeasible_message:
-            parts.append(self.infeasible_message)
-        text = ", ".join(parts[1:])
-        return f"{head}: {text}"[:256] if text else head
+        """Why pod ``i``'s limit is what it is, in the user's words (at most 256 characters)."""
+        return reason(self, i)
 
     def changed_indices(self) -> NDArray[np.intp]:
         """Indices of the pods with a new decision this tick."""
@@ -283,62 +218,212 @@ class NodePlan:
 
 
 class NodePlanner:
-    """The stateful node planner: demand smoothing, decision memory, stability rules.
+    """The stateful planner of one node (see module docs). Not thread-safe.
 
-    Not thread-safe; one per node. ``policy`` may be replaced between ticks (live config).
+    ``policy`` and ``deadband`` (the controller's, from the contract) may be replaced between
+    ticks (live configuration); a new window takes effect for samples from then on.
     """
 
     def __init__(
         self,
         policy: NodePolicy | None = None,
-        demand_config: DemandConfig | None = None,
         ledger: DecisionLedger | None = None,
+        *,
+        deadband: Deadband | None = None,
     ) -> None:
         self.policy = policy or NodePolicy()
-        self.tracker = DemandTracker(demand_config)
         self.ledger = ledger or DecisionLedger()
         """Where each pod's decision lives (shared with the agent's writer)."""
-
-    @property
-    def demand_config(self) -> DemandConfig:
-        return self.tracker.config
-
-    @demand_config.setter
-    def demand_config(self, config: DemandConfig) -> None:
-        """Swap the estimator's and the smoothing's parameters (live config); the smoothed state stays."""
-        self.tracker.config = config
+        self.deadband = deadband or Deadband()
+        self._envelope = Envelope(self.policy.window_s, self.policy.window_buckets)
+        self._uids: tuple[str, ...] = ()
+        # Per pod, aligned to _uids: first seen, limit in force last seen (mcpu), when that last
+        # changed (a resize landed), since when under pressure (NaN: not).
+        self._seen = np.zeros((0, 4))
 
     def seed(self, uid: str, allocation_mcpu: int, decided_at: float) -> None:
-        """Remember a decision made before this planner existed (e.g. read back from the API after
-        a restart; ``decided_at`` on the planner's clock), so the first ticks hold it instead of
-        starting over."""
+        """Remember a decision made before this planner existed (read back from the API after a
+        restart; ``decided_at`` on the planner's clock), so the first ticks hold it."""
         self.ledger.seed(uid, allocation_mcpu, decided_at)
 
     def allocation_of(self, uid: str) -> int | None:
         """The planner's current allocation of ``uid`` in millicores (None if it has none)."""
         return self.ledger.decision_of(uid)
 
+    def _recall(self, uids: tuple[str, ...], now: float) -> FloatArray:
+        if uids == self._uids:
+            return self._seen.copy()
+        index = {u: i for i, u in enumerate(self._uids)}
+        idx = np.fromiter((index.get(u, -1) for u in uids), dtype=np.intp, count=len(uids))
+        out = np.tile(np.array([now, NO_DECISION, now, np.nan]), (len(uids), 1))
+        known = idx >= 0
+        out[known] = self._seen[idx[known]]
+        return out
+
     def plan(self, now: float, allocatable: float, reserve: float, inputs: NodeInputs) -> NodePlan:
-        """Run one tick at time ``now``: seconds on a monotonic clock the caller keeps using
-        (smoothing and decision intervals are durations; a wall-clock step must not move them)."""
-        raw = _raw_demand(inputs, self.tracker.config)
-        smoothed, warm = self.tracker.update(inputs.uids, raw, now)
-        alloc, decided_at = self.ledger.aligned(inputs.uids)
-        plan = _decide(
-            self.policy,
-            now,
+        """Run one tick at ``now``: seconds on a monotonic clock the caller keeps using."""
+        pol = self.policy
+        if (pol.window_s, pol.window_buckets) != (self._envelope.window_s, self._envelope.buckets):
+            self._envelope = Envelope(pol.window_s, pol.window_buckets)
+        frame = _Frame.of(pol, allocatable, reserve, inputs)
+        envelope = self._envelope.update(inputs.uids, inputs.signals.usage, now)
+        seen = self._recall(inputs.uids, now)
+        decided_mcpu, decided_at = self.ledger.aligned(inputs.uids)
+        resized_at = np.where(frame.limit_mcpu != seen[:, 1], now, seen[:, 2])
+        pressed_at = np.where(frame.bounds.pressured, np.fmin(seen[:, 3], now), np.nan)
+        current_mcpu = np.where(decided_mcpu > 0, decided_mcpu, frame.limit_mcpu)
+
+        active = frame.managed & inputs.signals.sampled
+        held = frame.managed & ~active
+        idx = np.flatnonzero(active)
+        budget = max(frame.budget - float(current_mcpu[held].sum()) / 1000.0, 0.0)
+        bounded, w = frame.bounded(idx, envelope, budget)
+        pods = PodState(
+            current=current_mcpu[idx] / 1000.0,
+            in_force=frame.limit_mcpu[idx] / 1000.0,
+            pressured=frame.bounds.pressured[idx],
+            pressed_for_s=now - np.nan_to_num(pressed_at[idx], nan=now),
+            since_change_s=now - np.fmax(decided_at[idx], seen[idx, 0]),
+            since_resize_s=now - resized_at[idx],
+        )
+        gated = gate(
+            pods, bounded.limits, w.want, bounded.needs, budget=budget, cfg=pol, deadband=self.deadband
+        )
+
+        alloc = np.where(frame.managed, current_mcpu, NO_DECISION).astype(np.int64)
+        alloc[idx] = np.maximum(np.floor(gated.limits * 1000.0 + 1e-6), 1).astype(np.int64)
+        changed = active & (alloc != current_mcpu)
+        cause = frame.cause.copy()
+        cause[held] = Cause.NO_SIGNAL
+        cause[idx] = np.where(changed[idx], _MOVE_CAUSE[gated.move], Cause.KEEP)
+        self.ledger.record(inputs.uids, alloc, np.where(changed, now, decided_at))
+        self._uids = inputs.uids
+        self._seen = np.column_stack((seen[:, 0], frame.limit_mcpu, resized_at, pressed_at))
+        return frame.plan(
+            now=now,
+            inputs=inputs,
+            envelope=envelope,
+            idx=idx,
+            want=w.want,
+            bounded=bounded,
+            alloc=alloc,
+            changed=changed,
+            cause=cause,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """What one tick knows before it decides: who is managed, the bounds, the budget, the floors."""
+
+    policy: NodePolicy
+    inputs: NodeInputs
+    managed: BoolArray
+    cause: NDArray[np.int8]
+    bounds: DemandBounds
+    limit_mcpu: NDArray[np.int64]
+    """The limit in force (mcpu); the node's allocatable CPU for a pod without one."""
+    capacity: float
+    budget: float
+    floor: FloatArray
+    weight: FloatArray
+    ceiling: FloatArray
+
+    @classmethod
+    def of(cls, pol: NodePolicy, allocatable: float, reserve: float, inputs: NodeInputs) -> _Frame:
+        qos = inputs.qos
+        managed = inputs.eligible & (qos == _BURSTABLE)
+        cause = np.select(
+            [qos == _GUARANTEED, qos == _BEST_EFFORT, ~managed],
+            [Cause.UNMANAGED_GUARANTEED, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED],
+            default=Cause.KEEP,
+        ).astype(np.int8)
+        sig = inputs.signals
+        bounds = demand_bounds(
+            sig.usage,
+            sig.throttled_ratio,
+            sig.throttled_cores,
+            sig.psi_full,
+            pressure_ratio=pol.pressure_ratio,
+        )
+        capacity = node_capacity(
             allocatable,
             reserve,
-            inputs,
-            raw=raw,
-            smoothed=smoothed,
-            warm=warm,
-            prev_mcpu=alloc,
-            decided_at=decided_at,
-            stateless=False,
+            unmanaged=~managed,
+            qos=qos,
+            request=inputs.request,
+            limit=inputs.limit,
+            usage=sig.usage,
         )
-        self.ledger.record(inputs.uids, plan.allocation_mcpu, np.where(plan.changed, now, decided_at))
-        return plan
+        request = np.nan_to_num(inputs.request, nan=0.0)
+        n = len(inputs)
+        return cls(
+            policy=pol,
+            inputs=inputs,
+            managed=managed,
+            cause=cause,
+            bounds=bounds,
+            limit_mcpu=np.where(inputs.limit_mcpu >= 0, inputs.limit_mcpu, round(allocatable * 1000.0)),
+            capacity=capacity,
+            budget=pol.limit_overcommit * capacity,
+            floor=np.maximum(request, pol.min_cpu),
+            weight=np.where(request > 0, request, pol.min_cpu),
+            ceiling=np.full(n, allocatable if pol.max_cpu is None else min(pol.max_cpu, allocatable)),
+        )
+
+    def bounded(self, idx: NDArray[np.intp], envelope: FloatArray, budget: float) -> tuple[Bounded, Wants]:
+        """Steps 2 and 3 for the pods ``idx``: their wants and needs, bounded by ``budget``."""
+        sub = DemandBounds(self.bounds.lower[idx], self.bounds.upper[idx], self.bounds.pressured[idx])
+        pol = self.policy
+        w = wants(
+            envelope[idx],
+            sub,
+            self.limit_mcpu[idx] / 1000.0,
+            floor=self.floor[idx],
+            ceiling=self.ceiling[idx],
+            cfg=pol,
+        )
+        b = bound(
+            w.want, w.need, self.weight[idx], self.floor[idx], budget, protected_share=pol.protected_share
+        )
+        return b, w
+
+    def plan(
+        self,
+        *,
+        now: float,
+        inputs: NodeInputs,
+        envelope: FloatArray,
+        idx: NDArray[np.intp],
+        want: FloatArray,
+        bounded: Bounded,
+        alloc: NDArray[np.int64],
+        changed: BoolArray,
+        cause: NDArray[np.int8],
+    ) -> NodePlan:
+        n = len(inputs)
+        wants_all, target, trimmed = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.bool_)
+        wants_all[idx], target[idx], trimmed[idx] = want, bounded.limits, bounded.trimmed
+        has = self.managed & (alloc > 0)
+        objective = nsw_objective(alloc[has] / 1000.0, self.weight[has]) if has.any() else 0.0
+        return NodePlan(
+            now=now,
+            inputs=inputs,
+            policy=self.policy,
+            managed=self.managed,
+            bounds=self.bounds,
+            demand=envelope,
+            want=wants_all,
+            target=target,
+            trimmed=trimmed,
+            allocation_mcpu=alloc,
+            changed=changed,
+            cause=cause,
+            capacity=self.capacity,
+            limit_bound=self.budget,
+            infeasible=not bounded.feasible,
+            objective=objective,
+        )
 
 
 def replay(
@@ -346,311 +431,29 @@ def replay(
     allocatable: float,
     reserve: float,
     inputs: NodeInputs,
-    demand_config: DemandConfig | None = None,
+    deadband: Deadband | None = None,
 ) -> NodePlan:
-    """Plan one snapshot without history: signals count as smoothed, every pod as warm, and no
-    deadband or interval applies (the allocation is the target)."""
-    raw = _raw_demand(inputs, demand_config or DemandConfig())
-    n = len(inputs)
-    return _decide(
-        policy,
-        0.0,
-        allocatable,
-        reserve,
-        inputs,
-        raw=raw,
-        smoothed=raw,
-        warm=np.isfinite(raw),
-        prev_mcpu=np.full(n, _NONE, dtype=np.int64),
-        decided_at=np.full(n, -np.inf),
-        stateless=True,
-    )
-
-
-def _raw_demand(inputs: NodeInputs, config: DemandConfig) -> FloatArray:
-    return estimate_demand(inputs.signals, inputs.limit, config=config).cores
-
-
-def _decide(
-    policy: NodePolicy,
-    now: float,
-    allocatable: float,
-    reserve: float,
-    inputs: NodeInputs,
-    *,
-    raw: FloatArray,
-    smoothed: FloatArray,
-    warm: BoolArray,
-    prev_mcpu: NDArray[np.int64],
-    decided_at: FloatArray,
-    stateless: bool,
-) -> NodePlan:
-    n = len(inputs)
-    qos = inputs.qos
-    burstable = qos == _BURSTABLE
-    managed = inputs.eligible & burstable
-    cause = np.where(
-        qos == _GUARANTEED,
-        Cause.UNMANAGED_GUARANTEED,
-        np.where(qos == _BEST_EFFORT, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED),
-    ).astype(np.int8)
-
-    total = max(0.0, float(allocatable) - float(reserve))
-    capacity = node_capacity(
-        allocatable,
-        reserve,
-        unmanaged=~managed,
-        qos=qos,
-        request=inputs.request,
-        limit=inputs.limit,
-        usage=smoothed,
-    )
-    capacity_mcpu = math.floor(capacity * 1000.0 + 1e-6)
-
-    request = np.nan_to_num(inputs.request, nan=0.0)
-    weights = np.where(request > 0, request, policy.min_cpu)
-    floor = np.maximum(request, policy.min_cpu)
-    hard_max = np.full(n, total if policy.max_cpu is None else min(policy.max_cpu, total))
-    hard_max = np.maximum(hard_max, floor)
-    with np.errstate(invalid="ignore"):
-        cap = np.clip(
-            np.nan_to_num(smoothed * (1.0 + policy.headroom_ratio) + policy.headroom_min, nan=0.0),
-            floor,
-            hard_max,
-        )
-
-    # Current allocation: the last decision, else the pod's current limit.
-    cur_mcpu = np.where(prev_mcpu > 0, prev_mcpu, inputs.limit_mcpu).astype(np.int64)
-    cur_mcpu = np.where(managed, cur_mcpu, _NONE)
-
-    sig = inputs.signals
-    active = managed & warm & sig.sampled
-    with np.errstate(invalid="ignore"):
-        pressured = np.fmax(sig.throttled_ratio, sig.psi_full) >= policy.pressure_threshold
-    held = managed & ~active
-    cause[held] = np.where(warm[held], Cause.HOLD_NO_SIGNAL, Cause.HOLD_WARMUP)
-    # A held pod keeps its decision; one without a decision yet (warming up) counts at what it
-    # can use now, max(floor, demand), but never above its current limit.
-    lim_or_inf = np.where(np.isfinite(inputs.limit), inputs.limit, np.inf)
-    using = np.minimum(lim_or_inf, np.fmax(floor, np.nan_to_num(smoothed, nan=0.0)))
-    hold_mcpu = np.where(prev_mcpu > 0, prev_mcpu, np.ceil(using * 1000.0 - 1e-6)).astype(np.int64)
-    active_cap_mcpu = capacity_mcpu - int(hold_mcpu[held].sum())
-
-    need = np.full(n, np.nan)
-    target = np.full(n, np.nan)
-    alloc_mcpu = np.where(held, prev_mcpu, cur_mcpu)
-    changed = np.zeros(n, dtype=np.bool_)
-    infeasible = False
-    message = ""
-
+    """Plan one snapshot without history: each pod's envelope is its current usage and its limit
+    is its target (wants bounded; no hysteresis, ``deadband`` unused but accepted for symmetry)."""
+    del deadband
+    frame = _Frame.of(policy, allocatable, reserve, inputs)
+    active = frame.managed & inputs.signals.sampled
     idx = np.flatnonzero(active)
-    if idx.size:
-        w, lo, up, hm = weights[idx], floor[idx], cap[idx], hard_max[idx]
-        c_active = max(0.0, active_cap_mcpu / 1000.0)
-        try:
-            if active_cap_mcpu < 0:
-                raise InfeasibleError(active_cap_mcpu / 1000.0, float(lo.sum()))
-            x = solve_nsw(c_active, w, lo, up)
-            y = share_headroom(c_active, x, w, hm) if policy.share_spare else x
-        except InfeasibleError as exc:
-            infeasible = True
-            message = f"floors need {exc.total_lower:.3f} cores, capacity is {max(exc.capacity, 0.0):.3f}"
-            cause[idx] = Cause.HOLD_INFEASIBLE
-        else:
-            need[idx], target[idx] = x, y
-            if stateless:
-                d = y
-                chg = np.ones(idx.size, dtype=np.bool_)
-                why = np.full(idx.size, Cause.REPLAY, dtype=np.int8)
-            else:
-                d, chg, why = _stabilise(
-                    policy,
-                    now,
-                    need=x,
-                    target=y,
-                    floor=lo,
-                    hard_max=hm,
-                    cur_mcpu=cur_mcpu[idx],
-                    decided_at=decided_at[idx],
-                    capacity=c_active,
-                    pressured=pressured[idx],
-                )
-            fixed = int(cur_mcpu[idx][~chg].sum())
-            new = cur_mcpu[idx].copy()
-            if chg.any():
-                room = active_cap_mcpu - fixed
-                new[chg] = _round(d[chg], room)
-            really = chg & (new != cur_mcpu[idx])
-            alloc_mcpu[idx] = new
-            changed[idx] = really
-            cause[idx] = np.where(really, why, Cause.KEEP)
-
-    has = managed & (alloc_mcpu > 0)
-    objective = nsw_objective(alloc_mcpu[has] / 1000.0, weights[has]) if has.any() else 0.0
-    return NodePlan(
-        now=now,
+    bounded, w = frame.bounded(idx, inputs.signals.usage, frame.budget)
+    alloc = np.where(frame.managed, frame.limit_mcpu, NO_DECISION).astype(np.int64)
+    alloc[idx] = np.maximum(np.floor(bounded.limits * 1000.0 + 1e-6), 1).astype(np.int64)
+    cause = frame.cause.copy()
+    cause[frame.managed & ~active] = Cause.NO_SIGNAL
+    cause[idx] = Cause.REPLAY
+    changed = active & (alloc != frame.limit_mcpu)
+    return frame.plan(
+        now=0.0,
         inputs=inputs,
-        capacity=capacity,
-        capacity_mcpu=capacity_mcpu,
-        managed=managed,
-        raw_demand=raw,
-        demand=smoothed,
-        warm=warm,
-        need=need,
-        target=target,
-        allocation_mcpu=np.where(managed, alloc_mcpu, _NONE).astype(np.int64),
+        envelope=inputs.signals.usage,
+        idx=idx,
+        want=w.want,
+        bounded=bounded,
+        alloc=alloc,
         changed=changed,
         cause=cause,
-        infeasible=infeasible,
-        infeasible_message=message,
-        objective=objective,
-        weights=weights,
     )
-
-
-def _stabilise(
-    policy: NodePolicy,
-    now: float,
-    *,
-    need: FloatArray,
-    target: FloatArray,
-    floor: FloatArray,
-    hard_max: FloatArray,
-    cur_mcpu: NDArray[np.int64],
-    decided_at: FloatArray,
-    capacity: float,
-    pressured: BoolArray,
-) -> tuple[FloatArray, BoolArray, NDArray[np.int8]]:
-    """Apply the deadband, the intervals, the slow-down step and reclaiming (see module text)."""
-    known = cur_mcpu > 0
-    first = ~known
-    cur = np.where(known, cur_mcpu / 1000.0, 0.0)
-    band = np.maximum(policy.deadband_min, policy.deadband_ratio * cur)
-    # A pod under pressure is already losing work: a smaller shortfall is worth a change.
-    pressed_ratio = min(policy.pressure_deadband_ratio, policy.deadband_ratio)
-    pressed_band = np.maximum(policy.deadband_min, pressed_ratio * cur)
-    since = now - decided_at
-    # The hysteresis level: a decrease for the pod's own sake stops here, so noise around the
-    # target cannot raise the pod again right away.
-    keep_level = np.maximum(target * (1.0 + policy.deadband_ratio) + policy.deadband_min, target)
-    out_of_bounds = known & ((cur < floor - 1e-9) | (cur > hard_max + 1e-9))
-    # Hard short: under pressure and short of its share, or out of bounds. Paid at once, down to
-    # the other pods' targets (someone is losing work, so nobody keeps a hysteresis margin).
-    hard = known & (((need > cur + band) & pressured) | out_of_bounds)
-    # Soft short: not (yet) under pressure but its headroom is gone. Paid only from free
-    # capacity and from what others hold above their hysteresis level, so it never pushes another
-    # pod into its own noise band (that cascade is what made steady demand flap).
-    soft = known & ~hard & (need > cur + 2.0 * band)
-    grow = known & ~hard & ~soft & (target > cur + band) & (since >= policy.min_interval_s)
-    low = np.maximum(keep_level, cur * (1.0 - policy.down_step_ratio))
-    shrink = known & ~hard & ~soft & (low < cur - band) & (since >= policy.down_interval_s)
-
-    d = cur.copy()
-    why = np.full(need.shape[0], Cause.KEEP, dtype=np.int8)
-    takers = first | hard
-    d[takers] = target[takers]
-    why[first] = Cause.FIRST
-    why[hard] = Cause.SHORT
-    d[shrink] = low[shrink]
-    why[shrink] = Cause.SHRINK
-    chg = takers | shrink
-
-    # Pods short of CPU (and new ones) are paid for at once by the pods held above their target,
-    # the furthest above first, so one raise moves as few other pods as possible.
-    excess = float(d.sum()) - capacity
-    if excess > 1e-12:
-        d, cut = _take(d, excess, target, ~takers, band)
-        why[cut] = Cause.RECLAIM
-        chg = chg | cut
-    # Soft shorts, the most short first, from free capacity and then from the excess others hold
-    # above their hysteresis level; a raise smaller than a band is not worth a change.
-    for i in np.argsort(cur - need, kind="stable"):
-        if not soft[i]:
-            continue
-        others = ~takers & ~soft
-        others[i] = False
-        free = capacity - float(d.sum())
-        spare_above = float(np.maximum(d - np.maximum(keep_level, target), 0.0)[others].sum())
-        give = min(float(target[i] - d[i]), max(free, 0.0) + spare_above)
-        if give <= band[i]:
-            continue
-        if give > free:
-            d, cut = _take(d, give - max(free, 0.0), np.maximum(keep_level, target), others, band)
-            why[cut] = Cause.RECLAIM
-            chg = chg | cut
-        d[i] += give
-        why[i] = Cause.SHORT
-        chg[i] = True
-        takers[i] = True
-    # Contention: pods under pressure still want more than they hold, so CPU held above a target
-    # by pods that are not under pressure goes to them now, without the hysteresis margin (it only
-    # matters while nobody needs the CPU). The most short first; each raise at least a pressure
-    # band (possibly a little beyond its share) so that it is worth a resize.
-    wanting = known & pressured & ~chg & (need > d + 1e-9)
-    if wanting.any():
-        victims = known & ~pressured & ~takers
-        above = np.where(victims, np.maximum(d - target, 0.0), 0.0)
-        above = np.where(above >= band, above, 0.0)  # smaller cuts are not worth a resize
-        pool = max(capacity - float(d.sum()), 0.0) + float(above.sum())
-        given = 0.0
-        for i in np.argsort(d - need, kind="stable"):
-            if not wanting[i]:
-                continue
-            give = min(pool - given, max(float(need[i] - d[i]), float(pressed_band[i])))
-            if give < pressed_band[i] - 1e-12:
-                continue
-            d[i] += give
-            given += give
-            why[i] = Cause.SHORT
-            chg[i] = True
-            takers[i] = True
-        excess = float(d.sum()) - capacity
-        if excess > 1e-12:
-            d, cut = _take(d, excess, target, above > 0, band)
-            why[cut] = Cause.RECLAIM
-            chg = chg | cut
-    # Growing into spare capacity only uses what is free: it never hurries anyone's slow descent.
-    grow &= ~chg
-    if grow.any():
-        room = capacity - float(d.sum())
-        want = np.where(grow, target - d, 0.0)
-        total_want = float(want.sum())
-        if room > 1e-12 and total_want > 0:
-            give_all = want * min(1.0, room / total_want)
-            ok = grow & (give_all > band)
-            d = np.where(ok, d + give_all, d)
-            why[ok] = Cause.GROW
-            chg = chg | ok
-    return d, chg, why
-
-
-def _take(
-    d: FloatArray, amount: float, level: FloatArray, eligible: BoolArray, band: FloatArray
-) -> tuple[FloatArray, BoolArray]:
-    """Lower ``d`` by ``amount`` in total from the ``eligible`` pods above ``level``, the furthest
-    above first; each cut is at least a band (or all the pod has above its level), so no cut is
-    too small to be worth a resize. Returns the new ``d`` and which pods were cut."""
-    out = d.copy()
-    cut = np.zeros(d.shape[0], dtype=np.bool_)
-    above = np.where(eligible, np.maximum(d - level, 0.0), 0.0)
-    remaining = amount
-    # Pods at least a band above their level first (furthest first), the smaller ones last.
-    order = np.lexsort((-above, above < band))
-    for i in order:
-        if remaining <= 1e-12 or above[i] <= 1e-12:
-            break
-        c = min(float(above[i]), max(remaining, float(band[i])))
-        out[i] -= c
-        cut[i] = True
-        remaining -= c
-    return out, cut
-
-
-def _round(cores: FloatArray, room_mcpu: int) -> NDArray[np.int64]:
-    """Whole millicores with ``Σ <= room`` and at least 1 each (``room`` >= the exact sum)."""
-    room = max(room_mcpu, 0)
-    try:
-        out = to_mcpu(cores, room)
-    except ValueError:
-        out = to_mcpu(cores * (1.0 - 1e-9), room)
-    return np.maximum(out, 1)

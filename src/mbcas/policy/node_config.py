@@ -1,15 +1,17 @@
 """The tunables of the node planner, as one frozen, validated value.
 
-:class:`NodePolicy` holds every number the pure node plan depends on: the global floor and ceiling
-of a pod's CPU, the headroom put on top of measured demand, whether spare capacity is handed out,
-the deadbands, the per-pod decision intervals and the step by which an allocation may shrink. It is
-plain data (no I/O, no clock) so the agent, ``mbcas plan`` and the simulator build the same planner
-from it. CPU values are stored in cores (a setting accepts a number of cores, ``0.25``, or a
-Kubernetes quantity, ``"250m"``); times are in seconds.
+:class:`NodePolicy` holds every number the pure node plan (:mod:`mbcas.policy.node`) depends on:
+the overcommit bound, a pod's floor and ceiling, the burst window and headroom, when a pod is
+under pressure and how far it is probed, the share a pod keeps when the bound binds, and the
+hysteresis that keeps limits from moving for small reasons. It is plain data (no I/O, no clock) so
+the agent, ``mbcas plan`` and the simulator build the same planner from it. CPU values are stored
+in cores (a setting accepts a number of cores, ``0.25``, or a Kubernetes quantity, ``"250m"``);
+times are in seconds.
 
 It is the ``planner:`` section of the agent's live configuration
 (:class:`mbcas.api.live.LiveConfig`): the agent swaps it on the planner when the ConfigMap
-changes. The field descriptions are the documentation (``docs/agent.md`` is checked against them).
+changes. The field descriptions are the documentation (``docs/configuration.md`` is generated
+from them); ``docs/market.md`` explains the design they tune.
 """
 
 from __future__ import annotations
@@ -60,37 +62,55 @@ class NodePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
-    min_cpu: Cores = Field(0.05, ge=0.001)
-    """Global floor of a managed pod's allocation; the floor is max(request, min_cpu)."""
+    limit_overcommit: float = Field(2.0, ge=1.0)
+    """Bound on the managed pods' limits: their sum stays within limit_overcommit x the shareable CPU
+    (allocatable - reserve - pods not managed). Requests keep every pod's share under contention, so
+    limits may add up to more than the node; 1.0 is the strict rule (never more than the node)."""
+    min_cpu: Cores = Field(0.01, ge=0.001)
+    """Least limit of a managed pod; its floor is max(request, min_cpu)."""
     max_cpu: Cores | None = Field(None)
-    """Global hard maximum per pod; null = the node's capacity for managed pods."""
-    headroom_ratio: float = Field(0.25, ge=0)
-    """Cap on a pod's demand-driven share: demand * (1 + headroom_ratio) + headroom_min."""
-    headroom_min: Cores = Field(0.05, ge=0)
-    """Absolute headroom added to every demand cap."""
-    share_spare: bool = Field(True)
-    """Hand capacity left after every demand cap is met out by weight, up to the hard maximum."""
-    deadband_ratio: float = Field(0.10, ge=0, lt=1)
-    """A new target within max(deadband_min, deadband_ratio * current) of the current allocation is not a
-    change. Must be at least the contract's deadband_ratio (the controller's)."""
-    deadband_min: Cores = Field(0.025, ge=0)
-    """Absolute part of the deadband. Must be at least the contract's deadband_mcpu."""
-    pressure_deadband_ratio: float = Field(0.06, ge=0)
-    """Relative deadband for a pod under pressure: its share of the node this much (at least deadband_min)
-    above its allocation raises it at once, taken back from pods above their targets. The smaller of
-    this and deadband_ratio applies (such a pod is losing work now)."""
-    pressure_threshold: float = Field(0.05, ge=0, le=1)
-    """A pod counts as under pressure when its throttled-period ratio or PSI full share of the last
-    interval reaches this; only a pod under pressure (or far below its need) is raised at once."""
-    min_interval_s: float = Field(10.0, ge=0)
-    """Least time between two decisions for one pod, unless the pod is short of CPU."""
-    down_interval_s: float = Field(30.0, ge=0)
-    """Least time after a pod's last decision before its allocation is lowered for its own sake."""
-    down_step_ratio: float = Field(0.25, ge=0, le=1)
-    """A voluntary decrease takes at most this fraction of the current allocation per decision."""
+    """Largest limit of a managed pod; null = the node's allocatable CPU."""
+    window_s: float = Field(1200.0, gt=0)
+    """The burst envelope is a pod's largest usage over this many seconds: long enough that a pod
+    bursting every few minutes keeps a limit that covers its next burst."""
+    window_buckets: int = Field(10, ge=1)
+    """Slices of the window: the envelope forgets a peak to within window_s / window_buckets."""
+    headroom_ratio: float = Field(0.10, ge=0)
+    """A pod wants its envelope x (1 + headroom_ratio); a probe is its throttled-time bound with the
+    same headroom."""
+    pressure_ratio: float = Field(0.5, gt=0, le=1)
+    """A pod whose quota bound in at least this share of the CFS periods of a tick is under
+    pressure: it is raised at once."""
+    probe_min_ratio: float = Field(1.5, ge=1)
+    """A pod under pressure is raised to the kernel's upper bound on its demand (usage + throttled
+    time, plus headroom), but to at least this x its limit ..."""
+    probe_max_ratio: float = Field(4.0, ge=1)
+    """... and to at most this x its limit in one step (a pod with many threads reads a huge bound)."""
+    protected_share: float = Field(0.95, ge=0, le=1)
+    """When the bound binds, every pod keeps at least this share of its request-weighted share of the
+    budget (or its want, if smaller), whatever other pods' probes need."""
+    reclaim_after_s: float = Field(3.0, ge=0)
+    """A raise that must take CPU from other pods (the bound is reached) waits until the pod's
+    pressure has lasted this long; a raise that fits under the bound happens at once."""
+    raise_band: float = Field(0.25, ge=0)
+    """Without pressure a limit goes up only when the want exceeds it by this fraction ..."""
+    raise_after_s: float = Field(300.0, ge=0)
+    """... and its last change is at least this old."""
+    lower_band: float = Field(0.25, ge=0)
+    """A limit comes down only when it is this fraction above its target ..."""
+    lower_after_s: float = Field(1200.0, ge=0)
+    """... and its last change is at least this old (unless the bound needs the CPU for a probe)."""
+    resize_interval_s: float = Field(10.0, ge=0)
+    """The controller's least time between two resizes of a pod (its rules.min_interval_s): a cut
+    sooner than that after the pod's last resize does not free CPU for a raise yet."""
 
     @model_validator(mode="after")
-    def _ceiling_above_floor(self) -> NodePolicy:
+    def _consistent(self) -> NodePolicy:
         if self.max_cpu is not None and self.max_cpu < self.min_cpu:
             raise ValueError(f"max_cpu = {self.max_cpu:g} must be >= min_cpu = {self.min_cpu:g}")
+        if self.probe_max_ratio < self.probe_min_ratio:
+            raise ValueError(
+                f"probe_max_ratio = {self.probe_max_ratio:g} must be >= probe_min_ratio ="
+                f" {self.probe_min_ratio:g}"
+            )
         return self

@@ -5,7 +5,7 @@ limit only decides how much *idle* CPU a pod may take. A pod therefore wants wha
 unthrottled, plus headroom:
 
 * **envelope**: its largest usage over the window (:class:`mbcas.demand.Envelope`) ×
-  ``(1 + headroom_ratio) + headroom_min``: its recent bursts fit without a resize each;
+  ``(1 + headroom_ratio)``: its recent bursts fit without a resize each;
 * **probe**: under pressure (its quota bound in most periods) its demand above the limit is
   unknown. The throttled-time upper bound (:func:`mbcas.demand.demand_bounds`) bounds it, so the
   pod wants that plus headroom, kept within ``[probe_min_ratio, probe_max_ratio]`` × its limit:
@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mbcas.demand.bounds import DemandBounds
-from mbcas.policy.market_config import MarketConfig
+from mbcas.policy.node_config import NodePolicy
 
 __all__ = ["Wants", "wants"]
 
@@ -48,7 +48,7 @@ def wants(
     *,
     floor: FloatArray,
     ceiling: FloatArray,
-    cfg: MarketConfig,
+    cfg: NodePolicy,
 ) -> Wants:
     """Each pod's want and need (see module docs); ``limit`` is the limit in force.
 
@@ -56,8 +56,8 @@ def wants(
     """
     top = np.maximum(ceiling, floor)
     with np.errstate(invalid="ignore"):
-        memory = np.nan_to_num(envelope * (1.0 + cfg.headroom_ratio) + cfg.headroom_min, nan=0.0)
-        current = np.nan_to_num(bounds.lower * (1.0 + cfg.headroom_ratio) + cfg.headroom_min, nan=0.0)
+        memory = np.nan_to_num(envelope * (1.0 + cfg.headroom_ratio), nan=0.0)
+        current = np.nan_to_num(bounds.lower * (1.0 + cfg.headroom_ratio), nan=0.0)
         probing = np.clip(
             bounds.upper * (1.0 + cfg.headroom_ratio),
             limit * cfg.probe_min_ratio,

@@ -44,6 +44,8 @@ class RunTrace:
     usage: FloatArray
     withheld: FloatArray
     """CPU the quota withheld: ``d − u`` where the limit is what stopped the pod (else 0)."""
+    throttled_ratio: FloatArray
+    """Share of the tick's CFS periods that were throttled."""
     throttled_cores: FloatArray
     """The kernel's throttled time per second (an over-read, see :mod:`mbcas.sim.node`)."""
     psi_full: FloatArray
@@ -92,7 +94,8 @@ def run_policy(
     ticks, n = demand.shape
     if n != ctx.n:
         raise ValueError(f"demand has {n} columns for {ctx.n} pods")
-    rec = {k: np.empty((ticks, n)) for k in ("limit", "weight", "usage", "held", "thr", "full", "some")}
+    keys = ("limit", "weight", "usage", "held", "ratio", "thr", "full", "some")
+    rec = {k: np.empty((ticks, n)) for k in keys}
     potential = np.full(ticks, np.nan)
     writes = np.zeros(ticks, dtype=np.int64)
     decision = policy.start(ctx)
@@ -105,6 +108,7 @@ def run_policy(
         rec["usage"][k] = sig.usage
         quota_bound = (demand[k] > limit + _EPS) & (sig.usage >= limit - _EPS)
         rec["held"][k] = np.where(quota_bound, demand[k] - sig.usage, 0.0)
+        rec["ratio"][k] = sig.throttled_ratio
         rec["thr"][k] = sig.throttled_cores
         rec["full"][k] = sig.psi_full
         rec["some"][k] = sig.psi_some
@@ -123,6 +127,7 @@ def run_policy(
         weight=rec["weight"],
         usage=rec["usage"],
         withheld=rec["held"],
+        throttled_ratio=rec["ratio"],
         throttled_cores=rec["thr"],
         psi_full=rec["full"],
         psi_some=rec["some"],

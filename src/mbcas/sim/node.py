@@ -50,6 +50,7 @@ is vectorised over pods; several nodes are handled by one call (``node`` gives e
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import numpy.typing as npt
 

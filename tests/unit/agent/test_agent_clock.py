@@ -1,6 +1,6 @@
 """Which clock the agent's parts run on: the planner on a monotonic clock, the API on wall time.
 
-The planner's smoothing and decision intervals are durations, so a wall-clock step (NTP, a VM
+The planner's window and holds are durations, so a wall-clock step (NTP, a VM
 resumed) must not move them; ``decidedAt`` and the staleness and refresh ages are wall time, since
 the controller in another process compares them with its own wall clock.
 """
@@ -32,6 +32,9 @@ def _trace(root: Path, wall: Callable[[float], float], seconds: int = 200) -> Tr
         clock=lambda: wall(node.now),
         mono=lambda: node.now,
     )
+    # A short window and hold, so the busy pod's limit comes down within the trace.
+    short = {"window_s": 60, "window_buckets": 6, "lower_after_s": 30}
+    agent.apply_live(agent.live.merged({"planner": short}))
     start = node.now
     names = {uid: pod.name for uid, pod in node.pods.by_uid.items()}
     out: Trace = []

@@ -117,13 +117,9 @@ def test_cpu_quantities_accept_numbers_as_cores(text: str, expected_cores: float
 
 
 def test_every_cpu_field_accepts_numbers() -> None:
-    live = load_live_yaml(
-        "planner: {min_cpu: 0.1, headroom_min: 0, deadband_min: 0.02, max_cpu: 2}\n", LiveConfig()
-    )
+    live = load_live_yaml("planner: {min_cpu: 0.1, max_cpu: 2}\n", LiveConfig())
     policy = live.planner
-    assert (policy.min_cpu, policy.headroom_min, policy.deadband_min, policy.max_cpu) == pytest.approx(
-        (0.1, 0.0, 0.02, 2.0)
-    )
+    assert (policy.min_cpu, policy.max_cpu) == pytest.approx((0.1, 2.0))
     assert AgentConfig(reserve_cpu=0.25, allocatable_cpu=4).reserve_cpu == "250m"  # type: ignore[arg-type]
 
 
@@ -140,18 +136,18 @@ def test_every_cpu_field_accepts_numbers() -> None:
         ("pod_selector: 'tier in (web)'", r"pod_selector: .*set-based requirement"),
         ("exclude_pod_selector: '=x'", r"exclude_pod_selector: .*malformed requirement"),
         ("planner: {min_cpu: 2, max_cpu: 1}", r"max_cpu"),  # NodePolicy: the hard maximum under the floor
-        ("demand: {tau_up_s: -1}", r"demand\.tau_up_s: "),
+        ("planner: {limit_overcommit: 0.5}", r"planner\.limit_overcommit: .*greater than or equal to 1"),
         (
             "contract: {refresh_s: 200}",
             r"contract\.refresh_s = 200 must be shorter than contract\.staleness_s",
         ),
         (
-            "planner: {deadband_ratio: 0.02}",
-            r"planner\.deadband_ratio = 0.02 must be >= contract\.deadband_ratio",
+            "planner: {raise_band: 0.02}",
+            r"planner\.raise_band = 0.02 must be >= contract\.deadband_ratio",
         ),
         (
-            "contract: {deadband_mcpu: 30}",
-            r"planner\.deadband_min = 25m must be >= contract\.deadband_mcpu = 30m",
+            "contract: {deadband_ratio: 0.3}",
+            r"planner\.raise_band = 0.25 must be >= contract\.deadband_ratio = 0.3",
         ),
         ("- a list", r"must be a mapping"),
         ("mode: [unclosed", r"not YAML"),
@@ -308,15 +304,19 @@ def test_an_unknown_key_is_a_warning_not_a_reason_to_drop_the_config_map(
     assert agent.metrics.config_unknown_keys.labels("max_cpu_typo")._value.get() == 1
 
 
-def test_pressure_deadband_ratio_is_live(tmp_path: Path) -> None:
-    # Issue 14 item 11: documented, but the live schema refused it (and with it the whole map).
+def test_limit_overcommit_is_live(tmp_path: Path) -> None:
+    # The overcommit bound follows the ConfigMap from the next tick, without a restart.
     node, kube = FakeNode(tmp_path / "cg"), FakeKube()
     node.add("web", 0.2)
     agent = _agent(node, kube)
-    kube.config_map = _config_map("planner:\n  pressure_deadband_ratio: 0.03\n")
     node.advance()
-    agent.tick()
-    assert agent.planner.policy.pressure_deadband_ratio == 0.03
+    plan = agent.tick()
+    assert plan is not None and plan.limit_bound == pytest.approx(2.0 * plan.capacity)
+    kube.config_map = _config_map("planner:\n  limit_overcommit: 1.0\n")
+    node.advance(agent.config.config_poll_s)
+    plan = agent.tick()
+    assert agent.planner.policy.limit_overcommit == 1.0
+    assert plan is not None and plan.limit_bound == pytest.approx(plan.capacity)
 
 
 def test_every_section_of_the_config_map_is_live(tmp_path: Path) -> None:
@@ -325,13 +325,13 @@ def test_every_section_of_the_config_map_is_live(tmp_path: Path) -> None:
     agent = _agent(node, kube)
     kube.config_map = _config_map(
         "mode: recommend\n"
-        "planner: {min_cpu: 100m, deadband_ratio: 0.2}\n"
-        "demand: {warmup_samples: 5, tau_down_s: 40}\n"
+        "planner: {min_cpu: 100m, raise_band: 0.2, limit_overcommit: 1.5}\n"
         "contract: {deadband_ratio: 0.15, staleness_s: 300, refresh_s: 100}\n"
     )
     node.advance()
     agent.tick()
     assert agent.live.mode is RolloutMode.RECOMMEND
-    assert (agent.planner.policy.min_cpu, agent.planner.policy.deadband_ratio) == (0.1, 0.2)
-    assert (agent.planner.demand_config.warmup_samples, agent.planner.demand_config.tau_down_s) == (5, 40.0)
+    policy = agent.planner.policy
+    assert (policy.min_cpu, policy.raise_band, policy.limit_overcommit) == (0.1, 0.2, 1.5)
+    assert agent.planner.deadband.ratio == 0.15  # the contract's deadband reaches the planner
     assert (agent.live.contract.deadband_ratio, agent.live.contract.refresh_s) == (0.15, 100.0)

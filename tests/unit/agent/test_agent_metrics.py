@@ -113,7 +113,7 @@ def test_a_pods_series_disappear_once_it_left_the_plan() -> None:
 
 
 def test_node_series_sum_the_decided_limits_against_the_plans_limit_bound() -> None:
-    plan = plan_for(["u1", "u2", "u3"], [BURSTABLE] * 3, [0.9, 0.9, 0.9], throttled=0.5, psi=0.3)
+    plan = plan_for(["u1", "u2", "u3"], [BURSTABLE] * 3, [1.5, 1.5, 1.5], throttled=0.5, psi=0.3)
     metrics = AgentMetrics(wall_clock=lambda: 1234.5)
     metrics.observe_plan(plan, [("ns", "a"), ("ns", "b"), ("ns", "c")], node="node-7")
     s = scrape(metrics)
@@ -127,10 +127,11 @@ def test_node_series_sum_the_decided_limits_against_the_plans_limit_bound() -> N
     assert node_value("mbcas_agent_node_limits_cores") == pytest.approx(limits)
     assert node_value("mbcas_agent_node_limit_bound_cores") == pytest.approx(plan.limit_bound)
     assert node_value("mbcas_agent_node_limit_bound_ratio") == pytest.approx(limits / plan.limit_bound)
-    # Three pods wanting 0.9 core each on 1.8 shareable cores: the limits reach the bound.
-    assert 0.9 <= node_value("mbcas_agent_node_limit_bound_ratio") <= 1.0 + 1e-9
+    # Three pods under pressure probing to 1.6 cores each; 2.0 × 1.8 shareable cores bound them.
+    assert plan.limit_bound == pytest.approx(3.6)
+    assert 0.99 <= node_value("mbcas_agent_node_limit_bound_ratio") <= 1.0 + 1e-9
     assert node_value("mbcas_agent_node_capacity_cores") == pytest.approx(plan.capacity_mcpu / 1000)
-    assert node_value("mbcas_agent_node_usage_cores") == pytest.approx(2.7)
+    assert node_value("mbcas_agent_node_usage_cores") == pytest.approx(4.5)
     assert node_value("mbcas_agent_managed_pods") == 3
     assert node_value("mbcas_agent_infeasible") == 0
     assert node_value("mbcas_agent_last_tick_timestamp_seconds") == 1234.5

@@ -198,12 +198,13 @@ def test_plan_table_and_policy_flags(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, out, _ = _plan_json(capsys, "--input", str(path))
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["POD", "REQUEST", "USAGE"]
-    assert "shop/web-0" in out and "shop/batch-0" in out and "capacity 3800m" in out
-    code, capped, _ = _plan_json(
-        capsys, "--input", str(path), "-o", "json", "--max-cpu", "600m", "--no-spare"
-    )
+    assert "shop/web-0" in out and "shop/batch-0" in out
+    assert "shareable 3800m for managed pods" in out and "2x bound 7.60 cores" in out
+    code, capped, _ = _plan_json(capsys, "--input", str(path), "-o", "json", "--max-cpu", "600m")
     assert code == 0
     assert all(parse_cpu(p["allocation_cpu"]) <= 600 for p in capped["pods"])
+    code, strict, _ = _plan_json(capsys, "--input", str(path), "--limit-overcommit", "1")
+    assert code == 0 and "1x bound 3.80 cores" in strict
 
 
 def test_plan_guaranteed_and_ineligible_pods_are_not_managed(

@@ -44,15 +44,11 @@ def test_refresh_must_be_shorter_than_staleness_and_the_error_names_both() -> No
 
 def test_planner_bands_must_be_at_least_the_deadband_and_the_error_names_both() -> None:
     contract = ContractSettings(deadband_ratio=0.05, deadband_mcpu=10)
-    check_planner_bands(contract, planner_deadband_ratio=0.05, planner_deadband_min_cores=0.010)
-    with pytest.raises(
-        ValueError, match=r"planner\.deadband_ratio = 0.04 must be >= contract\.deadband_ratio"
-    ):
-        check_planner_bands(contract, planner_deadband_ratio=0.04, planner_deadband_min_cores=0.025)
-    with pytest.raises(
-        ValueError, match=r"planner\.deadband_min = 9m must be >= contract\.deadband_mcpu = 10m"
-    ):
-        check_planner_bands(contract, planner_deadband_ratio=0.1, planner_deadband_min_cores=0.009)
+    check_planner_bands(contract, raise_band=0.05, lower_band=0.25)
+    with pytest.raises(ValueError, match=r"planner\.raise_band = 0.04 must be >= contract\.deadband_ratio"):
+        check_planner_bands(contract, raise_band=0.04, lower_band=0.25)
+    with pytest.raises(ValueError, match=r"planner\.lower_band = 0.01 must be >= contract\.deadband_ratio"):
+        check_planner_bands(contract, raise_band=0.1, lower_band=0.01)
 
 
 def test_unknown_keys_are_returned_not_fatal_but_bad_values_are() -> None:

@@ -26,7 +26,7 @@ def test_the_settings_reference_is_generated_from_the_models() -> None:
 
 def test_the_reference_names_every_setting() -> None:
     text = render_docs()
-    for section in ("planner", "demand", "contract"):
+    for section in ("planner", "contract"):
         model = type(getattr(LiveConfig(), section))
         for name in model.model_fields:
             assert f"`{section}.{name}`" in text

@@ -105,7 +105,7 @@ def test_the_contract_is_read_live_and_the_last_good_copy_kept(caplog: pytest.Lo
     assert "contract.deadbnd_mcpu" in caplog.text
     # A document the agent refuses (here: a contract deadband wider than the planner's band) is
     # refused here too, so the two never act on different contracts.
-    kube.body = _doc("contract: {deadband_ratio: 0.2}\n")
+    kube.body = _doc("contract: {deadband_ratio: 0.3}\n")
     clock[0] = 50.0
     assert shared.current().deadband_ratio == 0.06
-    assert "planner.deadband_ratio = 0.1 must be >= contract.deadband_ratio" in caplog.text
+    assert "planner.raise_band = 0.25 must be >= contract.deadband_ratio" in caplog.text

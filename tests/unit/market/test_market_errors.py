@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mbcas.market import InfeasibleError, nsw_objective, share_headroom, solve_nsw, to_mcpu
+from mbcas.market import InfeasibleError, nsw_objective, solve_nsw
 
 GOOD_W = [1.0, 1.0, 1.0, 1.0]
 GOOD_L = [0.0, 0.0, 0.0, 0.0]
@@ -84,15 +84,6 @@ def test_infeasible_is_a_value_error_with_both_totals() -> None:
         solve_nsw(2.5, GOOD_W, [1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0])
 
 
-def test_share_headroom_errors_name_its_own_arguments() -> None:
-    with pytest.raises(ValueError, match=r"alloc\[1\] = 3.0 > hard_max\[1\] = 2.0"):
-        share_headroom(10.0, [1.0, 3.0], [1.0, 1.0], [2.0, 2.0])
-    with pytest.raises(ValueError, match=r"hard_max\[0\] = nan is not finite"):
-        share_headroom(10.0, [1.0, 1.0], [1.0, 1.0], [math.nan, 2.0])
-    with pytest.raises(InfeasibleError, match=r"current allocations \(alloc\) add up to 4.0"):
-        share_headroom(3.0, [2.0, 2.0], [1.0, 1.0], [5.0, 5.0])
-
-
 def test_nsw_objective_errors() -> None:
     with pytest.raises(ValueError, match=r"x\[1\] = -1.0 must be >= 0"):
         nsw_objective([1.0, -1.0], [1.0, 1.0])
@@ -100,24 +91,6 @@ def test_nsw_objective_errors() -> None:
         nsw_objective([1.0, 1.0], [0.0, 1.0])
     with pytest.raises(ValueError, match=r"weights has length 1 but x has length 2"):
         nsw_objective([1.0, 1.0], [1.0])
-
-
-@pytest.mark.parametrize(
-    ("cores", "capacity", "pattern"),
-    [
-        ([0.1, math.nan], 1000, r"cores\[1\] = nan is not finite"),
-        ([0.1, -0.2], 1000, r"cores\[1\] = -0.2 must be >= 0"),
-        ([0.1], -1, r"capacity_mcpu = -1 must be >= 0"),
-        ([0.1], 10.5, r"capacity_mcpu must be a whole number, got 10.5"),
-        ([0.1], True, r"capacity_mcpu must be a whole number, got True"),
-        ([0.1], "1000", r"capacity_mcpu must be a whole number"),
-        ([0.6, 0.6], 1000, r"needs at least 1200 millicores, more than the capacity of 1000"),
-        ([1e300], 10**30, r"cores\[0\] = 1e\+300 is too large"),
-    ],
-)
-def test_to_mcpu_errors(cores: list[float], capacity: object, pattern: str) -> None:
-    with pytest.raises(ValueError, match=pattern):
-        to_mcpu(cores, capacity)  # type: ignore[arg-type]
 
 
 def test_errors_do_not_mutate_inputs() -> None:

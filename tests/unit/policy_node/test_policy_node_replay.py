@@ -58,37 +58,46 @@ def test_replay_is_the_market_solution_without_history() -> None:
     )
     plan = replay(NodePolicy(), 4.0, 0.2, inputs)
     assert plan.capacity_mcpu == 2800  # 4 − 0.2 − 1 (Guaranteed)
+    assert plan.limit_bound == pytest.approx(5.6)  # the default 2.0 × the shareable CPU
     assert list(plan.managed) == [True, True, False]
     alloc = plan.allocation_mcpu
     assert alloc[2] == -1
-    assert alloc[0] + alloc[1] <= plan.capacity_mcpu
-    # The busy pod's demand (usage/(1 − psi full) ≈ 0.83 cores) is met with headroom; the rest of
-    # the node is shared by weight (equal requests), so both end at half of it.
-    assert alloc[0] >= 1000 * (0.5 / 0.6) * 1.25
-    assert alloc[0] == pytest.approx(1400, abs=1) and alloc[1] == pytest.approx(1400, abs=1)
+    # The busy pod is under pressure (throttled in 80 % of periods): with no throttled time, PSI
+    # full bounds its demand at usage / (1 − full) = 0.833; + 10 % headroom = 0.917, within
+    # [1.5, 4] × its 0.5 limit. The idle pod wants its usage + 10 %, so its request, 0.25.
+    assert list(alloc[:2]) == [916, 250]
     assert (plan.cause[:2] == Cause.REPLAY).all()
-    assert "throttled 80%" in plan.reason(0)
+    assert plan.reason(0) == "replay: throttled in 80% of periods, probe, wants 0.92 cores, limit 0.92"
+    assert plan.reason(1) == "replay: usage 0.02 cores, wants 0.25 cores, limit 0.25"
     # Same snapshot, same answer: replay is pure.
     again = replay(NodePolicy(), 4.0, 0.2, inputs)
     assert list(again.allocation_mcpu) == list(alloc)
 
 
-def test_replay_without_spare_sharing_gives_demand_caps() -> None:
+def test_replay_with_the_strict_bound_trims_by_request_weight() -> None:
+    # Two pods want 1.1 and 0.44 on 1 core of shareable CPU; strict (1.0) the bound is 1 core,
+    # shared by NSW over requests 0.3 : 0.1 with floors at the requests: 0.75 and 0.25.
     inputs = NodeInputs.build(
-        ["a", "b"], [1, 1], request=[0.1, 0.1], limit=[1.0, 1.0], signals=Signals.build([0.4, 0.1])
+        ["a", "b"], [1, 1], request=[0.3, 0.1], limit=[2.0, 2.0], signals=Signals.build([1.0, 0.4])
     )
-    plan = replay(NodePolicy(share_spare=False), 4.0, 0.0, inputs)
-    assert list(plan.allocation_mcpu) == [550, 175]  # demand·1.25 + 50m
+    plan = replay(NodePolicy(limit_overcommit=1.0), 1.0, 0.0, inputs)
+    assert list(plan.allocation_mcpu) == [750, 250]
+    assert plan.trimmed.all() and "node limits at the 1× bound (1.00 cores)" in plan.reason(0)
+    loose = replay(NodePolicy(), 1.0, 0.0, inputs)
+    assert list(loose.allocation_mcpu) == [1000, 440]  # 1.1 capped at the node's 1 core
 
 
 def test_replay_of_an_overcommitted_node_is_infeasible() -> None:
+    # Requests 2 + 2 cores against a bound of 2 × (2 − 0.5): the limits stay at the floors.
     inputs = NodeInputs.build(
-        ["a", "b"], [1, 1], request=[1.0, 1.0], limit=[1.5, NAN], signals=Signals.build([0.4, 0.1])
+        ["a", "b"], [1, 1], request=[2.0, 2.0], limit=[2.0, NAN], signals=Signals.build([0.4, 0.1])
     )
     plan = replay(NodePolicy(), 2.0, 0.5, inputs)
     assert plan.infeasible
-    assert "floors need 2.000 cores, capacity is 1.500" in plan.infeasible_message
-    assert list(plan.allocation_mcpu) == [1500, -1]  # current limits held, none invented
+    assert (
+        plan.infeasible_message == "requests of the managed pods (4.00 cores) exceed the bound (3.00 cores)"
+    )
+    assert list(plan.allocation_mcpu) == [2000, 2000]
 
 
 @pytest.mark.parametrize(
@@ -118,11 +127,12 @@ def test_bad_qos_and_duplicate_uids() -> None:
     ("kwargs", "field"),
     [
         ({"min_cpu": 0.0}, "min_cpu"),
-        ({"max_cpu": 0.01}, "max_cpu"),
-        ({"deadband_ratio": 1.0}, "deadband_ratio"),
-        ({"down_step_ratio": 2.0}, "down_step_ratio"),
+        ({"max_cpu": 0.005}, "max_cpu"),
+        ({"limit_overcommit": 0.5}, "limit_overcommit"),
+        ({"probe_min_ratio": 3.0, "probe_max_ratio": 2.0}, "probe_max_ratio"),
         ({"headroom_ratio": -1.0}, "headroom_ratio"),
-        ({"min_interval_s": math.nan}, "min_interval_s"),
+        ({"protected_share": 1.5}, "protected_share"),
+        ({"lower_after_s": math.nan}, "lower_after_s"),
     ],
 )
 def test_policy_rejects_out_of_range_values(kwargs: dict[str, float], field: str) -> None:

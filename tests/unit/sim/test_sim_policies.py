@@ -104,7 +104,7 @@ def test_mbcas_is_the_production_planner() -> None:
             limit=trace.limit[k],
             signals=Signals.build(
                 trace.usage[k],
-                throttled_ratio=(trace.throttled_cores[k] > 0).astype(float),
+                throttled_ratio=trace.throttled_ratio[k],
                 throttled_cores=trace.throttled_cores[k],
                 psi_some=trace.psi_some[k],
                 psi_full=trace.psi_full[k],
@@ -116,10 +116,10 @@ def test_mbcas_is_the_production_planner() -> None:
 
 
 def test_mbcas_reacts_to_a_spike_within_two_ticks() -> None:
-    # Requests [0.5, 1], 2.5 cores; pod 1 steady at 1.0. Before the spike pod 0 holds about
-    # 0.83 (its weighted share of the spare), so a jump to 1.2 needs a real decision: throttling
-    # shows at tick 60, the planner raises it at once (short of CPU) and the controller applies
-    # it from tick 61.
+    # Requests [0.5, 1], 2.5 cores; pod 1 steady at 1.0. Before the spike pod 0 holds its
+    # request (0.5), so a jump to 1.2 needs a real decision: throttling shows at tick 60, the
+    # planner probes at once (its 2 threads' bound + 10 %, at most 4x its limit: 2.0) and the
+    # controller applies it from tick 61.
     ctx = ctx_for([0.5, 1.0], [2.5])
     demand = np.column_stack([np.r_[np.full(60, 0.2), np.full(60, 1.2)], np.full(120, 1.0)])
     trace = run_policy(ctx, MbcasPolicy(), demand)
@@ -155,10 +155,10 @@ class _NeverGate:
 
 
 def test_mbcas_rewrites_unapplied_decisions_every_refresh_period() -> None:
-    # The limit never reaches the decision, so the agent rewrites the unchanged decision once per
-    # refresh_s = 60 s (and no more often).
-    ctx = ctx_for([0.5], [1.0])
-    trace = run_policy(ctx, MbcasPolicy(gate=_NeverGate()), np.full((400, 1), 0.3))
+    # A pod throttled at its 0.5 request is raised, the limit never reaches the decision, so the
+    # agent rewrites the unchanged decision once per refresh_s = 60 s (and no more often).
+    ctx = ctx_for([0.5], [2.0])
+    trace = run_policy(ctx, MbcasPolicy(gate=_NeverGate()), np.full((400, 1), 0.8))
     assert not trace.resizes.any()
     writes = np.flatnonzero(trace.extra_writes[100:]) + 100
     assert len(writes) >= 4

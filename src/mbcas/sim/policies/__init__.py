@@ -59,4 +59,3 @@ def default_policies() -> list[Policy]:
         MbcasPolicy(),
         UnlimitedPolicy(),
     ]
-

@@ -5,10 +5,9 @@ per tick it does what the agent and the controller do in production, with the sa
 
 1. **Agent** — :class:`mbcas.policy.node.NodePlanner` (one per node): the kernel-like signals of
    the tick go in as :class:`mbcas.policy.node.NodeInputs` (every simulated pod is a managed
-   Burstable pod; its UID is its name), which runs :func:`mbcas.demand.estimate_demand`, the
-   :class:`mbcas.demand.DemandTracker` smoothing, the NSW market
-   (:func:`mbcas.market.solve_nsw`, :func:`mbcas.market.share_headroom`), the stability rules and
-   millicore rounding. Its decisions live in the node's
+   Burstable pod; its UID is its name), which runs the whole plan (demand bounds and burst
+   envelope, wants, the overcommit bound's NSW market, the hysteresis gate) with the contract's
+   deadband. Its decisions live in the node's
    :class:`mbcas.policy.ledger.DecisionLedger`, as in the agent, and the agent's write rule
    (:func:`mbcas.api.contract.plan_writes`) says which PodAllocations are written.
 2. **Controller** — each written allocation becomes the pod's target; every tick the controller
@@ -41,7 +40,6 @@ import numpy.typing as npt
 from mbcas.api.contract import ContractSettings, plan_writes
 from mbcas.api.models import Mode
 from mbcas.core.qos import QoSClass
-from mbcas.demand import DemandConfig
 from mbcas.policy.ledger import DecisionLedger, Written
 from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.policy.node_config import NodePolicy
@@ -110,13 +108,11 @@ class MbcasPolicy(Policy):
     def __init__(
         self,
         policy: NodePolicy | None = None,
-        demand_config: DemandConfig | None = None,
         gate: ControllerModel | None = None,
         reserve: float = 0.0,
         contract: ContractSettings | None = None,
     ) -> None:
         self.node_policy = policy or NodePolicy()
-        self.demand_config = demand_config or DemandConfig()
         self.contract = contract or ContractSettings()
         self._gate_factory = gate
         self.gate: ControllerModel = self._controller()
@@ -131,7 +127,7 @@ class MbcasPolicy(Policy):
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         self._planners = [
-            NodePlanner(self.node_policy, self.demand_config, DecisionLedger())
+            NodePlanner(self.node_policy, DecisionLedger(), deadband=self.contract.deadband)
             for _ in range(ctx.capacity.shape[0])
         ]
         self._members = [np.flatnonzero(ctx.node == k) for k in range(ctx.capacity.shape[0])]

@@ -6,9 +6,9 @@ here, per pod ``i``, every ``period_s`` (5 s):
 
 1. Levels ``A = {f · requestᵢ : f ∈ factors}`` (0.5, 0.75, 1, 1.5, 2, 3, 4), each clipped to
    ``[min_cpu, node capacity]``.
-2. Demand ``d̂ᵢ`` is the mean over the period of the production estimate
-   :func:`mbcas.demand.estimate_demand` (the same sensing as MBCAS, so the comparison isolates
-   the allocation rule).
+2. Demand ``d̂ᵢ`` is the mean over the period of the production bounds
+   :func:`mbcas.demand.demand_bounds`: the usage, or the throttled-time upper bound while the pod
+   is under pressure (the same sensing as MBCAS, so the comparison isolates the allocation rule).
 3. Utility of level ``a`` given the others' current limits ``L₋ᵢ`` on the node (capacity ``C``):
    ``u(a) = min(d̂ᵢ, a) − κ·a − μ·max(0, a + L₋ᵢ − C)``: satisfied demand, minus a small cost
    for reserved CPU (``κ`` = 0.05 per core) and a congestion penalty for overcommitting the
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mbcas.demand import estimate_demand
+from mbcas.demand import demand_bounds
 from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext, TickDecision
 
 __all__ = ["RegretMatchingPolicy"]
@@ -72,8 +72,9 @@ class RegretMatchingPolicy(Policy):
         return out
 
     def decide(self, obs: Observation) -> TickDecision:
-        est = estimate_demand(obs.signals, obs.limit)
-        self._demand_sum += np.nan_to_num(est.cores, nan=0.0)
+        sig = obs.signals
+        est = demand_bounds(sig.usage, sig.throttled_ratio, sig.throttled_cores, sig.psi_full)
+        self._demand_sum += np.nan_to_num(np.where(est.pressured, est.upper, est.lower), nan=0.0)
         self._samples += 1
         if obs.now_s + 1e-9 >= self._next:
             self._next += self.period_s

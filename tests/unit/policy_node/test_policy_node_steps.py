@@ -9,10 +9,12 @@ from mbcas.demand.bounds import demand_bounds
 from mbcas.demand.envelope import Envelope
 from mbcas.policy.bound import bound
 from mbcas.policy.gate import Move, PodState, gate
-from mbcas.policy.market_config import MarketConfig
+from mbcas.policy.node_config import NodePolicy
+from mbcas.policy.resize import Deadband
 from mbcas.policy.want import wants
 
 A = np.array
+DB = Deadband()
 
 
 class TestEstimate:
@@ -60,7 +62,7 @@ class TestEnvelope:
 
 
 class TestWant:
-    CFG = MarketConfig(headroom_ratio=0.1, headroom_min=0.0, probe_min_ratio=1.5, probe_max_ratio=4.0)
+    CFG = NodePolicy(headroom_ratio=0.1, probe_min_ratio=1.5, probe_max_ratio=4.0)
 
     def test_envelope_plus_headroom_within_request_and_allocatable(self) -> None:
         b = demand_bounds(A([0.1, 0.5, 3.9]), A([0.0, 0.0, 0.0]), A([0.0, 0.0, 0.0]))
@@ -131,11 +133,11 @@ def _pods(n: int, **kw: np.ndarray) -> PodState:
 
 
 class TestGate:
-    CFG = MarketConfig()
+    CFG = NodePolicy()
 
     def test_pressure_raises_at_once_when_the_budget_has_room(self) -> None:
         pods = _pods(2, pressured=A([True, False]))
-        out = gate(pods, A([2.5, 1.0]), A([2.5, 1.0]), A([2.5, 0.5]), budget=8.0, cfg=self.CFG)
+        out = gate(pods, A([2.5, 1.0]), A([2.5, 1.0]), A([2.5, 0.5]), budget=8.0, cfg=self.CFG, deadband=DB)
         np.testing.assert_allclose(out.limits, [2.5, 1.0])
         assert list(out.move) == [Move.PROBE, Move.KEEP]
 
@@ -151,11 +153,15 @@ class TestGate:
             since_change_s=A([5000.0, 100.0, 100.0]),
         )
         args = (A([2.0, 1.0, 1.0]), A([2.0, 3.0, 3.0]), A([2.0, 0.5, 0.8]))
-        fresh = gate(pods._replace(pressed_for_s=A([1.0, 0, 0])), *args, budget=4.0, cfg=self.CFG)
+        fresh = gate(
+            pods._replace(pressed_for_s=A([1.0, 0, 0])), *args, budget=4.0, cfg=self.CFG, deadband=DB
+        )
         np.testing.assert_allclose(fresh.limits, [1.0, 1.5, 1.5])
         # After 3 s: pod 1 has the most room above its need (1.0 vs 0.7): its target 1.0 frees
         # only 0.5 of the 1.0 needed, so it goes down to its need 0.5; pod 2 is left alone.
-        lasting = gate(pods._replace(pressed_for_s=A([3.0, 0, 0])), *args, budget=4.0, cfg=self.CFG)
+        lasting = gate(
+            pods._replace(pressed_for_s=A([3.0, 0, 0])), *args, budget=4.0, cfg=self.CFG, deadband=DB
+        )
         np.testing.assert_allclose(lasting.limits, [2.0, 0.5, 1.5])
         assert list(lasting.move) == [Move.PROBE, Move.RECLAIM, Move.KEEP]
 
@@ -172,15 +178,23 @@ class TestGate:
             since_change_s=A([5000.0, 100.0, 100.0]),
             since_resize_s=A([1000.0, 4.0, 1000.0]),
         )
-        out = gate(pods, A([2.0, 1.0, 1.0]), A([2.0, 3.0, 3.0]), A([2.0, 0.5, 0.8]), budget=4.0, cfg=self.CFG)
+        out = gate(
+            pods,
+            A([2.0, 1.0, 1.0]),
+            A([2.0, 3.0, 3.0]),
+            A([2.0, 0.5, 0.8]),
+            budget=4.0,
+            cfg=self.CFG,
+            deadband=DB,
+        )
         np.testing.assert_allclose(out.limits, [1.7, 1.5, 0.8])
         assert list(out.move) == [Move.PROBE, Move.KEEP, Move.RECLAIM]
 
     def test_down_only_well_above_the_target_and_after_the_hold(self) -> None:
         args = (A([0.7, 0.9]), A([0.7, 0.9]), A([0.3, 0.3]))
-        held = gate(_pods(2, since_change_s=A([100.0, 100.0])), *args, budget=8.0, cfg=self.CFG)
+        held = gate(_pods(2, since_change_s=A([100.0, 100.0])), *args, budget=8.0, cfg=self.CFG, deadband=DB)
         np.testing.assert_allclose(held.limits, [1.0, 1.0])
-        late = gate(_pods(2), *args, budget=8.0, cfg=self.CFG)
+        late = gate(_pods(2), *args, budget=8.0, cfg=self.CFG, deadband=DB)
         # 0.7 * 1.25 < 1.0: lowered; 0.9 * 1.25 > 1.0: within the band, kept.
         np.testing.assert_allclose(late.limits, [0.7, 1.0])
         assert list(late.move) == [Move.LOWER, Move.KEEP]
@@ -188,7 +202,9 @@ class TestGate:
     def test_soft_raise_needs_the_band_the_hold_and_an_untrimmed_want(self) -> None:
         pods = _pods(3, since_change_s=A([5000.0, 5000.0, 10.0]))
         # want 1.3 > 1.25: raised; 1.2: within the band; 1.3 but changed 10 s ago: waits.
-        out = gate(pods, A([1.3, 1.2, 1.3]), A([1.3, 1.2, 1.3]), A([0.5] * 3), budget=8.0, cfg=self.CFG)
+        out = gate(
+            pods, A([1.3, 1.2, 1.3]), A([1.3, 1.2, 1.3]), A([0.5] * 3), budget=8.0, cfg=self.CFG, deadband=DB
+        )
         np.testing.assert_allclose(out.limits, [1.3, 1.0, 1.0])
-        trimmed = gate(_pods(1), A([1.3]), A([2.0]), A([0.5]), budget=8.0, cfg=self.CFG)
+        trimmed = gate(_pods(1), A([1.3]), A([2.0]), A([0.5]), budget=8.0, cfg=self.CFG, deadband=DB)
         np.testing.assert_allclose(trimmed.limits, [1.0])
