@@ -1,9 +1,9 @@
 """Benchmark: one agent tick of sensing and demand estimation for N pods on a real file tree.
 
-A tick is what the agent does per round before solving: read every pod's cgroup files
+A tick is what the agent does per round before planning: read every pod's cgroup files
 (:class:`~mbcas.cgroups.Sampler`), align the results into arrays (:func:`~mbcas.cgroups.signal_arrays`),
-estimate demand (:func:`~mbcas.demand.estimate_demand`) and smooth it
-(:class:`~mbcas.demand.DemandTracker`). The pods live in a temporary directory laid out like a
+bound each pod's demand (:func:`~mbcas.demand.demand_bounds`) and fold its usage into the burst
+envelope (:class:`~mbcas.demand.Envelope`). The pods live in a temporary directory laid out like a
 node (systemd driver, Burstable pods) for the pure-v2 layout (3 files per pod) and the hybrid
 layout of this machine (5 files per pod). Reported: p50 and p90 tick time for 10, 110 and 500
 pods, time per pod, and the ratio of per-pod cost at 500 vs 10 pods (about 1 when the cost is
@@ -34,12 +34,11 @@ from mbcas.cgroups import (
     CgroupReader,
     Sampler,
     detect_layout,
-    limit_array,
     pod_relpath,
     signal_arrays,
 )
 from mbcas.core.qos import QoSClass
-from mbcas.demand import DemandTracker, estimate_demand
+from mbcas.demand import Envelope, demand_bounds
 
 __all__ = ["main", "run"]
 
@@ -95,15 +94,16 @@ def _build_tree(root: Path, layout: str, n: int) -> dict[str, str]:
 def _bench(root: Path, pods: dict[str, str], ticks: int) -> list[float]:
     reader = CgroupReader(root, detect_layout(root))
     sampler = Sampler(reader, max_cores=1e9)  # the fake counters do not move with wall time
-    tracker = DemandTracker()
+    envelope = Envelope()
     uids = list(pods)
     sampler.sample(pods)  # baselines
     times: list[float] = []
     for _ in range(ticks):
         t0 = time.perf_counter()
         results = sampler.sample(pods)
-        est = estimate_demand(signal_arrays(uids, results), limit_array(uids, results))
-        tracker.update(uids, est.cores, time.monotonic())
+        sig = signal_arrays(uids, results)
+        demand_bounds(sig.usage, sig.throttled_ratio, sig.throttled_cores, sig.psi_full)
+        envelope.update(uids, sig.usage, time.monotonic())
         times.append(time.perf_counter() - t0)
     return times
 

@@ -78,14 +78,16 @@ def _process(
         proc.wait(timeout=10)
 
 
-def _agent(kubeconfig: str, node: str, sandbox: Any, log: Path) -> contextlib.AbstractContextManager[Any]:
+def _agent(
+    kubeconfig: str, node: str, sandbox: Any, log: Path, config_map: str = ""
+) -> contextlib.AbstractContextManager[Any]:
     cmd = [
         sys.executable, "-m", "mbcas", "-v", "agent",
         "--node", node, "--kubeconfig", kubeconfig, "--tick", "1", "--reserve", "200m",
         "--cgroup-root", str(sandbox.root), "--cgroup-prefix", sandbox.prefix,
-        "--config-map", "", "--metrics-port", "0",
+        "--config-map", config_map, "--metrics-port", "0",
     ]  # fmt: skip
-    return _process(cmd, log)
+    return _process(cmd, log, {"MBCAS_AGENT_CONFIG_POLL_S": "1"})
 
 
 def _controller(kubeconfig: str, namespace: str, log: Path) -> contextlib.AbstractContextManager[Any]:
@@ -196,7 +198,8 @@ def test_agent_and_controller_move_cpu_to_the_busy_pod_and_survive_sigkill(  # n
         _alive(agent, agent_log)
         allocs = _allocations(api_client, namespace)
         busy_mcpu, idle_mcpu = (parse_cpu(allocs[n]["spec"]["cpuLimit"]) for n in ("busy", "idle"))
-        assert busy_mcpu >= 700 and busy_mcpu + idle_mcpu <= 1000
+        # Limits are burst caps: they may add up to limit_overcommit (2.0) x the shareable 1 core.
+        assert busy_mcpu >= 700 and busy_mcpu + idle_mcpu <= 2000
         reason = allocs["busy"]["spec"]["reason"]
         assert "short of CPU" in reason or "throttled" in reason, reason
         assert allocs["busy"]["metadata"]["ownerReferences"][0]["kind"] == "Pod"
@@ -251,3 +254,49 @@ def test_agent_and_controller_move_cpu_to_the_busy_pod_and_survive_sigkill(  # n
             assert name in seen_allocs[-1], f"allocation of {name} lost after the restart"
         assert parse_cpu(seen_allocs[-1]["busy"]) >= 700
         assert seen_limits[-1]["busy"] >= 700
+
+
+def test_limit_overcommit_from_the_config_map_applies_without_a_restart(  # noqa: PLR0917
+    api_client: Any,
+    core_v1: Any,
+    kubeconfig: str,
+    namespace: str,
+    crd: str,
+    make_emulator: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    # Three pods throttled at 400m, each wanting 0.6 core, share 1 core (1.2 allocatable - 200m
+    # reserve). With the default limit_overcommit 2.0 the agent's decisions add up to more than
+    # the node; set to 1.0 in the ConfigMap, the same running agent brings them within 1 core.
+    node = f"bound-{uuid.uuid4().hex[:6]}"
+    emulator = make_emulator(nodes=[NodeSpec(node, "1.2", "4Gi")], kernel=KernelMode(), resize_delay=0.3)
+    sandbox = emulator.sandbox
+    if sandbox is None or not sandbox.available:
+        pytest.skip(f"cannot create cgroups here: {sandbox.reason if sandbox else 'no sandbox'}")
+    names = ("a", "b", "c")
+    for name in names:
+        body = make_pod(name, "100m", "400m", node, annotations={DEMAND_ANNOTATION: "0.6"})
+        core_v1.create_namespaced_pod(namespace, body)
+    for name in names:
+        wait_running(core_v1, namespace, name)
+    core_v1.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "mbcas-config"}, "data": {"config.yaml": "mode: enforce\n"}}
+    )
+
+    def total() -> int:
+        allocs = _allocations(api_client, namespace)
+        return sum(parse_cpu(a["spec"]["cpuLimit"]) for a in allocs.values()) if len(allocs) == 3 else -1
+
+    log = tmp_path / "agent.log"
+    with _agent(kubeconfig, node, sandbox, log, config_map=f"{namespace}/mbcas-config") as agent:
+        wait_for(lambda: total() > 1000, timeout=45, message="decisions overcommitting the node")
+        _alive(agent, log)
+        core_v1.patch_namespaced_config_map(
+            "mbcas-config",
+            namespace,
+            {"data": {"config.yaml": "mode: enforce\nplanner: {limit_overcommit: 1.0}\n"}},
+        )
+        wait_for(lambda: 0 < total() <= 1000, timeout=30, message="decisions within the strict bound")
+        _alive(agent, log)  # the same process: no restart
+        reasons = [a["spec"]["reason"] for a in _allocations(api_client, namespace).values()]
+        assert any("1× bound" in r for r in reasons), reasons

@@ -25,6 +25,8 @@ def test_demo_moves_cpu_and_cleans_up(control_plane: object) -> None:
         pytest.skip(out.stderr.strip())
     assert out.returncode == 0, out.stderr[-2000:]
     assert "CPU moved" in out.stdout, out.stdout[-3000:]
+    # The throttled pods get idle CPU: batch wants 0.9 core from the start under a 500m limit.
+    assert "idle CPU to a throttled pod: batch used up to" in out.stdout, out.stdout[-3000:]
     assert "OS signals are ignored" not in out.stdout + out.stderr  # kopf noise a user cannot act on
     assert "summary: web" in out.stdout and "summary: batch" in out.stdout
     # Cleanup: the demo's cgroups are gone (other tests' sandboxes may come and go meanwhile).

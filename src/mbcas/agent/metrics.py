@@ -9,7 +9,8 @@ scrape after the pod left the node (no stale series, no per-pod bookkeeping).
 Per pod (labels ``namespace`` and ``pod`` only, never the pod's own labels; the scrape adds the
 agent's ``node`` as a target label, see docs/metrics.md):
 
-- ``mbcas_agent_pod_demand_cores`` — smoothed demand estimate (every pod with a sample);
+- ``mbcas_agent_pod_demand_cores`` — the burst envelope, the pod's largest usage over the planner's
+  window (every pod with a sample);
 - ``mbcas_agent_pod_allocation_cores`` — the agent's decided limit (managed pods);
 - ``mbcas_agent_pod_limit_cores`` — the pod's current CPU limit as the agent sees it in its pod
   watch cache (Σ of the containers' spec limits; managed pods with a limit);
@@ -91,7 +92,10 @@ class _PlanCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         pub = self.published
-        demand = _pod_family("mbcas_agent_pod_demand_cores", "Smoothed CPU demand estimate per pod, cores")
+        demand = _pod_family(
+            "mbcas_agent_pod_demand_cores",
+            "Burst envelope: largest CPU use per pod over the planner's window, cores",
+        )
         alloc = _pod_family(
             "mbcas_agent_pod_allocation_cores", "CPU limit the agent decided per managed pod, cores"
         )

@@ -4,9 +4,12 @@ It starts a local control plane (etcd + kube-apiserver + kube-controller-manager
 PodAllocation CRD, runs the node emulator in real-kernel mode (every pod is a real CPU burner in a
 real cgroup under a real CFS quota) with three demo pods whose demand changes over time, the
 controller and the node agent, and prints a live table every two seconds: each pod's demand, the
-agent's allocation, the limit actually applied and its throttling. CPU moves to the pods that
-need it. On exit everything it started is stopped and removed (namespace, cgroups, processes,
-control plane), and a summary says how far each pod's allocation moved.
+agent's allocation, the limit actually applied, its throttling and the reason. Limits are burst
+caps: a pod throttled at its limit is raised at once and uses CPU the other pods leave idle, the
+limits adding up to more than the node (up to ``limit_overcommit`` x its shareable CPU). On exit
+everything it started is stopped and removed (namespace, cgroups, processes, control plane), and a
+summary says how far each pod's allocation moved and which throttled pods got idle CPU above the
+limit they started with.
 
 The table is ``mbcas top``'s (:mod:`mbcas.cli.top`), from the PodAllocations and pods in the API
 plus the in-process agent's metrics. kopf's warning that it ignores OS signals (it runs in a
@@ -100,7 +103,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from mbcas.cli import top
     from mbcas.controller.config import ControllerConfig
     from mbcas.controller.main import Controller
-    from mbcas.core.units import format_cpu
+    from mbcas.core.units import format_cpu, parse_cpu
     from mbcas.kube.client import build_kube
     from mbcas.kube.errors import KubeError
     from mbcas.kube.pods import NodePods
@@ -118,6 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     crd = __import__("pathlib").Path(__file__).resolve().parents[3] / "crds" / "podallocations.mbcas.io.yaml"
     history: dict[str, list[int]] = {name: [] for name in DEMO_PODS}
+    peak_use: dict[str, float] = dict.fromkeys(DEMO_PODS, 0.0)
     with contextlib.ExitStack() as stack:
         print("starting the local control plane (first run builds it: minutes)...", flush=True)
         cp = ControlPlane(binaries=ensure_binaries(build=True))
@@ -192,6 +196,8 @@ def run_demo(args: argparse.Namespace) -> int:
             for row in snapshot.rows:
                 if row.pod in history and row.desired_mcpu:
                     history[row.pod].append(row.desired_mcpu)
+                if row.pod in peak_use and row.signals is not None and row.signals.usage_cores is not None:
+                    peak_use[row.pod] = max(peak_use[row.pod], row.signals.usage_cores)
             table = (
                 top.render_table(snapshot, nodes=False)
                 if snapshot.rows
@@ -211,4 +217,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"CPU moved: up to {swing}m between a pod's lowest and highest allocation")
     else:
         print("CPU did not move noticeably (demand too steady or run too short)")
+    for name, (_, limit, _) in DEMO_PODS.items():
+        if peak_use[name] > 1.1 * parse_cpu(limit) / 1000.0:
+            print(
+                f"idle CPU to a throttled pod: {name} used up to {peak_use[name]:.2f} cores, above the "
+                f"{limit} limit it started with"
+            )
     return 0

@@ -13,7 +13,7 @@ cores or fractions, NaN meaning unknown:
 
 The agent's sampler (:func:`mbcas.cgroups.sampler.signal_arrays`), a replayed snapshot
 (:mod:`mbcas.agent.snapshot`) and the simulated node (:mod:`mbcas.sim.node`) each produce one;
-:func:`mbcas.demand.estimate_demand` and :class:`mbcas.policy.node.NodeInputs` take one. The
+:func:`mbcas.demand.demand_bounds` and :class:`mbcas.policy.node.NodeInputs` take one. The
 field names are written here and nowhere else.
 """
 
