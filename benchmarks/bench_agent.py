@@ -81,7 +81,7 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
             config,
             node="bench",
             pods=Source(pods),
-            reader=CgroupReader(root),
+            reader=CgroupReader(root, clock_ns=lambda: round(clock[0] * 1e9)),
             clock=lambda: clock[0],
             mono=lambda: clock[0],
         )

@@ -129,7 +129,7 @@ class NodeAgent:
         self.mono = mono
         self.reader = reader
         self.resolver = PodCgroupResolver(reader.layout, prefix=config.cgroup_prefix)
-        self.sampler = Sampler(reader)
+        self.sampler = Sampler(reader, limits=False)  # limits come from the pod specs
         self.ledger = DecisionLedger()
         self.planner = NodePlanner(self.live.planner, self.ledger, deadband=self.live.contract.deadband)
         self.store = AllocationStore(kube, node) if kube is not None else None

@@ -99,6 +99,10 @@ def _uint(token: str, name: str, key: str) -> int:
 def _key_values(text: str, name: str, known: frozenset[str]) -> dict[str, int]:
     values: dict[str, int] = {}
     for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key in known and value.isdigit() and key not in values:  # the kernel's own format
+            values[key] = int(value)
+            continue
         fields = line.split()
         if not fields or fields[0] not in known:
             continue
@@ -212,6 +216,15 @@ def parse_pressure(data: bytes, name: str = "cpu.pressure") -> Pressure:
     some: int | None = None
     full: int | None = None
     for line in _text(data, name).splitlines():
+        head, _, rest = line.partition(" ")
+        at = rest.find(" total=")
+        if at >= 0 and (value := rest[at + 7 :]).isdigit():  # the kernel's own format
+            if head == "some" and some is None:
+                some = int(value)
+                continue
+            if head == "full" and full is None:
+                full = int(value)
+                continue
         fields = line.split()
         if not fields:
             continue

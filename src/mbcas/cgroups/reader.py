@@ -49,6 +49,8 @@ ReadFile = Callable[[str], bytes]
 """Reads a whole file's bytes; raises ``OSError`` like :func:`read_file_raw`."""
 
 _READ_SIZE = 8192
+_REL_CACHE = 4096
+"""Normalised relative paths remembered (pods come and go: cleared when full)."""
 _T = TypeVar("_T")
 
 
@@ -101,6 +103,7 @@ class CgroupReader:
         self._read_file = read_file or read_file_raw
         self._clock_ns = clock_ns
         self._warned: set[str] = set()
+        self._rel: dict[str, str] = {}
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -152,9 +155,19 @@ class CgroupReader:
             self._warn_once("psi-nofull", f"{path} has no 'full' line (Linux < 5.13): full stall unknown")
         return pressure.some_total_usec, pressure.full_total_usec
 
-    def read(self, relpath: str) -> CpuSnapshot:
-        """Read the counters of the cgroup at ``relpath`` (relative to the root)."""
-        rel = check_relpath(relpath)
+    def read(self, relpath: str, *, with_limit: bool = True) -> CpuSnapshot:
+        """Read the counters of the cgroup at ``relpath`` (relative to the root).
+
+        With ``with_limit=False`` the CFS limit files are not read (``limit_cores`` and ``period_usec``
+        are ``None``): a caller that knows each pod's limit from its spec saves one or two file
+        reads per pod and tick.
+        """
+        rel = self._rel.get(relpath)
+        if rel is None:
+            rel = check_relpath(relpath)
+            if len(self._rel) >= _REL_CACHE:
+                self._rel.clear()
+            self._rel[relpath] = rel
         layout = self.layout
         usage: int | None = None
         periods = throttled = throttled_usec = None
@@ -178,7 +191,7 @@ class CgroupReader:
                         stat.throttled_usec,
                     )
                     path = f"{v2}/cpu.max"
-                    data = self._read(path)
+                    data = self._read(path) if with_limit else None
                     if data is not None:
                         cpu_max = self._parse(parse.parse_cpu_max, data, path)
                         limit, period = cpu_max.cores, cpu_max.period_usec
@@ -209,6 +222,7 @@ class CgroupReader:
                 v1 = self._parse(parse.parse_cpu_stat_v1, data, path)
                 periods, throttled = v1.nr_periods, v1.nr_throttled
                 throttled_usec = v1.throttled_time_ns // 1000
+            if data is not None and with_limit:
                 qpath, ppath = f"{cpu}/cpu.cfs_quota_us", f"{cpu}/cpu.cfs_period_us"
                 qdata, pdata = self._read(qpath), self._read(ppath)
                 if qdata is None or pdata is None:

@@ -52,7 +52,7 @@ class SignalDelta:
     psi_full: float | None
     """Share of the interval in which all of the pod's runnable tasks waited (PSI ``full``)."""
     limit_cores: float | None
-    """The CFS limit at the end of the interval; ``None`` when unlimited."""
+    """The CFS limit at the end of the interval; ``None`` when unlimited or not read."""
 
     @property
     def throttled_cores(self) -> float | None:
@@ -102,7 +102,9 @@ def _counter(prev: int | None, cur: int | None, name: str) -> int | None:
 class Sampler:
     """Turns successive reads of pod cgroups into :class:`SignalDelta` per pod.
 
-    ``max_cores`` (default: this machine's CPU count) bounds a plausible usage rate;
+    ``max_cores`` (default: this machine's CPU count) bounds a plausible usage rate; with
+    ``limits=False`` the CFS limit files are not read (:attr:`SignalDelta.limit_cores` is ``None``:
+    for a caller that takes each pod's limit from its spec, as the agent does);
     ``psi_tolerance`` is the relative slack allowed for PSI totals against wall time (timestamps and
     kernel accounting are not taken at exactly the same instant), plus ``psi_slack_us`` absolute.
     """
@@ -114,8 +116,10 @@ class Sampler:
         max_cores: float | None = None,
         psi_tolerance: float = 0.02,
         psi_slack_us: float = 2000.0,
+        limits: bool = True,
     ) -> None:
         self.reader = reader
+        self.limits = limits
         self.max_cores = float(max_cores if max_cores is not None else (os.cpu_count() or 1))
         self.psi_tolerance = psi_tolerance
         self.psi_slack_us = psi_slack_us
@@ -143,7 +147,7 @@ class Sampler:
             if uid in self._last and prev is not None:
                 last[uid] = self._last[uid]
             try:
-                snap = self.reader.read(relpath)
+                snap = self.reader.read(relpath, with_limit=self.limits)
             except CgroupError as exc:
                 if prev is not None:
                     state[uid] = prev

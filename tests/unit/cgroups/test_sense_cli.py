@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -12,32 +11,37 @@ import pytest
 from fake_cgroupfs import FakeCgroupFS
 
 from mbcas.cgroups import LayoutKind
+from mbcas.cli import sense as sense_cli
 from mbcas.cli.main import main
 
 POD = "kubepods/burstable/podx"
 KEYS = {"usage_cores", "throttled_ratio", "psi_some", "psi_full", "demand_lower_cores", "demand_upper_cores"}
 
 
-def _advance_later(fs: FakeCgroupFS, delay_s: float, **counters: int) -> threading.Thread:
-    def write() -> None:
-        time.sleep(delay_s)
-        fs.write(POD, **counters)
+def _advance_between_reads(
+    monkeypatch: pytest.MonkeyPatch, fs: FakeCgroupFS, delay_s: float, **counters: int
+) -> None:
+    """Advance the counters a third of the way into the CLI's wait between its two reads (a
+    writer thread started before ``main`` raced the command's own imports under load)."""
+    real_sleep = time.sleep
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    return thread
+    def sleep(seconds: float) -> None:
+        real_sleep(delay_s)
+        fs.write(POD, **counters)
+        real_sleep(max(seconds - delay_s, 0.0))
+
+    monkeypatch.setattr(sense_cli.time, "sleep", sleep)
 
 
 def test_json_output_has_the_keys_and_real_rates(
-    fakefs: FakeCgroupFS, capsys: pytest.CaptureFixture[str]
+    fakefs: FakeCgroupFS, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fakefs.write(POD, usage_usec=0, nr_periods=0, some_usec=0, full_usec=0, quota_usec=50_000)
-    writer = _advance_later(
-        fakefs, 0.1, usage_usec=150_000, nr_periods=6, nr_throttled=3, throttled_usec=90_000,
+    _advance_between_reads(
+        monkeypatch, fakefs, 0.1, usage_usec=150_000, nr_periods=6, nr_throttled=3, throttled_usec=90_000,
         some_usec=90_000, full_usec=60_000, quota_usec=50_000,
     )  # fmt: skip
     code = main(["sense", "--root", str(fakefs.root), "--cgroup", POD, "--interval", "0.3", "-o", "json"])
-    writer.join()
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report.keys() >= KEYS
