@@ -164,7 +164,8 @@ class Upsert:
 
 @dataclass(frozen=True, slots=True)
 class WritePlan:
-    """One tick's API writes: upserts in pod order, then the UIDs whose allocation goes."""
+    """One tick's API writes: upserts (cuts first, see :func:`plan_writes`), then the UIDs whose
+    allocation goes."""
 
     upserts: tuple[Upsert, ...]
     deletes: tuple[str, ...]
@@ -192,7 +193,8 @@ def plan_writes(
     A pod with a decision and a mode gets an upsert when the API holds nothing for it, another
     ``cpuLimit`` or another ``mode``, or when :func:`needs_refresh` says so; reasons and timestamps
     alone never cause a write. Every allocation the API holds for a pod without a decision and a
-    mode (or for a pod no longer on the node) is deleted.
+    mode (or for a pod no longer on the node) is deleted. Upserts that cut a pod's limit come
+    first, then the others, each group in pod order.
     """
     decision = np.asarray(decision_mcpu, dtype=np.int64)
     limit = np.asarray(managed_limit_mcpu, dtype=np.int64)
@@ -222,4 +224,8 @@ def plan_writes(
         ):
             upserts.append(Upsert(i, mcpu, mode, refresh=True))
     deletes = tuple(uid for uid in written if uid not in wanted)
+    # Cuts first (a decision below the pod's limit), each group in pod order: a controller that
+    # works through the writes in order (and a global resize rate that stops it part-way) frees
+    # CPU under the node's overcommit bound before it hands any out.
+    upserts.sort(key=lambda u: not 0 <= u.mcpu < int(limit[u.index]))
     return WritePlan(tuple(upserts), deletes)

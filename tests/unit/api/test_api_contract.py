@@ -169,6 +169,19 @@ def test_write_rule_creates_updates_refreshes_and_deletes() -> None:
     assert len(plan) == 7
 
 
+def test_write_rule_puts_cuts_first_so_a_controller_stopped_part_way_keeps_the_bound() -> None:
+    plan = plan_writes(
+        ContractSettings(),
+        0.0,
+        uids=("raise", "cut", "new", "cut-too"),
+        decision_mcpu=[800, 300, 400, 100],
+        modes=[Mode.ENFORCE] * 4,
+        managed_limit_mcpu=[400, 600, -1, 200],
+        written={},
+    )
+    assert [u.index for u in plan.upserts] == [1, 3, 0, 2]
+
+
 def test_write_rule_writes_nothing_at_steady_state() -> None:
     plan = plan_writes(
         ContractSettings(),

@@ -12,7 +12,8 @@ from mbcas.policy.node import NodeInputs, NodePlanner
 from mbcas.sim.engine import run_policy
 from mbcas.sim.metrics import compute_metrics
 from mbcas.sim.policies import HpaPolicy, MbcasPolicy, RegretMatchingPolicy, StaticPolicy, VpaPolicy
-from mbcas.sim.policies.mbcas import IntArray, PassThroughGate
+from mbcas.policy.resize import ResizeRules
+from mbcas.sim.policies.mbcas import ControllerGate, IntArray, PassThroughGate
 from mbcas.sim.traces import SpikeEvent
 
 
@@ -163,3 +164,14 @@ def test_mbcas_rewrites_unapplied_decisions_every_refresh_period() -> None:
     writes = np.flatnonzero(trace.extra_writes[100:]) + 100
     assert len(writes) >= 4
     np.testing.assert_array_equal(np.diff(writes), 60)
+
+
+def test_the_controller_model_resizes_cuts_before_raises_when_the_global_rate_stops_it() -> None:
+    # Two raises and two cuts pending with a burst of two resizes: the cuts go first, so the
+    # limits in force never add up to more than before (the node's overcommit bound holds).
+    gate = ControllerGate(ResizeRules(burst=2, max_resizes_per_second=0.01))
+    current = np.array([200, 800, 200, 800], dtype=np.int64)
+    desired = np.array([600, 300, 600, 300], dtype=np.int64)
+    out = gate.apply(0.0, ("a", "b", "c", "d"), desired, current)
+    np.testing.assert_array_equal(out, [200, 300, 200, 300])
+    assert out.sum() < current.sum()

@@ -91,7 +91,10 @@ class ControllerGate:
             self._target = current_mcpu.copy()
         self._target = np.where(desired_mcpu > 0, desired_mcpu, self._target)
         out = current_mcpu.copy()
-        for i in np.flatnonzero(self._target != current_mcpu):
+        # Cuts before raises, as the agent writes them (mbcas.api.contract.plan_writes): when the
+        # global rate stops the controller part-way, the node's overcommit bound still holds.
+        pending = np.flatnonzero(self._target != current_mcpu)
+        for i in pending[np.argsort(self._target[pending] > current_mcpu[pending], kind="stable")]:
             decision = self._gate.evaluate(uids[i], int(current_mcpu[i]), int(self._target[i]), now)
             if decision.action is GateAction.APPLY and decision.value is not None:
                 out[i] = decision.value
