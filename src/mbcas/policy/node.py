@@ -185,6 +185,9 @@ class NodePlan:
     """The managed pods' requests alone exceed the bound (every limit stays at its floor)."""
     objective: float
     """NSW potential ``Σ request·log limit`` over the managed pods."""
+    held: float = 0.0
+    """Σ limits of the managed pods without a signal this tick, held as they are (cores): the
+    bound less this is what the others share."""
 
     @property
     def uids(self) -> tuple[str, ...]:
@@ -204,9 +207,15 @@ class NodePlan:
     def infeasible_message(self) -> str:
         if not self.infeasible:
             return ""
-        floors = float(np.nansum(np.where(self.managed, self.inputs.request, 0.0)))
+        active = self.managed & self.inputs.signals.sampled
+        floors = float(np.nansum(np.where(active, self.inputs.request, 0.0)))
         bound = self.limit_bound
-        return f"requests of the managed pods ({floors:.2f} cores) exceed the bound ({bound:.2f} cores)"
+        if self.held <= 0.0:
+            return f"requests of the managed pods ({floors:.2f} cores) exceed the bound ({bound:.2f} cores)"
+        return (
+            f"requests of the managed pods with a signal ({floors:.2f} cores) exceed what the bound "
+            f"({bound:.2f} cores) leaves beside the {self.held:.2f} cores held by pods without one"
+        )
 
     def reason(self, i: int) -> str:
         """Why pod ``i``'s limit is what it is, in the user's words (at most 256 characters)."""
@@ -276,7 +285,8 @@ class NodePlanner:
         active = frame.managed & inputs.signals.sampled
         held = frame.managed & ~active
         idx = np.flatnonzero(active)
-        budget = max(frame.budget - float(current_mcpu[held].sum()) / 1000.0, 0.0)
+        held_cores = float(current_mcpu[held].sum()) / 1000.0
+        budget = max(frame.budget - held_cores, 0.0)
         bounded, w = frame.bounded(idx, envelope, budget)
         pods = PodState(
             current=current_mcpu[idx] / 1000.0,
@@ -309,6 +319,7 @@ class NodePlanner:
             alloc=alloc,
             changed=changed,
             cause=cause,
+            held=held_cores,
         )
 
 
@@ -400,6 +411,7 @@ class _Frame:
         alloc: NDArray[np.int64],
         changed: BoolArray,
         cause: NDArray[np.int8],
+        held: float = 0.0,
     ) -> NodePlan:
         n = len(inputs)
         wants_all, target, trimmed = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.bool_)
@@ -423,6 +435,7 @@ class _Frame:
             limit_bound=self.budget,
             infeasible=not bounded.feasible,
             objective=objective,
+            held=held,
         )
 
 

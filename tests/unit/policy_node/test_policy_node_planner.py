@@ -197,3 +197,23 @@ def test_trimmed_pods_say_so_with_the_bound() -> None:
     plan = planner.plan(0.0, 1.0, 0.0, inputs)
     assert plan.limits_total <= 2.0 + 1e-9
     assert any("node limits at the 2× bound" in plan.reason(i) for i in range(3))
+
+
+def test_pods_without_a_signal_hold_their_limits_and_the_message_says_so() -> None:
+    # A pod still without a signal (first read) holds its 4-core limit (no limit: the node);
+    # the bound 2 x 4 = 8 leaves the two sampled pods 4 cores < their 4.5 of requests.
+    request = np.array([2.0, 2.5, 0.5])
+    inputs = _inputs(np.array([1.0, 1.0, 0.0]), np.array([2.0, 2.5, 4.0]), request)
+    sig = inputs.signals
+    usage = sig.usage.copy()
+    usage[2] = np.nan
+    inputs = NodeInputs.build(
+        inputs.uids, inputs.qos, request=request, limit=inputs.limit, signals=Signals.build(usage)
+    )
+    plan = NodePlanner().plan(0.0, ALLOCATABLE, 0.0, inputs)
+    assert plan.infeasible and plan.held == pytest.approx(4.0)
+    assert plan.allocation_mcpu.tolist() == [2000, 2500, 4000]
+    assert plan.infeasible_message == (
+        "requests of the managed pods with a signal (4.50 cores) exceed what the bound (8.00 cores) "
+        "leaves beside the 4.00 cores held by pods without one"
+    )
