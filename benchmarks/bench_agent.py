@@ -81,7 +81,9 @@ def _child(n: int, ticks: int) -> dict[str, Any]:
             config,
             node="bench",
             pods=Source(pods),
-            reader=CgroupReader(root, clock_ns=lambda: round(clock[0] * 1e9)),
+            # Files kept open as on a real cgroupfs (the agent's default there, see
+            # mbcas.cgroups.files); the tree's files are rewritten in place between ticks.
+            reader=CgroupReader(root, clock_ns=lambda: round(clock[0] * 1e9), keep_open=True),
             clock=lambda: clock[0],
             mono=lambda: clock[0],
         )

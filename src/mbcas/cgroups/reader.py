@@ -23,8 +23,10 @@ Failure rules: usage is required, so a missing or malformed usage file raises
 (``EOPNOTSUPP``, kernel booted without ``psi=1``) is unknown (``None``, never 0) and logged once.
 Missing v1 ``cpu`` directories make throttling and the limit unknown (logged once). Any file that
 exists but is malformed, or vanishes mid-read (``ENODEV``), raises: the caller skips that pod for
-this round. Files are read with ``os.open``/``os.read`` (one syscall each, no buffering); a custom
-``read_file`` can be injected for tests.
+this round. Files are read with ``os.open``/``os.read`` (one syscall each, no buffering), or on a
+real cgroup filesystem kept open and re-read with ``pread`` (:mod:`mbcas.cgroups.files`;
+:meth:`CgroupReader.release` closes a gone cgroup's files); a custom ``read_file`` can be
+injected for tests.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import TypeVar
 
 from mbcas.cgroups import parse
 from mbcas.cgroups.errors import CgroupError, CgroupParseError, ErrorKind
+from mbcas.cgroups.files import OpenFiles, on_cgroupfs
 from mbcas.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout
 
 __all__ = ["CgroupReader", "CpuSnapshot", "ReadFile", "check_relpath", "read_file_raw"]
@@ -89,7 +92,11 @@ class CpuSnapshot:
 
 
 class CgroupReader:
-    """Reads :class:`CpuSnapshot` for cgroups under ``root`` (default ``/sys/fs/cgroup``)."""
+    """Reads :class:`CpuSnapshot` for cgroups under ``root`` (default ``/sys/fs/cgroup``).
+
+    ``keep_open``: keep files open between reads (see :mod:`mbcas.cgroups.files`); by default
+    when the layout's hierarchies are cgroup mounts and no ``read_file`` is given.
+    """
 
     def __init__(
         self,
@@ -98,9 +105,13 @@ class CgroupReader:
         *,
         read_file: ReadFile | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        keep_open: bool | None = None,
     ) -> None:
         self.layout = layout if layout is not None else detect_layout(root)
-        self._read_file = read_file or read_file_raw
+        if keep_open is None:
+            keep_open = read_file is None and all(on_cgroupfs(d) for d in self._dirs())
+        self._files = OpenFiles() if keep_open and read_file is None else None
+        self._read_file = read_file or (self._files.read if self._files is not None else read_file_raw)
         self._clock_ns = clock_ns
         self._warned: set[str] = set()
         self._rel: dict[str, str] = {}
@@ -130,11 +141,31 @@ class CgroupReader:
         except CgroupParseError as exc:
             raise CgroupParseError(exc.detail, path) from None
 
+    def _dirs(self) -> list[str]:
+        layout = self.layout
+        return [d for d in (layout.v2_dir, layout.cpuacct_dir, layout.cpu_dir) if d is not None]
+
+    @property
+    def keeps_open(self) -> bool:
+        """Whether files are kept open between reads."""
+        return self._files is not None
+
     def exists(self, relpath: str) -> bool:
         """Whether the cgroup exists in any of the layout's CPU hierarchies."""
         rel = check_relpath(relpath)
-        dirs = (self.layout.v2_dir, self.layout.cpuacct_dir, self.layout.cpu_dir)
-        return any(d is not None and os.path.isdir(os.path.join(d, rel)) for d in dirs)
+        return any(os.path.isdir(os.path.join(d, rel)) for d in self._dirs())
+
+    def release(self, relpath: str) -> None:
+        """Close the files kept open for the cgroup at ``relpath`` (it is gone or not read again)."""
+        if self._files is not None:
+            rel = check_relpath(relpath)
+            for d in self._dirs():
+                self._files.release(f"{d}/{rel}" if rel else d)
+
+    def close(self) -> None:
+        """Close every file kept open (the reader still works: files reopen on the next read)."""
+        if self._files is not None:
+            self._files.close()
 
     def _pressure(self, v2: str) -> tuple[int | None, int | None]:
         path = f"{v2}/cpu.pressure"
@@ -168,6 +199,14 @@ class CgroupReader:
             if len(self._rel) >= _REL_CACHE:
                 self._rel.clear()
             self._rel[relpath] = rel
+        try:
+            return self._snapshot(rel, with_limit)
+        except CgroupError as exc:
+            if exc.kind in (ErrorKind.VANISHED, ErrorKind.NOT_FOUND):
+                self.release(rel)  # none of its files kept open is any good now
+            raise
+
+    def _snapshot(self, rel: str, with_limit: bool) -> CpuSnapshot:
         layout = self.layout
         usage: int | None = None
         periods = throttled = throttled_usec = None

@@ -132,8 +132,10 @@ class Sampler:
 
     def forget(self, uid: str) -> None:
         """Drop all state of ``uid`` (its next read is a baseline)."""
-        self._state.pop(uid, None)
+        prev = self._state.pop(uid, None)
         self._last.pop(uid, None)
+        if prev is not None:
+            self.reader.release(prev.relpath)
 
     def sample(self, pods: Mapping[str, str]) -> dict[str, SampleResult]:
         """Read every pod (``uid -> relpath``) and return its delta since its previous read."""
@@ -143,6 +145,7 @@ class Sampler:
         for uid, relpath in pods.items():
             prev = self._state.get(uid)
             if prev is not None and prev.relpath != relpath:
+                self.reader.release(prev.relpath)
                 prev = None
             if uid in self._last and prev is not None:
                 last[uid] = self._last[uid]
@@ -165,6 +168,8 @@ class Sampler:
                 continue
             last[uid] = delta
             results[uid] = delta
+        for uid in self._state.keys() - state.keys():  # not read this round: forgotten
+            self.reader.release(self._state[uid].relpath)
         self._state = state
         self._last = last
         return results

@@ -9,10 +9,10 @@ from helpers_sim import ctx_for
 from mbcas.core.qos import QoSClass
 from mbcas.demand import Signals
 from mbcas.policy.node import NodeInputs, NodePlanner
+from mbcas.policy.resize import ResizeRules
 from mbcas.sim.engine import run_policy
 from mbcas.sim.metrics import compute_metrics
 from mbcas.sim.policies import HpaPolicy, MbcasPolicy, RegretMatchingPolicy, StaticPolicy, VpaPolicy
-from mbcas.policy.resize import ResizeRules
 from mbcas.sim.policies.mbcas import ControllerGate, IntArray, PassThroughGate
 from mbcas.sim.traces import SpikeEvent
 
