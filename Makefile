@@ -84,7 +84,7 @@ demo: cluster-build ## Run the whole system on one machine (control plane, emula
 	$(MBCAS) demo
 
 .PHONY: evaluate
-evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spike and contention scenarios
+evaluate: cluster-build ## Real-kernel experiment: static limits vs MBCAS on spike, contention and noisy-neighbour
 	$(PY) -m mbcas.experiment --out report/experiment
 
 .PHONY: evaluate-real-node

@@ -28,7 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Real-kernel experiment: static limits vs the full MBCAS loop (see docs/evaluation.md).",
     )
     parser.add_argument("--out", type=Path, default=Path("report/experiment"), help="output directory")
-    parser.add_argument("--scenarios", default="spike,contention", help="comma-separated: spike,contention")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(EXPERIMENTS),
+        help=f"comma-separated, of {','.join(EXPERIMENTS)} (default: all)",
+    )
     parser.add_argument("--modes", default="static,mbcas", help="comma-separated: static,mbcas")
     parser.add_argument("--node-cpu", type=float, default=1.0, help="cores of the emulated node (default 1)")
     parser.add_argument("--measure-s", type=float, default=None, help="override each scenario's window")

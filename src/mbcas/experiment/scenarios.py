@@ -2,7 +2,7 @@
 
 A scenario names its pods (CPU request, which is also the initial limit, and the demand the
 emulator's burner is told to burn), the warm-up before the measurement window, the window itself
-and, for a spike, when one pod's demand changes. :data:`EXPERIMENTS` holds the two packaged ones,
+and, for a spike, when one pod's demand changes. :data:`EXPERIMENTS` holds the packaged ones,
 short enough for a 2-core machine. :class:`ExperimentError` is the one error every step of the
 experiment raises, with a message that says which step failed and why.
 """
@@ -72,6 +72,22 @@ EXPERIMENTS: dict[str, ExperimentScenario] = {
             ExperimentPod("web", 300, 0.6),
             ExperimentPod("api", 200, 0.4),
             ExperimentPod("worker", 100, 0.25),
+            ExperimentPod("cache", 200, 0.1),
+        ),
+        warmup_s=25.0,
+        measure_s=60.0,
+    ),
+    "noisy-neighbour": ExperimentScenario(
+        name="noisy-neighbour",
+        description=(
+            "A batch pod with a 100m request wants 0.8 cores on a 1-core node next to three modest "
+            "pods wanting 0.15, 0.2 and 0.1 cores with requests 250m, 250m and 200m (1.25 cores "
+            "wanted in total)."
+        ),
+        pods=(
+            ExperimentPod("batch", 100, 0.8),
+            ExperimentPod("web", 250, 0.15),
+            ExperimentPod("api", 250, 0.2),
             ExperimentPod("cache", 200, 0.1),
         ),
         warmup_s=25.0,

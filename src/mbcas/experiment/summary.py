@@ -73,7 +73,8 @@ def summarise(
 ) -> dict[str, Any]:
     """The JSON-ready measurements of one run from its kernel deltas and API event streams.
 
-    ``unserved_share`` compares usage with the configured demand (integrated over ``series``);
+    ``unserved_share`` compares usage with the configured demand (integrated over ``series``),
+    ``ideal_unserved_share`` is the demand above ``node_cpu`` over the same (no limits can serve it);
     ``reaction_time_s`` is the time from ``changed_at`` to the first pod event reporting an applied
     limit >= 90 % of the new demand (0 if the initial limit already covered it, ``None`` if never);
     ``first_response_s`` the time to the first raise of the applied limit.
@@ -89,6 +90,10 @@ def summarise(
         for p in scenario.pods
     )
     unserved = max(0.0, demand_s - usage)
+    # The least any limits can leave unserved: the demand above the node's CPU, tick by tick.
+    excess_s = sum(
+        max(0.0, sum(scenario.demand_at(p, float(r["t"])) for p in scenario.pods) - node_cpu) for r in series
+    ) * (window / max(1, len(series)))
     resizes = generation_bumps(pod_events, start, end)
     pa_writes = sum(1 for t, _, _ in pa_events if start <= t <= end)
     reaction: float | None = None
@@ -126,6 +131,7 @@ def summarise(
         "throttled_s": None if any(x is None for x in throttled) else sum(x or 0.0 for x in throttled),
         "psi_full_s": None if any(x is None for x in full) else sum(x or 0.0 for x in full),
         "unserved_share": unserved / demand_s if demand_s > 0 else 0.0,
+        "ideal_unserved_share": excess_s / demand_s if demand_s > 0 else 0.0,
         "reaction_time_s": reaction,
         "first_response_s": first_response,
         "resizes": sum(resizes.values()),
