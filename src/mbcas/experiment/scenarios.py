@@ -46,6 +46,11 @@ class ExperimentScenario:
         return pod.demand
 
 
+def _pods(*rows: tuple[str, int, float]) -> tuple[ExperimentPod, ...]:
+    """Pods of a steady demand from ``(name, request in millicores, demand in cores)`` rows."""
+    return tuple(ExperimentPod(name, request_m, demand) for name, request_m, demand in rows)
+
+
 EXPERIMENTS: dict[str, ExperimentScenario] = {
     "spike": ExperimentScenario(
         name="spike",
@@ -68,12 +73,7 @@ EXPERIMENTS: dict[str, ExperimentScenario] = {
             "Four pods on a 1-core node wanting 1.35 cores in total (requests 0.8 cores): "
             "0.6, 0.4, 0.25 and 0.1 cores with requests 300m, 200m, 100m and 200m."
         ),
-        pods=(
-            ExperimentPod("web", 300, 0.6),
-            ExperimentPod("api", 200, 0.4),
-            ExperimentPod("worker", 100, 0.25),
-            ExperimentPod("cache", 200, 0.1),
-        ),
+        pods=_pods(("web", 300, 0.6), ("api", 200, 0.4), ("worker", 100, 0.25), ("cache", 200, 0.1)),
         warmup_s=25.0,
         measure_s=60.0,
     ),
@@ -84,12 +84,7 @@ EXPERIMENTS: dict[str, ExperimentScenario] = {
             "pods wanting 0.15, 0.2 and 0.1 cores with requests 250m, 250m and 200m (1.25 cores "
             "wanted in total)."
         ),
-        pods=(
-            ExperimentPod("batch", 100, 0.8),
-            ExperimentPod("web", 250, 0.15),
-            ExperimentPod("api", 250, 0.2),
-            ExperimentPod("cache", 200, 0.1),
-        ),
+        pods=_pods(("batch", 100, 0.8), ("web", 250, 0.15), ("api", 250, 0.2), ("cache", 200, 0.1)),
         warmup_s=25.0,
         measure_s=60.0,
     ),
