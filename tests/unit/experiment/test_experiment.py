@@ -142,3 +142,5 @@ def test_gap_closure_is_against_the_static_run_of_the_same_scenario() -> None:
     assert closures[2:] == [None, None, None]
     assert "| contention | mbcas | 0.900 | 10.0 | 5.0 | 0.250 | 0.200 | 0.75 |" in format_runs(result)
     assert any("gap closure 0.75 (target >= 0.9 under contention: missed)" in c for c in compare(result))
+    result["runs"][0]["ideal_unserved_share"] = result["runs"][1]["ideal_unserved_share"] = 0.0
+    assert any("gap closure 0.38 (target >= 0.8 without contention: missed)" in c for c in compare(result))
