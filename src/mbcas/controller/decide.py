@@ -27,9 +27,14 @@ any). The order of the checks is the trust order:
    (``Stale``);
 9. a 422 already rejected this generation -> ``Failed``, not retried until the spec changes;
 10. the :class:`~mbcas.policy.resize.ResizeGate` (infeasible memory, cooldown, interval, rate,
-    step cap) -> apply now, wait, or skip. Applying over a CPU limit another field manager set
+    step cap) -> apply now, wait, or skip. A pod without a CPU limit can use its whole node, so
+    its first limit is a step down from the node's allocatable CPU; until that is known it waits
+    (``NodeUnknown``). Applying over a CPU limit another field manager set
     through ``resize`` (a manual ``kubectl``/``mbcas resize``) sets ``manual_override`` so the
     caller can say so in an Event.
+
+Every target is clamped to the allocatable CPU of the pod's node first: a limit above it means
+nothing and a typo would otherwise be patched as is.
 
 The agent judges "applied" and refreshes decisions with the same contract functions and
 settings, so a decision it leaves alone is one the controller leaves alone too.
@@ -83,6 +88,7 @@ def decide(
     final_failure: str | None = None,
     resync_s: float = 30.0,
     own_generation: int | None = None,
+    node_allocatable_mcpu: int | None = None,
 ) -> Decision:
     """Decide for ``spec`` given the live ``pod`` (None when it does not exist).
 
@@ -90,9 +96,13 @@ def decide(
     monotonic clock the gate runs on; ``contract`` the shared settings (deadband, staleness,
     ``allow_restart``). ``final_failure`` is the message of a 422 that already rejected this
     generation. ``own_generation`` is the pod ``metadata.generation`` the controller's last
-    accepted resize patch of this pod produced (None if it made none).
+    accepted resize patch of this pod produced (None if it made none). ``node_allocatable_mcpu``
+    is the allocatable CPU of the pod's node (None: not known yet): no target exceeds it, and a
+    pod without a CPU limit steps down from it.
     """
     target = spec.cpu_limit_mcpu
+    if node_allocatable_mcpu is not None and node_allocatable_mcpu > 0:
+        target = min(target, node_allocatable_mcpu)
     if pod is None:
         return Decision(Phase.FAILED, "PodGone", f"pod {spec.pod_name} not found")
     if pod.uid != spec.pod_uid:
@@ -156,7 +166,23 @@ def decide(
         )
     if final_failure is not None:
         return Decision(Phase.FAILED, "Invalid", final_failure, applied_mcpu=applied)
-    verdict = gate.evaluate(pod.uid, spec_now, plan.total_mcpu, now_mono, deadband=contract.deadband)
+    if spec_now is None and node_allocatable_mcpu is None:
+        return Decision(
+            Phase.PENDING,
+            "NodeUnknown",
+            f"pod {pod.key} has no CPU limit: its first limit steps down from the allocatable CPU of"
+            f" node {pod.node_name}, which is not known yet",
+            applied_mcpu=applied,
+            requeue_after_s=resync_s,
+        )
+    verdict = gate.evaluate(
+        pod.uid,
+        spec_now,
+        plan.total_mcpu,
+        now_mono,
+        deadband=contract.deadband,
+        unlimited_mcpu=node_allocatable_mcpu,
+    )
     if verdict.action is GateAction.APPLY:
         manual = sorted({m for n in names for m in pod.resize_owners(n)} - {FIELD_MANAGER})
         mine = any(FIELD_MANAGER in pod.resize_owners(n) for n in names)

@@ -58,7 +58,7 @@ from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
 from mbcas.controller.shared import SharedSettings
-from mbcas.core.units import format_cpu
+from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.backoff import Backoff, BackoffPolicy, is_overload
 from mbcas.kube.client import Kube
@@ -260,13 +260,17 @@ class Reconciler:
                 return
             before = self._node_cpu.get(name)
             self._node_cpu[name] = cpu
-            if before is None or before == cpu:
+            if before == cpu:
                 return
             for uid, pod in self._pods.items():
-                if pod.node_name == name and self.gate.history(uid).infeasible_mcpu is not None:
+                if pod.node_name != name:
+                    continue
+                if before is None:  # first sighting: pods without a limit were waiting for it
+                    wake |= self._by_uid.get(uid, set())
+                elif self.gate.history(uid).infeasible_mcpu is not None:
                     self.gate.clear_infeasible(uid)
                     wake |= self._by_uid.get(uid, set())
-        if wake:
+        if wake and before is not None:
             log.info("node %s: allocatable CPU %s -> %s; infeasible values forgotten", name, before, cpu)
         for key in wake:
             self.queue.add(key)
@@ -461,7 +465,16 @@ class Reconciler:
                 final_failure=track.final_failure,
                 resync_s=self.config.resync_s,
                 own_generation=track.own_generation,
+                node_allocatable_mcpu=self._allocatable_mcpu(pod),
             )
+
+    def _allocatable_mcpu(self, pod: PodView | None) -> int | None:
+        """The allocatable CPU of ``pod``'s node as last seen (None: not seen, or unparsable)."""
+        cpu = self._node_cpu.get(pod.node_name or "") if pod is not None else None
+        try:
+            return parse_cpu(cpu) if cpu else None
+        except QuantityError:
+            return None
 
     def _confirm(self, key: str, body: Mapping[str, Any]) -> bool | float | None:
         """Read the allocation before acting on it: True to go on; None when it is gone (forgotten

@@ -17,7 +17,9 @@ target it answers with a :class:`GateDecision`:
 - **step cap** — one resize lowers the limit by at most
   ``max(min_step_mcpu, min(max_step_ratio * current, max_step_mcpu))`` and raises it by at most
   ``max_step_mcpu``; the rest follows on later resizes (``APPLY`` with ``value`` short of the
-  target and ``capped=True``). Raises have no relative cap: a limit is a burst cap (requests keep
+  target and ``capped=True``). A pod without a limit can use the whole node, so its first limit
+  steps down from the node's allocatable CPU (``unlimited_mcpu``) like any other decrease. Raises
+  have no relative cap: a limit is a burst cap (requests keep
   every neighbour's share), so a larger one only lets the pod use idle CPU, while a relative cap
   would make a pod with a small limit double once per ``min_interval_s`` through a spike.
 
@@ -221,11 +223,13 @@ class ResizeGate:
         now: float,
         *,
         deadband: Deadband | None = None,
+        unlimited_mcpu: int | None = None,
     ) -> GateDecision:
         """Decide about moving pod ``uid`` from ``current_mcpu`` to ``target_mcpu`` at time ``now``.
 
-        ``current_mcpu=None`` means "no limit yet": the first limit is set at the target directly
-        (there is no size to take a step from). ``deadband`` overrides the gate's own (the
+        ``current_mcpu=None`` means "no limit yet": the pod can use ``unlimited_mcpu`` (the node's
+        allocatable CPU), and its first limit steps down from there; without ``unlimited_mcpu``
+        it is set at the target directly. ``deadband`` overrides the gate's own (the
         controller passes the contract's current one). ``APPLY`` consumes a token of the global
         bucket: call it only when you will patch.
         """
@@ -243,6 +247,8 @@ class ResizeGate:
             )
         if current_mcpu is None:
             value = target_mcpu
+            if unlimited_mcpu is not None and target_mcpu < unlimited_mcpu:
+                value = max(target_mcpu, unlimited_mcpu - step_limit(unlimited_mcpu, rules))
         else:
             up = target_mcpu > current_mcpu
             step = step_limit(current_mcpu, rules, up=up)

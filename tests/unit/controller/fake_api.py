@@ -189,7 +189,7 @@ class FakeApi:
         if self.kubelet_applies:
             for cs in pod["status"]["containerStatuses"]:
                 if cs["name"] == container:
-                    cs["resources"]["limits"]["cpu"] = cpu
+                    cs["resources"].setdefault("limits", {})["cpu"] = cpu
             pod["status"]["observedGeneration"] = meta["generation"]
 
     def _allocation_request(self, method: str, path: str, what: str, body: Any) -> Any:

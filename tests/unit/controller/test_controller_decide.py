@@ -193,3 +193,33 @@ def test_overriding_a_manual_resize_is_flagged() -> None:
     assert run(spec("1"), ours).manual_override is None
     created = pod("700m", "700m", managed_fields=[{**_resize_entry("kubectl-create"), "subresource": None}])
     assert run(spec("1"), created).manual_override is None  # the limit the pod was created with
+
+
+def test_a_target_above_the_nodes_allocatable_cpu_is_clamped_to_it() -> None:
+    # Issue 14 item 6: nothing bounded a target by the node; a 100-core decision on a 4-core node
+    # was patched as is.
+    wide = ResizeGate(ResizeRules(max_step_mcpu=1_000_000))
+    d = run(spec("100"), pod(), wide, node_allocatable_mcpu=4000)
+    assert d.resize_to_mcpu == 4000, d
+    # At the clamp already: nothing to do, however large the decision.
+    assert run(spec("100"), pod("4", "4"), wide, node_allocatable_mcpu=4000).phase is Phase.APPLIED
+
+
+def test_a_pod_without_a_cpu_limit_steps_down_from_the_nodes_allocatable_cpu() -> None:
+    # Issue 14 item 6: a pod with no limit can use the whole node; its first limit used to be the
+    # target at once (60m in one step). It now steps from the node's allocatable CPU.
+    gate = ResizeGate(ResizeRules())  # max_step_mcpu 2000, max_step_ratio 1.0
+    d = run(spec("300m"), pod(None, None), gate, node_allocatable_mcpu=4000)
+    assert d.resize_to_mcpu == 2000 and "step-capped" in d.message, d
+    # A node smaller than one step: the step is relative to it (ratio 0.5 of 1000m -> 500m).
+    half = ResizeGate(ResizeRules(max_step_ratio=0.5))
+    assert run(spec("300m"), pod(None, None), half, node_allocatable_mcpu=1000).resize_to_mcpu == 500
+
+
+def test_a_pod_without_a_cpu_limit_waits_for_the_nodes_allocatable_cpu() -> None:
+    # No step can be taken from an unknown size: wait for the node rather than jump to the target.
+    d = run(spec("300m"), pod(None, None))
+    assert d.resize_to_mcpu is None and d.phase is Phase.PENDING and d.reason == "NodeUnknown", d
+    assert d.requeue_after_s is not None
+    # A pod with a limit does not need the node to step.
+    assert run(spec("1"), pod()).resize_to_mcpu == 1000

@@ -312,6 +312,48 @@ def test_an_infeasible_record_is_forgotten_when_the_nodes_allocatable_changes() 
     assert rec.gate.history(uid).infeasible_mcpu is None
 
 
+# ------------------------------------------------------------------------------ node bounds
+
+
+def _unlimited(api: FakeApi, rec: Reconciler, cpu: str) -> dict[str, Any]:
+    """A Burstable pod whose container has a request but no CPU limit, and its allocation."""
+    pod, _ = start(api, rec, cpu)
+    pod_key = f"ns/{pod['metadata']['name']}"
+    body = api.pods[pod_key]
+    del body["spec"]["containers"][0]["resources"]["limits"]
+    body["status"]["containerStatuses"][0]["resources"] = {}
+    rec.on_pod("MODIFIED", copy.deepcopy(body))
+    return body
+
+
+def test_a_pod_without_a_limit_steps_down_from_its_nodes_allocatable_cpu() -> None:
+    # Issue 14 item 6: an unlimited pod used to get the target (here 300m) in one step.
+    api = FakeApi()
+    rec, mono = make(api, min_interval_s=10.0)
+    pod = _unlimited(api, rec, "300m")
+    drain(rec)
+    assert api.resizes() == [], "a pod without a limit was resized before its node's CPU was known"
+    rec.on_node("ADDED", {"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "4"}}})
+    drain(rec)  # the node's first sighting wakes the allocations of its pods
+    limits = api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["cpu"] == "2", limits  # 4 cores - one max step (2000m), not 300m
+    mono.now += 60
+    drain(rec)
+    assert api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"][
+        "cpu"
+    ] == "300m"
+
+
+def test_a_target_is_clamped_to_the_nodes_allocatable_cpu() -> None:
+    api = FakeApi()
+    rec, _ = make(api, max_step_mcpu=100_000)
+    rec.on_node("ADDED", {"metadata": {"name": "n1"}, "status": {"allocatable": {"cpu": "4"}}})
+    pod, _ = start(api, rec, "64")
+    drain(rec)
+    limits = api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["cpu"] == "4", limits
+
+
 def test_only_the_leader_patches(monkeypatch: pytest.MonkeyPatch) -> None:
     api = FakeApi()
     rec, _ = make(api)

@@ -64,6 +64,15 @@ class TestStepCap:
         d = gate.evaluate("u", None, 3000, now=0.0)
         assert d.action is GateAction.APPLY and d.value == 3000 and not d.capped
 
+    def test_no_current_limit_steps_down_from_what_the_pod_can_use(self) -> None:
+        # Issue 14 item 6: without a limit the pod can use the whole node, so its first limit is a
+        # step down from the node's allocatable CPU, not the target at once.
+        gate = ResizeGate(RULES, DEADBAND)
+        d = gate.evaluate("u", None, 60, now=0.0, unlimited_mcpu=8000)
+        assert d.action is GateAction.APPLY and d.value == 8000 - RULES.max_step_mcpu and d.capped
+        assert "unlimited" in d.message
+        assert gate.evaluate("v", None, 7000, now=0.0, unlimited_mcpu=8000).value == 7000
+
     @given(
         current=st.integers(1, 64_000),
         target=st.integers(1, 64_000),
