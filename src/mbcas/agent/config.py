@@ -6,7 +6,10 @@ node, the API connection, the tick, the cgroup root and prefix, the endpoints, t
 name and poll period. Its ``live`` part, :class:`~mbcas.api.live.LiveConfig`, holds everything
 else: the agent re-reads it from the shared ConfigMap every ``config_poll_s`` and applies it at
 the next tick without restarting anything (see :mod:`mbcas.api.live` for its shape and rules).
-Keys missing from the ConfigMap keep the values given by flags and env.
+Keys missing from the ConfigMap keep the values given by flags and env. When a ConfigMap is
+named, the agent only observes (writes nothing) until it has read it once, and keeps the last good
+one when it later cannot be read (403, 5xx) or is deleted; ``kube-system`` and the agent's own
+namespace are never managed (:attr:`AgentConfig.protected_namespaces`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mbcas.api.live import (
+    ALWAYS_EXCLUDED,
     SYSTEM_NAMESPACES,
     LiveConfig,
     LoadedConfig,
@@ -81,6 +85,11 @@ class AgentConfig(ProcessSettings):
         validation_alias=AliasChoices("node", "MBCAS_AGENT_NODE", "NODE_NAME"),
         description="The node this agent runs on (also NODE_NAME, from the downward API).",
     )
+    namespace: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("namespace", "MBCAS_AGENT_NAMESPACE", "POD_NAMESPACE"),
+        description="The agent's own namespace, never managed (also POD_NAMESPACE; none: the ConfigMap's).",
+    )
     kubeconfig: str | None = Field(default=None, description="Kubeconfig file (none: in-cluster).")
     context: str | None = Field(default=None, description="Kubeconfig context.")
 
@@ -116,6 +125,14 @@ class AgentConfig(ProcessSettings):
     @classmethod
     def _quantity(cls, value: object) -> object:
         return cpu_quantity(value)
+
+    @property
+    def protected_namespaces(self) -> frozenset[str]:
+        """Namespaces never managed whatever the live ``exclude_namespaces`` says: ``kube-system``
+        and the agent's own (``namespace``, else the ConfigMap's, which the chart puts there)."""
+        ref = self.config_map_ref()
+        own = self.namespace or (ref[0] if ref else None)
+        return frozenset(ALWAYS_EXCLUDED) | ({own} if own else frozenset())
 
     @property
     def reserve_cores(self) -> float:

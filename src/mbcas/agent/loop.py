@@ -30,7 +30,11 @@
 The live ConfigMap is polled every ``config_poll_s``; a new :class:`LiveConfig` takes effect at the
 next tick (planner settings and the contract's deadband swapped on the planner, selectors, modes
 and the contract re-evaluated). An unknown key is logged, named, and exported as
-``mbcas_agent_config_unknown_keys``.
+``mbcas_agent_config_unknown_keys``. The agent fails closed: until the ConfigMap has been read
+once it only observes (senses, plans, exports metrics, writes and deletes nothing); when it
+cannot be read later (deleted, 403, 5xx) the last good config stays, with a warning naming the
+error and ``mbcas_agent_config_read_errors_total{code}``; ``kube-system`` and the agent's own
+namespace are never managed, whatever ``exclude_namespaces`` says.
 
 Two clocks: ``mono`` (monotonic) for everything that is a duration (the planner's window and
 holds, polling, backoff, liveness), ``clock`` (wall) only for ``decidedAt`` and the contract's
@@ -120,10 +124,19 @@ class NodeAgent:
     ) -> None:
         self.config = config
         self.node = node
-        self.live = config.live
+        # With a ConfigMap to read, observe only (write nothing) until it has been read once.
+        self._config_ready = config.config_map_ref() is None or kube is None
+        self.live = (
+            config.live
+            if self._config_ready
+            else config.live.model_copy(update={"mode": RolloutMode.OBSERVE, "namespace_modes": {}})
+        )
+        self._protected = config.protected_namespaces
+        self._config_error: str | None = None
         self.source = pods
         self.kube = kube
         self.metrics = metrics or AgentMetrics()
+        self.metrics.config_loaded.set(1 if self._config_ready else 0)
         self.dry_run = dry_run or kube is None
         self.clock = clock
         self.mono = mono
@@ -175,14 +188,12 @@ class NodeAgent:
         try:
             text = read_config_text(self.kube, namespace, name)
         except KubeError as exc:
-            log.debug("config map not readable now: %s", exc)
+            self._config_unreadable(f"{namespace}/{name}", exc.code, str(exc))
             return
         if text is None:
-            self._unknown_keys(())
-            if self.live != self.config.live:
-                self.apply_live(self.config.live)
-                self.metrics.config_reloads.labels("removed").inc()
+            self._config_unreadable(f"{namespace}/{name}", "NotFound", "not found")
             return
+        self._config_error = None
         try:
             live, unknown = read_live_yaml(text, self.config.live)
         except ValueError as exc:
@@ -192,10 +203,29 @@ class NodeAgent:
             )
             return
         self._unknown_keys(unknown, f"{namespace}/{name}")
+        if not self._config_ready:
+            self._config_ready = True
+            self.metrics.config_loaded.set(1)
+            log.info("live config read from %s/%s: mode %s", namespace, name, live.mode.value)
         if live != self.live:
             self.apply_live(live)
             self.metrics.config_reloads.labels("applied").inc()
             log.info("live config reloaded from %s/%s", namespace, name)
+
+    def _config_unreadable(self, where: str, code: str, error: str) -> None:
+        """The ConfigMap could not be read (missing, forbidden, API down): the last good config
+        stays (the observe-only start while none was read yet). A warning when the error changes."""
+        self.metrics.config_read_errors.labels(code).inc()
+        keeping = (
+            "keeping the last good config"
+            if self._config_ready
+            else "staying in observe mode (nothing written) until it can be read"
+        )
+        if error != self._config_error:
+            log.warning("ConfigMap %s cannot be read (%s), %s: %s", where, code, keeping, error)
+        else:
+            log.debug("ConfigMap %s still cannot be read: %s", where, error)
+        self._config_error = error
 
     def _unknown_keys(self, keys: tuple[str, ...], where: str = "") -> None:
         if keys != self._unknown:
@@ -215,7 +245,7 @@ class NodeAgent:
     def _eligible(self, pod: PodInfo) -> bool:
         live = self.live
         ns = pod.namespace
-        if pod.terminating:
+        if pod.terminating or ns in self._protected:
             return False
         if ns in live.exclude_namespaces or (live.include_namespaces and ns not in live.include_namespaces):
             return False
@@ -369,7 +399,13 @@ class NodeAgent:
         """Carry out the contract's write rule for this tick (``now`` monotonic, ``wall`` for
         ``decidedAt`` and the contract's ages)."""
         store = self.store
-        if store is None or now < self._backoff_until or not self._seeded or not self.source.synced:
+        if (
+            store is None
+            or not self._config_ready
+            or now < self._backoff_until
+            or not self._seeded
+            or not self.source.synced
+        ):
             return
         live = self.live
         allow_restart = live.contract.allow_restart

@@ -41,7 +41,11 @@ Agent process:
 - ``mbcas_agent_api_writes_total{op,result}`` — PodAllocation creates/updates/deletes;
 - ``mbcas_agent_config_reloads_total{result}`` — live ConfigMap reloads;
 - ``mbcas_agent_config_unknown_keys{key}`` — 1 for each key of the live ConfigMap the agent does
-  not know (ignored, with a warning naming it).
+  not know (ignored, with a warning naming it);
+- ``mbcas_agent_config_read_errors_total{code}`` — reads of the live ConfigMap that failed
+  (``NotFound``, ``Forbidden``, ``ApiUnavailable`` ...): the last good config stays in force;
+- ``mbcas_agent_config_loaded`` — 1 once the live ConfigMap has been read; 0 while the agent
+  observes only because it has not read it yet.
 
 docs/metrics.md lists every series of the agent and the controller.
 """
@@ -224,6 +228,17 @@ class AgentMetrics:
             "mbcas_agent_config_reloads",
             "Live ConfigMap reloads by result",
             ["result"],
+            registry=self.registry,
+        )
+        self.config_read_errors = Counter(
+            "mbcas_agent_config_read_errors",
+            "Failed reads of the live ConfigMap by error code (the last good config stays in force)",
+            ["code"],
+            registry=self.registry,
+        )
+        self.config_loaded = Gauge(
+            "mbcas_agent_config_loaded",
+            "1 once the live ConfigMap has been read; 0 while the agent only observes until it is",
             registry=self.registry,
         )
         self.config_unknown_keys = Gauge(

@@ -19,7 +19,7 @@ Rollout modes: ``observe`` senses and exports metrics only; ``recommend`` writes
 with ``mode: recommend`` (the controller never applies them); ``enforce`` writes decisions the
 controller applies. The mode is global with per-namespace overrides (``namespace_modes``).
 Which pods are managed at all: Burstable pods in namespaces not excluded (system namespaces by
-default), in ``include_namespaces`` when that list is non-empty, matching ``pod_selector`` and
+default; ``kube-system`` and the agent's own namespace always, whatever ``exclude_namespaces`` says), in ``include_namespaces`` when that list is non-empty, matching ``pod_selector`` and
 not matching ``exclude_pod_selector``. No annotation is ever required.
 """
 
@@ -36,6 +36,7 @@ from mbcas.api.settings import deep_merge, parse_config_yaml, validate_known
 from mbcas.policy.node_config import NodePolicy
 
 __all__ = [
+    "ALWAYS_EXCLUDED",
     "SYSTEM_NAMESPACES",
     "LiveConfig",
     "LoadedConfig",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease", "mbcas-system")
+ALWAYS_EXCLUDED: tuple[str, ...] = ("kube-system",)
+"""Never managed, whatever ``exclude_namespaces`` says (the agent adds its own namespace)."""
 
 
 class RolloutMode(StrEnum):

@@ -43,7 +43,9 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}  # "namespace/name" -> PodAllocation body
-        self.config_map: dict[str, Any] | None = None  # body of the live ConfigMap, None = absent
+        # Body of the live ConfigMap (None = absent): present and empty unless a test says otherwise.
+        self.config_map: dict[str, Any] | None = {"data": {}}
+        self.config_error: Exception | None = None  # raised by a read of the ConfigMap
         self.requests: list[Request] = []
 
     def writes(self) -> list[Request]:
@@ -55,6 +57,8 @@ class FakeKube:
     def request_json(self, method: str, path: str, *, what: str, body: Any = None, **_: Any) -> Any:
         self.requests.append(Request(method, path, body))
         if "/configmaps/" in path:
+            if self.config_error is not None:
+                raise self.config_error
             if self.config_map is None:
                 raise NotFoundError(f"{what}: not found", status=404)
             return self.config_map

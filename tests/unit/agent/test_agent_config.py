@@ -5,6 +5,7 @@ ConfigMap ignored with the last good config kept)."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from agent_fakes import FakeKube, FakeNode
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
 from mbcas.agent.loop import NodeAgent
 from mbcas.cli.agent import build_config, register
+from mbcas.kube.errors import ApiUnavailableError, ForbiddenError, KubeError
 from mbcas.policy.node_config import NodePolicy
 
 
@@ -239,7 +241,8 @@ def test_opt_in_and_opt_out(tmp_path: Path) -> None:
     node.advance(10)
     agent.tick()
     managed = _managed(agent)
-    assert managed["opted-out"] and managed["system"] and not managed["other-ns"]
+    # kube-system stays out even when exclude_namespaces no longer names it (issue 14 item 10).
+    assert managed["opted-out"] and not managed["system"] and not managed["other-ns"]
 
 
 def test_invalid_config_map_is_ignored_and_the_last_good_one_kept(
@@ -263,11 +266,10 @@ def test_invalid_config_map_is_ignored_and_the_last_good_one_kept(
     assert "max_cpu: " in caplog.text and "keeping the last good config" in caplog.text
     assert agent.metrics.config_reloads.labels("invalid")._value.get() == 1
 
-    kube.config_map = None  # deleted: back to flags and env
+    kube.config_map = None  # deleted: the last good one stays (it used to revert to defaults)
     node.advance(10)
     agent.tick()
-    assert agent.live == agent.config.live
-    assert agent.live.mode is RolloutMode.ENFORCE
+    assert agent.live == good
 
 
 def test_config_map_is_polled_not_read_every_tick(tmp_path: Path) -> None:
@@ -335,3 +337,95 @@ def test_every_section_of_the_config_map_is_live(tmp_path: Path) -> None:
     assert (policy.min_cpu, policy.raise_band, policy.limit_overcommit) == (0.1, 0.2, 1.5)
     assert agent.planner.deadband.ratio == 0.15  # the contract's deadband reaches the planner
     assert (agent.live.contract.deadband_ratio, agent.live.contract.refresh_s) == (0.15, 100.0)
+
+
+# ---------------------------------------------------------------------------- failing closed (issue 14 item 10)
+
+
+def test_the_agent_observes_until_it_has_read_the_config_map(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to start in enforce from built-in defaults and ignore a failed read.
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    kube.config_map = None
+    agent = _agent(node, kube)
+    for _ in range(12):
+        node.advance()
+        agent.tick()
+    assert agent.live.mode is RolloutMode.OBSERVE
+    assert kube.writes() == [], "the agent wrote decisions before it had read its ConfigMap"
+    assert agent.metrics.config_loaded._value.get() == 0
+    assert agent.metrics.config_read_errors.labels("NotFound")._value.get() == 2  # polled at 1 s, 11 s
+    assert "mbcas-system/mbcas-config" in caplog.text and "observe" in caplog.text
+    kube.config_map = _config_map("")  # created (empty: the flags' and env's settings apply)
+    node.advance(10)
+    agent.tick()
+    assert agent.live == agent.config.live and agent.live.mode is RolloutMode.ENFORCE
+    assert agent.metrics.config_loaded._value.get() == 1
+    assert kube.writes(), "no decision written once the ConfigMap was read"
+
+
+def test_without_a_config_map_the_flags_and_env_apply_at_once(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube, config_map=None)
+    node.advance()
+    agent.tick()
+    assert agent.live.mode is RolloutMode.ENFORCE and kube.writes()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ForbiddenError("read configmap: forbidden", status=403),
+        ApiUnavailableError("read configmap: service unavailable", status=503),
+        None,  # deleted
+    ],
+    ids=["403", "503", "deleted"],
+)
+def test_an_unreadable_or_deleted_config_map_keeps_the_last_good_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: KubeError | None
+) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    agent = _agent(node, kube)
+    kube.config_map = _config_map("mode: recommend\nplanner: {max_cpu: 3}\n")
+    node.advance()
+    agent.tick()
+    good = agent.live
+    assert good.mode is RolloutMode.RECOMMEND
+    caplog.clear()
+    if error is None:
+        kube.config_map = None
+    else:
+        kube.config_error = error
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            node.advance(10)
+            agent.tick()
+    assert agent.live == good, "a ConfigMap that cannot be read changed the live config"
+    code = "NotFound" if error is None else error.code
+    assert agent.metrics.config_read_errors.labels(code)._value.get() == 3
+    assert agent.metrics.config_loaded._value.get() == 1  # the last good one is still in force
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and "keeping the last good" in warnings[0].getMessage()
+    assert (str(error) if error else "not found") in warnings[0].getMessage()
+
+
+def test_the_agents_namespace_and_kube_system_are_always_excluded(tmp_path: Path) -> None:
+    node, kube = FakeNode(tmp_path / "cg"), FakeKube()
+    node.add("web", 0.2)
+    node.add("dns", 0.2, namespace="kube-system")
+    node.add("agent", 0.2, namespace="mbcas-system")
+    node.add("own", 0.2, namespace="ops")
+    kube.config_map = _config_map("exclude_namespaces: []\n")
+    agent = _agent(node, kube, namespace="ops")  # the agent's own namespace (POD_NAMESPACE)
+    node.advance()
+    agent.tick()
+    assert _managed(agent) == {"web": True, "dns": False, "agent": True, "own": False}
+    # Without a namespace of its own set, the ConfigMap's namespace is the agent's.
+    agent = _agent(node, kube)
+    node.advance()
+    agent.tick()
+    assert _managed(agent) == {"web": True, "dns": False, "agent": False, "own": True}

@@ -152,6 +152,7 @@ def test_conventions_counters_total_histograms_seconds_help_texts() -> None:
     metrics.read_errors.labels("not_found").inc()
     metrics.api_writes.labels("write", "created").inc()
     metrics.config_reloads.labels("applied").inc()
+    metrics.config_read_errors.labels("NotFound").inc()
     text = metrics.render().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for family in families.values():

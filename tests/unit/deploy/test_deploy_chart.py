@@ -356,7 +356,7 @@ def test_controller_env_from_the_chart_is_read_by_its_config(monkeypatch: pytest
 
 
 # Agent settings the chart derives from other values or from the pod, and the live part (ConfigMap).
-AGENT_CHART_MANAGED = {"node", "cgroup_root", "metrics_port", "config_map", "live"}
+AGENT_CHART_MANAGED = {"node", "namespace", "cgroup_root", "metrics_port", "config_map", "live"}
 
 
 def test_agent_settings_and_live_config_cover_every_field_with_its_default() -> None:
@@ -398,7 +398,7 @@ def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
         release="edge",
     )
     env = container_env(docs, "DaemonSet", "edge-mbcas-agent-x", "platform")
-    for name in [n for n in os.environ if n.startswith("MBCAS_AGENT_") or n == "NODE_NAME"]:
+    for name in [n for n in os.environ if n.startswith("MBCAS_AGENT_") or n in ("NODE_NAME", "POD_NAMESPACE")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -411,6 +411,7 @@ def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
     assert live.mode == "recommend" and live.planner.max_cpu == 3.0
     assert live.mode_for("batch") == "observe"
     assert "platform" in live.exclude_namespaces, "the release namespace is never managed"
+    assert cfg.namespace == "platform" and {"platform", "kube-system"} <= cfg.protected_namespaces
     assert set(config.SYSTEM_NAMESPACES) <= set(live.exclude_namespaces)
     assert live.contract.staleness_s == 300.0
     # The controller reads the same ConfigMap's contract section.

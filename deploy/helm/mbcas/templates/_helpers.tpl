@@ -101,7 +101,7 @@ JSON (no exponent: Helm reads YAML numbers as float64 and toString would print 2
 {{/*
 Agent settings as MBCAS_AGENT_* environment variables: one per key of agent.settings (keys are the
 field names of mbcas.agent.config.AgentConfig; null values are left out so the binary's default
-applies). The node (NODE_NAME, downward API), the cgroup root (agent.cgroup.mountPath), the port
+applies). The node (NODE_NAME) and namespace (POD_NAMESPACE, downward API), the cgroup root (agent.cgroup.mountPath), the port
 (agent.metricsPort) and the shared ConfigMap (NAMESPACE/NAME) are set by the chart; the live
 settings (config) are in that ConfigMap.
 */}}
