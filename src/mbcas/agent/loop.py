@@ -2,7 +2,12 @@
 
 :class:`NodeAgent` ties the adapters to the pure planner:
 
-* **sense** — the pods bound to the node come from a watched cache (:class:`mbcas.kube.pods.NodePods`);
+* **sense** — the pods bound to the node come from a watched cache (:class:`mbcas.kube.pods.NodePods`),
+  their requests and limits counted as the kubelet counts them (native sidecars, init phases,
+  pod-level resources); a pod the controller's split cannot resize (a container it leaves alone
+  without a CPU limit, a pod-level CPU limit) is not managed and counts as unmanaged CPU, and a
+  managed pod's limit never goes below what its held containers' limits plus the others' requests
+  need;
   a terminating pod, or one gone from the API whose cgroup is still there (force-deleted), keeps
   counting as an unmanaged pod until its cgroup is gone: its CPU is not handed out while it runs;
   each pod's cgroup is resolved once through :class:`mbcas.cgroups.PodCgroupResolver` (cached, and
@@ -286,10 +291,17 @@ class NodeAgent:
                 if result.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
                     self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
         n = len(pods)
+        allow_restart = self.live.contract.allow_restart
+        floors = [p.split_floor_mcpu(allow_restart=allow_restart) for p in pods]
         inputs = NodeInputs.build(
             uids,
             np.fromiter((p.qos.code for p in pods), dtype=np.int8, count=n),
-            eligible=np.fromiter((self._eligible(p) for p in pods), dtype=np.bool_, count=n),
+            eligible=np.fromiter(
+                (self._eligible(p) and f is not None for p, f in zip(pods, floors, strict=True)),
+                dtype=np.bool_,
+                count=n,
+            ),
+            floor=np.fromiter((math.nan if f is None else f / 1000.0 for f in floors), float, count=n),
             request=np.fromiter(
                 (math.nan if p.request_mcpu is None else p.request_mcpu / 1000.0 for p in pods),
                 float,

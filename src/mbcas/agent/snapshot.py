@@ -7,10 +7,13 @@ strings; extra keys are allowed and ignored unless listed here)::
      "pods": [{"namespace": "shop", "name": "web-0", "uid": "...", "qos": "Burstable",
                "request_cpu": "250m", "limit_cpu": "500m",
                "usage_cores": 0.5, "throttled_ratio": 0.8, "psi_full": 0.4,
-               # optional: "psi_some": 0.5, "throttled_cores": 0.3, "eligible": true}]}
+               # optional: "psi_some": 0.5, "throttled_cores": 0.3, "eligible": true,
+               #           "floor_cpu": "300m"}]}
 
 ``usage_cores`` may be null (no sample: the pod is held), the other signals null when unknown;
-``eligible`` (default true) carries the agent's opt-in/opt-out verdict. :func:`parse_snapshot`
+``eligible`` (default true) carries the agent's opt-in/opt-out verdict; ``floor_cpu`` (default
+null: the request) the smallest limit the controller's split accepts for the pod (containers it
+leaves alone hold their limits). :func:`parse_snapshot`
 validates everything and raises :class:`SnapshotError` naming the first bad field
 (``pods[2].request_cpu: ...``). :func:`plan_result` renders a plan in the output shape::
 
@@ -103,6 +106,7 @@ def parse_snapshot(data: Any) -> Snapshot:
     eligible = np.ones(n, dtype=np.bool_)
     request = np.full(n, np.nan)
     limit_mcpu = np.full(n, -1, dtype=np.int64)
+    floor = np.full(n, np.nan)
     signals = {name: np.full(n, np.nan) for name in _SIGNALS}
     seen: set[str] = set()
     for i, pod in enumerate(pods):
@@ -121,6 +125,7 @@ def parse_snapshot(data: Any) -> Snapshot:
         qos[i] = QoSClass(q).code
         request[i] = _cores(_mcpu(pod.get("request_cpu"), f"{at}.request_cpu", nullable=True))
         limit_mcpu[i] = _mcpu(pod.get("limit_cpu"), f"{at}.limit_cpu", nullable=True)
+        floor[i] = _cores(_mcpu(pod.get("floor_cpu"), f"{at}.floor_cpu", nullable=True))
         if "usage_cores" not in pod:
             raise SnapshotError(f"{at}.usage_cores: required (a number, or null for no sample)")
         for name in _SIGNALS:
@@ -135,6 +140,7 @@ def parse_snapshot(data: Any) -> Snapshot:
         eligible=eligible,
         request=request,
         limit_mcpu=limit_mcpu,
+        floor=floor,
         signals=Signals.build(
             signals["usage_cores"],
             throttled_ratio=signals["throttled_ratio"],
@@ -174,6 +180,7 @@ def snapshot_pod(inputs: NodeInputs, i: int, namespace: str, name: str) -> dict[
         "psi_some": _opt(float(sig.psi_some[i])),
         "throttled_cores": _opt(float(sig.throttled_cores[i])),
         "eligible": bool(inputs.eligible[i]),
+        "floor_cpu": _opt_cpu(float(inputs.floor[i])),
     }
 
 

@@ -10,10 +10,12 @@ simulator too); neither re-derives it.
   rule between its own settings (``refresh_s < staleness_s``); the rule that ties the agent's
   planner to the contract (the planner's hysteresis bands at least the deadband) is
   :func:`check_planner_bands`, called wherever the agent's configuration is validated.
-* **Managed limit** — :func:`managed_limit_mcpu`: the pod-level CPU limit MBCAS manages is the sum
-  of the limits of the containers that take part in the split
-  (:func:`mbcas.policy.resize_split.participants`); containers the split leaves alone (no CPU
-  request while another has one, ``RestartContainer`` unless allowed) are not part of it.
+* **Managed limit** — :func:`managed_limit_mcpu`: a decision is the pod's whole CPU limit, as the
+  kubelet counts it. The controller splits ``decision − Σ limits of the containers it leaves
+  alone`` (``RestartContainer`` unless allowed, native sidecars) over the others
+  (:func:`mbcas.policy.resize_split.split_basis`); the managed limit is that same sum today. A pod
+  the split refuses (a container left alone without a CPU limit, a pod-level CPU limit) has none,
+  and the agent does not manage it.
 * **Applied** — :func:`carries`: a pod whose managed limit is ``L`` already carries a decision
   ``D`` when ``|D - L| <= max(deadband_mcpu, deadband_ratio * L)``. The controller does not resize
   within that band, so the agent counts such a decision as applied.
@@ -41,8 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mbcas.api.models import Mode
 from mbcas.policy.ledger import Written
+from mbcas.policy.pod_cpu import ContainerResources, PodCpu
 from mbcas.policy.resize import Deadband
-from mbcas.policy.resize_split import ContainerResources, SplitRefusedError, participants
+from mbcas.policy.resize_split import SplitRefusedError, split_basis
 
 __all__ = [
     "ContractSettings",
@@ -111,16 +114,14 @@ def check_planner_bands(contract: ContractSettings, *, raise_band: float, lower_
             )
 
 
-def managed_limit_mcpu(containers: Sequence[ContainerResources], *, allow_restart: bool) -> int | None:
-    """The pod-level CPU limit MBCAS manages: the sum of the CPU limits of the containers that take
-    part in the split. None when one of them has no limit, or none can take part."""
+def managed_limit_mcpu(pod: PodCpu | Sequence[ContainerResources], *, allow_restart: bool) -> int | None:
+    """The pod-level CPU limit MBCAS manages: the pod's whole limit, the CPU limits of the
+    containers that take part in the split plus those the split leaves alone (and native
+    sidecars). None when a participant has no limit yet, or when the split refuses the pod."""
     try:
-        chosen, _ = participants(containers, allow_restart=allow_restart)
+        return split_basis(pod, allow_restart=allow_restart).limit_mcpu
     except SplitRefusedError:
         return None
-    if any(c.cpu_limit_mcpu is None for c in chosen):
-        return None
-    return sum(c.cpu_limit_mcpu or 0 for c in chosen)
 
 
 def carries(settings: ContractSettings, limit_mcpu: int | None, decision_mcpu: int) -> bool:

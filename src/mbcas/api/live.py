@@ -19,8 +19,9 @@ Rollout modes: ``observe`` senses and exports metrics only; ``recommend`` writes
 with ``mode: recommend`` (the controller never applies them); ``enforce`` writes decisions the
 controller applies. The mode is global with per-namespace overrides (``namespace_modes``).
 Which pods are managed at all: Burstable pods in namespaces not excluded (system namespaces by
-default; ``kube-system`` and the agent's own namespace always, whatever ``exclude_namespaces`` says), in ``include_namespaces`` when that list is non-empty, matching ``pod_selector`` and
-not matching ``exclude_pod_selector``. No annotation is ever required.
+default; ``kube-system`` and the agent's own namespace always, whatever ``exclude_namespaces``
+says), in ``include_namespaces`` when that list is non-empty, matching ``pod_selector`` and not
+matching ``exclude_pod_selector``. No annotation is ever required.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ any). The order of the checks is the trust order:
    frees the name for the pod's own agent;
 3. ``mode: recommend`` -> ``Recommended``, never applied;
 4. QoS and container rules (:mod:`mbcas.policy.resize_split`) -> ``Refused`` with their reason;
+   the allocation is the pod's whole limit: only what the containers left alone (native sidecars,
+   ``RestartContainer`` ones) do not hold is split, and a pod where one of those has no CPU
+   limit is refused (``UnlimitedContainer``);
 5. the pod already asks for the target: report what the kubelet says — ``Applied`` once the
    status shows it and ``observedGeneration`` caught up, ``Infeasible``/``Deferred`` from
    ``PodResizePending``, ``Failed`` on a kubelet ``Error``, else ``Pending``. An ``Infeasible``
@@ -128,14 +131,11 @@ def decide(
             applied_mcpu=pod.applied_limit_mcpu(),
         )
     try:
-        plan = plan_container_limits(
-            target, pod.containers, qos=pod.qos, allow_restart=contract.allow_restart
-        )
+        plan = plan_container_limits(target, pod.cpu, qos=pod.qos, allow_restart=contract.allow_restart)
     except SplitRefusedError as exc:
         return Decision(Phase.REFUSED, exc.reason, f"pod {pod.key}: {exc.message}", event_on_pod=True)
     names = list(plan.limits)
-    applied = pod.applied_limit_mcpu(names)
-    spec_now = pod.spec_limit_mcpu(names)
+    spec_now, applied = pod.limits_of(plan)
     if all((c := pod.container(n)) is not None and c.cpu_limit_mcpu == v for n, v in plan.limits.items()):
         ours = own_generation is not None and pod.generation == own_generation
         return _report(pod, plan.total_mcpu, applied, resync_s, own_resize=ours)

@@ -592,7 +592,7 @@ class Reconciler:
                 Phase.PENDING,
                 "Resizing",
                 decision.message,
-                applied_mcpu=result.pod.applied_limit_mcpu(list(result.plan.limits)),
+                applied_mcpu=result.pod.limits_of(result.plan)[1],
                 requeue_after_s=self.config.rules.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
             )
         raise AssertionError("unreachable")

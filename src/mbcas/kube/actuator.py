@@ -3,7 +3,7 @@
 Used by the controller and by ``mbcas resize`` alike::
 
     act = Actuator(kube)
-    result = act.apply_cpu_limit("default", "web", 1500)            # pod-level limit, split by requests
+    result = act.apply_cpu_limit("default", "web", 1500)            # the pod's whole limit, split by requests
     result = act.apply_cpu_limit("default", "web", 500, container="app")  # one container
 
 The change is a strategic-merge patch of ``spec.containers[].resources.limits.cpu`` on
@@ -13,8 +13,10 @@ pod that was checked, so if the pod changed in between — or is a different pod
 the same name — the apiserver answers ``409 Conflict`` instead of applying a decision made for
 something else. How a pod limit is split into container limits and which pods are refused
 (Guaranteed, BestEffort, below request, ``RestartContainer``) is the pure rule of
-:mod:`mbcas.policy.resize_split`. ``force=True`` skips MBCAS's own checks and lets the
-apiserver be the judge (it still rejects QoS changes and limits below requests with 422).
+:mod:`mbcas.policy.resize_split`: a pod-level limit counts the limits of the containers left
+alone (native sidecars, ``RestartContainer`` ones), and only the rest is split.
+``force=True`` skips MBCAS's own checks and lets the apiserver be the judge (it still rejects QoS
+changes and limits below requests with 422).
 
 Errors are typed (:mod:`mbcas.kube.errors`): :class:`PodGoneError`, :class:`ConflictError`,
 :class:`ForbiddenError`, :class:`InvalidError` (final), :class:`ApiUnavailableError`,
@@ -123,7 +125,7 @@ class Actuator:
                 return LimitPlan({n: share + (1 if i < rest else 0) for i, n in enumerate(weights)})
         try:
             return plan_container_limits(
-                limit_mcpu, pod.containers, qos=pod.qos, allow_restart=self.allow_restart, only=container
+                limit_mcpu, pod.cpu, qos=pod.qos, allow_restart=self.allow_restart, only=container
             )
         except SplitRefusedError as exc:
             raise RefusedError(exc.reason, f"pod {pod.key}: {exc.message}") from exc

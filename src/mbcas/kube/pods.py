@@ -27,6 +27,8 @@ from mbcas.kube.client import Kube
 from mbcas.kube.errors import KubeError, translate
 from mbcas.kube.podview import PodView
 from mbcas.kube.watch import PodWatch
+from mbcas.policy.pod_cpu import PodCpu
+from mbcas.policy.resize_split import SplitRefusedError, split_basis
 
 __all__ = ["NodePods", "PodInfo"]
 
@@ -42,14 +44,20 @@ class PodInfo:
     uid: str
     qos: QoSClass
     request_mcpu: int | None
-    """Sum of the containers' CPU requests; None when no container requests CPU."""
+    """The pod's CPU request as the kubelet counts it (containers, native sidecars, the largest
+    init phase, pod-level resources: :class:`mbcas.policy.pod_cpu.PodCpu`); None when nothing
+    requests CPU."""
     limit_mcpu: int | None
-    """Sum of the containers' CPU limits; None when any container has no limit."""
+    """The pod's CPU limit as the kubelet counts it; None when it has none."""
     labels: Mapping[str, str]
     resource_version: str
     managed_limits_mcpu: tuple[int | None, int | None] = (None, None)
     """The limit MBCAS manages (:func:`mbcas.api.contract.managed_limit_mcpu`), without and with
     ``RestartContainer`` containers taking part; see :meth:`managed_limit_mcpu`."""
+    split_floors_mcpu: tuple[int | None, int | None] = (None, None)
+    """The smallest limit the controller's split accepts for the pod (what the containers left
+    alone hold plus the others' requests), without and with ``RestartContainer`` containers taking
+    part; None when the split refuses the pod (it cannot be managed)."""
     terminating: bool = False
     """Being deleted (``deletionTimestamp`` set, or gone from the API while its cgroup remains)."""
 
@@ -58,28 +66,38 @@ class PodInfo:
         whether ``RestartContainer`` containers take part); None when it has none."""
         return self.managed_limits_mcpu[1 if allow_restart else 0]
 
+    def split_floor_mcpu(self, *, allow_restart: bool) -> int | None:
+        """The smallest limit the controller can give the pod; None: it cannot resize it at all."""
+        return self.split_floors_mcpu[1 if allow_restart else 0]
+
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PodInfo:
         """Parse a pod body (malformed quantities count as unset)."""
         view = PodView.from_body(body)
-        requests = [c.effective_cpu_request_mcpu for c in view.containers]
-        request = sum(r for r in requests if r is not None) if any(r is not None for r in requests) else None
         labels = (body.get("metadata") or {}).get("labels") or {}
         return cls(
             namespace=view.namespace,
             name=view.name,
             uid=view.uid,
             qos=view.qos,
-            request_mcpu=request,
-            limit_mcpu=view.spec_limit_mcpu(),
+            request_mcpu=view.cpu.request_mcpu,
+            limit_mcpu=view.cpu.limit_mcpu,
             labels={str(k): str(v) for k, v in labels.items()},
             resource_version=view.resource_version,
             managed_limits_mcpu=(
-                managed_limit_mcpu(view.containers, allow_restart=False),
-                managed_limit_mcpu(view.containers, allow_restart=True),
+                managed_limit_mcpu(view.cpu, allow_restart=False),
+                managed_limit_mcpu(view.cpu, allow_restart=True),
             ),
+            split_floors_mcpu=(_split_floor(view.cpu, False), _split_floor(view.cpu, True)),
             terminating=view.deleting,
         )
+
+
+def _split_floor(pod: PodCpu, allow_restart: bool) -> int | None:
+    try:
+        return split_basis(pod, allow_restart=allow_restart).floor_mcpu()
+    except SplitRefusedError:
+        return None
 
 
 def _eligible(body: Mapping[str, Any]) -> bool:

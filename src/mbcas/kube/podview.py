@@ -1,8 +1,9 @@
 """A read-only view of a pod body (a plain dict from the API) with what resizing needs.
 
 :class:`PodView` parses once: identity (namespace, name, UID, node, resourceVersion, generation),
-the QoS class, each regular container's CPU request and limit, memory request and limit and
-CPU ``resizePolicy`` (as :class:`~mbcas.policy.resize_split.ContainerResources`), what the
+the QoS class, each container's CPU request and limit, memory request and limit and CPU
+``resizePolicy`` (as :class:`~mbcas.policy.pod_cpu.ContainerResources`; init containers, native
+sidecars and pod-level resources too, as a :class:`~mbcas.policy.pod_cpu.PodCpu`), what the
 kubelet reports as actually applied (``status.containerStatuses[].resources.limits.cpu``), and
 the resize conditions ``PodResizePending`` (``Deferred`` / ``Infeasible``) and
 ``PodResizeInProgress``. Malformed quantities become ``None`` rather than exceptions, so one odd
@@ -17,7 +18,8 @@ from typing import Any
 
 from mbcas.core.qos import QoSClass
 from mbcas.core.units import QuantityError, parse_cpu
-from mbcas.policy.resize_split import ContainerResources, qos_class
+from mbcas.policy.pod_cpu import ContainerResources, PodCpu
+from mbcas.policy.resize_split import LimitPlan, qos_class
 
 __all__ = ["PodView", "ResizeStatus"]
 
@@ -33,6 +35,24 @@ def _cpu(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _container(c: Mapping[str, Any]) -> ContainerResources:
+    res = c.get("resources") or {}
+    req = res.get("requests") or {}
+    lim = res.get("limits") or {}
+    restart = any(
+        p.get("resourceName") == "cpu" and p.get("restartPolicy") == "RestartContainer"
+        for p in c.get("resizePolicy") or []
+    )
+    return ContainerResources(
+        name=str(c.get("name", "")),
+        cpu_request_mcpu=_cpu(req.get("cpu")),
+        cpu_limit_mcpu=_cpu(lim.get("cpu")),
+        memory_request=_str(req.get("memory")),
+        memory_limit=_str(lim.get("memory")),
+        cpu_restart_required=restart,
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,8 @@ class PodView:
     observed_generation: int | None
     phase: str | None
     qos: QoSClass
-    containers: tuple[ContainerResources, ...]
+    cpu: PodCpu
+    """The CPU facts of every container, init containers and pod-level resources included."""
     status_cpu_limits: Mapping[str, int | None]
     resize: ResizeStatus
     deleting: bool = False
@@ -73,25 +94,18 @@ class PodView:
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         status = body.get("status") or {}
-        containers = []
-        for c in spec.get("containers") or []:
-            res = c.get("resources") or {}
-            req = res.get("requests") or {}
-            lim = res.get("limits") or {}
-            restart = any(
-                p.get("resourceName") == "cpu" and p.get("restartPolicy") == "RestartContainer"
-                for p in c.get("resizePolicy") or []
-            )
-            containers.append(
-                ContainerResources(
-                    name=str(c.get("name", "")),
-                    cpu_request_mcpu=_cpu(req.get("cpu")),
-                    cpu_limit_mcpu=_cpu(lim.get("cpu")),
-                    memory_request=_str(req.get("memory")),
-                    memory_limit=_str(lim.get("memory")),
-                    cpu_restart_required=restart,
-                )
-            )
+        containers = tuple(_container(c) for c in spec.get("containers") or [])
+        inits = spec.get("initContainers") or []
+        pod_level = spec.get("resources") or {}
+        cpu = PodCpu(
+            containers=containers,
+            init_containers=tuple(_container(c) for c in inits),
+            sidecar_names=frozenset(
+                str(c.get("name", "")) for c in inits if c.get("restartPolicy") == "Always"
+            ),
+            pod_request_mcpu=_cpu((pod_level.get("requests") or {}).get("cpu")),
+            pod_limit_mcpu=_cpu((pod_level.get("limits") or {}).get("cpu")),
+        )
         applied: dict[str, int | None] = {}
         for cs in status.get("containerStatuses") or []:
             limits = (cs.get("resources") or {}).get("limits") or {}
@@ -113,7 +127,7 @@ class PodView:
         try:
             qos = QoSClass(str(status.get("qosClass")))
         except ValueError:
-            qos = qos_class(containers)
+            qos = qos_class(cpu.every_container)
         generation = meta.get("generation")
         observed = status.get("observedGeneration")
         return cls(
@@ -126,7 +140,7 @@ class PodView:
             observed_generation=int(observed) if isinstance(observed, int) else None,
             phase=status.get("phase"),
             qos=qos,
-            containers=tuple(containers),
+            cpu=cpu,
             status_cpu_limits=applied,
             resize=ResizeStatus(pending_reason, pending_message, in_progress, error),
             deleting=bool(meta.get("deletionTimestamp")),
@@ -137,13 +151,24 @@ class PodView:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def containers(self) -> tuple[ContainerResources, ...]:
+        """The regular containers (the ones a resize changes)."""
+        return self.cpu.containers
+
     def container(self, name: str) -> ContainerResources | None:
         return next((c for c in self.containers if c.name == name), None)
 
-    @property
-    def cpu_request_mcpu(self) -> int:
-        """Sum of the containers' CPU requests (limits where only a limit is set)."""
-        return sum(c.effective_cpu_request_mcpu or 0 for c in self.containers)
+    def limits_of(self, plan: LimitPlan) -> tuple[int | None, int | None]:
+        """The pod-level limit ``plan`` manages, in the spec and as the kubelet applied it: the
+        plan's containers' limits plus what the containers left alone hold (None: unknown or
+        unlimited)."""
+        names = list(plan.limits)
+        spec, applied = self.spec_limit_mcpu(names), self.applied_limit_mcpu(names)
+        return (
+            None if spec is None else spec + plan.held_mcpu,
+            None if applied is None else applied + plan.held_mcpu,
+        )
 
     def spec_limit_mcpu(self, names: list[str] | None = None) -> int | None:
         """Sum of the spec CPU limits of ``names`` (all containers by default); None if any is unlimited."""

@@ -21,8 +21,10 @@ take. Each managed pod's limit follows what it would use unthrottled, and the no
 4. **gate** — :func:`mbcas.policy.gate.gate`: up at once under pressure, down slowly, down at once
    when the bound needs the CPU, the limits in force kept within the bound.
 
-Pods not managed (Guaranteed, BestEffort, excluded) are left alone and counted against the
-shareable CPU (:mod:`mbcas.policy.capacity`); a managed pod without a sample this tick keeps its
+Pods not managed (Guaranteed, BestEffort, excluded, or pods the controller's split cannot
+resize) are left alone and counted against the shareable CPU (:mod:`mbcas.policy.capacity`); a
+managed pod's limit never goes below its ``floor`` (its request, or more when containers the
+controller leaves alone hold CPU limits); a managed pod without a sample this tick keeps its
 limit; a managed pod with no limit counts at the node's allocatable CPU until it has one.
 Decisions live in the :class:`~mbcas.policy.ledger.DecisionLedger`; the planner itself remembers
 the envelope and, per pod, when it was first seen, when its limit in force last changed and since
@@ -102,6 +104,9 @@ class NodeInputs:
     limit_mcpu: NDArray[np.int64]
     """``limit`` in whole millicores, -1 where there is none (the unit decisions are compared in)."""
     signals: Signals
+    floor: FloatArray
+    """The smallest limit each pod can be given when more than its request (NaN: its request):
+    the CPU its containers the controller leaves alone hold, plus the others' requests."""
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -117,6 +122,7 @@ class NodeInputs:
         limit: ArrayLike | None = None,
         limit_mcpu: ArrayLike | None = None,
         signals: Signals | None = None,
+        floor: ArrayLike | None = None,
     ) -> NodeInputs:
         """Validate and normalise (omitted arrays are all-NaN, ``eligible`` all-True, omitted
         signals unknown). The limit is given once, in cores (``limit``, NaN = none) or, from the
@@ -150,10 +156,21 @@ class NodeInputs:
             check_nonnegative("limit", lim)
             lim_mcpu = np.where(np.isfinite(lim), np.ceil(lim * 1000.0 - 1e-6), NO_DECISION).astype(np.int64)
         check_nonnegative("request", req)
+        low = pod_array(floor, n, np.nan, "floor")
+        check_nonnegative("floor", low)
         sig = Signals.unknown(n) if signals is None else signals
         if len(sig) != n:
             raise ValueError(f"signals are for {len(sig)} pods, expected {n} like uids")
-        return cls(uids=uid_t, qos=q, eligible=elig, request=req, limit=lim, limit_mcpu=lim_mcpu, signals=sig)
+        return cls(
+            uids=uid_t,
+            qos=q,
+            eligible=elig,
+            request=req,
+            limit=lim,
+            limit_mcpu=lim_mcpu,
+            signals=sig,
+            floor=low,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +384,8 @@ class _Frame:
             usage=sig.usage,
         )
         request = np.nan_to_num(inputs.request, nan=0.0)
-        n = len(inputs)
+        floor = np.maximum(np.maximum(request, pol.min_cpu), np.nan_to_num(inputs.floor, nan=0.0))
+        top = allocatable if pol.max_cpu is None else min(pol.max_cpu, allocatable)
         return cls(
             policy=pol,
             inputs=inputs,
@@ -377,9 +395,9 @@ class _Frame:
             limit_mcpu=np.where(inputs.limit_mcpu >= 0, inputs.limit_mcpu, round(allocatable * 1000.0)),
             capacity=capacity,
             budget=pol.limit_overcommit * capacity,
-            floor=np.maximum(request, pol.min_cpu),
+            floor=floor,
             weight=np.where(request > 0, request, pol.min_cpu),
-            ceiling=np.full(n, allocatable if pol.max_cpu is None else min(pol.max_cpu, allocatable)),
+            ceiling=np.maximum(top, floor),
         )
 
     def bounded(self, idx: NDArray[np.intp], envelope: FloatArray, budget: float) -> tuple[Bounded, Wants]:

@@ -1,20 +1,27 @@
 """How a pod-level CPU limit becomes per-container limits, and which pods may be resized at all.
 
-MBCAS decides one CPU limit per pod. A pod has containers; in-place resize changes container
-limits. The rule, pure and deterministic:
+MBCAS decides one CPU limit per pod: the pod's whole limit, as the kubelet counts it
+(:mod:`mbcas.policy.pod_cpu`). A pod has containers; in-place resize changes container limits.
+The rule, pure and deterministic:
 
 - **QoS.** Guaranteed pods are refused (their limit must stay equal to their request) and so are
   BestEffort pods (they can never gain a limit): the QoS class of a pod can never change.
 - **Who takes part.** Containers with a CPU request take part. A container whose CPU
   ``resizePolicy`` is ``RestartContainer`` is skipped (left exactly as it is) unless restarts are
   allowed. Containers without a CPU request are left alone while another container has one; if
-  no container has a CPU request, all eligible containers share equally.
-- **Split.** The pod limit ``L`` is split by request share, ``L * r_i / sum(r)``, with each
+  no container has a CPU request, all eligible containers share equally. Native sidecars
+  (restartable init containers) never take part.
+- **What is held.** The containers left alone keep their limits, and those limits are part of the
+  pod's: only ``L − Σ held limits`` is split (a pod with ``app`` and a ``RestartContainer`` ``db``
+  at 2 CPUs given 2500m leaves 500m for ``app``, not 2500m). A held container without a CPU limit
+  makes the pod's CPU unbounded whatever the others get: refused (``UnlimitedContainer``), and so
+  is a pod with a pod-level CPU limit (``PodLevelLimit``: resizing containers cannot change it).
+- **Split.** What is left, ``S``, is split by request share, ``S * r_i / sum(r)``, with each
   container at least ``max(r_i, min_container_mcpu)``: a container whose share falls below that floor
   is pinned at it and the others share the rest. Shares are rounded down to whole millicores and
   the leftover millicores go to the largest fractional parts (ties by container order), so the
-  parts sum to exactly ``L``.
-- **Never below request.** ``L`` below the sum of the floors is refused (``BelowRequest``).
+  parts sum to exactly ``S``.
+- **Never below request.** ``S`` below the sum of the floors is refused (``BelowRequest``).
 - **No accidental Guaranteed.** If the result would make every container's limit equal its
   request (with memory limits equal to requests too) the pod would turn Guaranteed, which the
   apiserver rejects; the largest container then gets 1m more.
@@ -28,44 +35,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mbcas.core.qos import QoSClass
+from mbcas.policy.pod_cpu import ContainerResources, PodCpu
 
 __all__ = [
     "MIN_CONTAINER_MCPU",
     "ContainerResources",
     "LimitPlan",
+    "SplitBasis",
     "SplitRefusedError",
     "participants",
     "plan_container_limits",
     "qos_class",
+    "split_basis",
     "split_by_weight",
 ]
 
 #: Smallest CPU limit MBCAS sets on a container: 10m (1 ms of quota per 100 ms period).
 MIN_CONTAINER_MCPU = 10
-
-
-@dataclass(frozen=True)
-class ContainerResources:
-    """What the split needs to know about one container (from the pod spec).
-
-    Memory quantities are the apiserver's canonical strings; they are only compared for equality.
-    """
-
-    name: str
-    cpu_request_mcpu: int | None = None
-    cpu_limit_mcpu: int | None = None
-    memory_request: str | None = None
-    memory_limit: str | None = None
-    cpu_restart_required: bool = False
-
-    @property
-    def effective_cpu_request_mcpu(self) -> int | None:
-        """The CPU request, defaulting to the limit when only a limit is set (as the apiserver does)."""
-        return self.cpu_request_mcpu if self.cpu_request_mcpu is not None else self.cpu_limit_mcpu
-
-    @property
-    def effective_memory_request(self) -> str | None:
-        return self.memory_request if self.memory_request is not None else self.memory_limit
 
 
 class SplitRefusedError(ValueError):
@@ -79,14 +65,42 @@ class SplitRefusedError(ValueError):
 
 @dataclass(frozen=True)
 class LimitPlan:
-    """Per-container CPU limits for a pod limit, and the containers left alone with why."""
+    """Per-container CPU limits for a pod limit, the containers left alone with why, and the CPU
+    limits those hold (part of the pod's limit, never changed)."""
 
     limits: dict[str, int]
     skipped: dict[str, str] = field(default_factory=dict)
+    held_mcpu: int = 0
 
     @property
     def total_mcpu(self) -> int:
-        return sum(self.limits.values())
+        """The pod's limit this plan gives: the new container limits plus the held ones."""
+        return sum(self.limits.values()) + self.held_mcpu
+
+
+@dataclass(frozen=True)
+class SplitBasis:
+    """Who takes part in a pod's split, who is left alone (and why), and what those hold."""
+
+    participants: tuple[ContainerResources, ...]
+    skipped: dict[str, str]
+    held_mcpu: int
+    """Σ CPU limits of the containers left alone (sidecars included): part of the pod's limit."""
+
+    @property
+    def limit_mcpu(self) -> int | None:
+        """The pod's limit as MBCAS manages it: held limits plus the participants'; None while a
+        participant has no limit (the first limit is still to be set)."""
+        if any(c.cpu_limit_mcpu is None for c in self.participants):
+            return None
+        return self.held_mcpu + sum(c.cpu_limit_mcpu or 0 for c in self.participants)
+
+    def floor_mcpu(self, min_container_mcpu: int = MIN_CONTAINER_MCPU) -> int:
+        """The smallest pod limit the split accepts: held limits plus each participant's floor."""
+        return self.held_mcpu + sum(self.floors(min_container_mcpu))
+
+    def floors(self, min_container_mcpu: int = MIN_CONTAINER_MCPU) -> list[int]:
+        return [max(c.effective_cpu_request_mcpu or 0, min_container_mcpu) for c in self.participants]
 
 
 def qos_class(containers: Sequence[ContainerResources]) -> QoSClass:
@@ -188,9 +202,45 @@ def participants(
     return eligible, skipped
 
 
+def _as_pod(pod: PodCpu | Sequence[ContainerResources]) -> PodCpu:
+    return pod if isinstance(pod, PodCpu) else PodCpu(containers=tuple(pod))
+
+
+def split_basis(
+    pod: PodCpu | Sequence[ContainerResources], *, allow_restart: bool = False, only: str | None = None
+) -> SplitBasis:
+    """Who takes part in the split of ``pod`` (a :class:`PodCpu`, or its regular containers
+    alone) and what the others hold (see the module docs). ``only`` (one container set by hand)
+    holds nothing: its value is that container's limit.
+
+    Raises :class:`SplitRefusedError` when no limit given to the participants can bound the pod.
+    """
+    pod = _as_pod(pod)
+    chosen, skipped = participants(pod.containers, allow_restart=allow_restart, only=only)
+    if only is not None:
+        return SplitBasis(tuple(chosen), skipped, 0)
+    if pod.pod_limit_mcpu is not None:
+        raise SplitRefusedError(
+            "PodLevelLimit",
+            "the pod has a pod-level CPU limit (spec.resources), which resizing its containers cannot change",
+        )
+    held = [c for c in pod.containers if c.name in skipped]
+    for c in pod.sidecars:
+        skipped[c.name] = "native sidecar (restartable init container)"
+        held.append(c)
+    unlimited = [c.name for c in held if c.cpu_limit_mcpu is None]
+    if unlimited:
+        raise SplitRefusedError(
+            "UnlimitedContainer",
+            f"container(s) {', '.join(unlimited)} take no part in the split and have no CPU limit: the pod's"
+            " CPU is unbounded whatever limits the others get",
+        )
+    return SplitBasis(tuple(chosen), skipped, sum(c.cpu_limit_mcpu or 0 for c in held))
+
+
 def plan_container_limits(
     pod_limit_mcpu: int,
-    containers: Sequence[ContainerResources],
+    containers: PodCpu | Sequence[ContainerResources],
     *,
     qos: QoSClass | None = None,
     allow_restart: bool = False,
@@ -199,30 +249,40 @@ def plan_container_limits(
 ) -> LimitPlan:
     """Per-container limits for a pod limit of ``pod_limit_mcpu`` (see the module docstring).
 
-    ``qos`` is the pod's ``status.qosClass`` when known (computed from ``containers`` otherwise).
-    ``only`` names a single container that gets ``pod_limit_mcpu`` itself (a manual resize of one
-    container); the others are left alone. Raises :class:`SplitRefusedError` when the pod must not be
-    resized.
+    ``containers`` is the pod (:class:`PodCpu`: sidecars and pod-level limits counted) or its
+    regular containers. ``qos`` is the pod's ``status.qosClass`` when known (computed from the
+    containers otherwise). ``only`` names a single container that gets ``pod_limit_mcpu`` itself (a
+    manual resize of one container); the others are left alone. Raises
+    :class:`SplitRefusedError` when the pod must not be resized.
     """
     if pod_limit_mcpu <= 0:
         raise SplitRefusedError("InvalidLimit", f"CPU limit must be > 0, got {pod_limit_mcpu}m")
-    qos = qos or qos_class(containers)
+    pod = _as_pod(containers)
+    qos = qos or qos_class(pod.every_container)
     if qos is QoSClass.GUARANTEED:
         raise SplitRefusedError(
             "GuaranteedPod", "pod is Guaranteed: its CPU limit must stay equal to its request"
         )
     if qos is QoSClass.BEST_EFFORT:
         raise SplitRefusedError("BestEffortPod", "pod is BestEffort: it cannot gain a CPU limit in place")
-    eligible, skipped = participants(containers, allow_restart=allow_restart, only=only)
-    floors = [max(c.effective_cpu_request_mcpu or 0, min_container_mcpu) for c in eligible]
-    if pod_limit_mcpu < sum(floors):
+    basis = split_basis(pod, allow_restart=allow_restart, only=only)
+    eligible = basis.participants
+    floors = basis.floors(min_container_mcpu)
+    share = pod_limit_mcpu - basis.held_mcpu
+    if share < sum(floors):
+        held = (
+            f" leaves {share}m after the {basis.held_mcpu}m the containers left alone hold"
+            f" ({', '.join(sorted(n for n in basis.skipped if n != only))}), which is"
+            if basis.held_mcpu
+            else " is"
+        )
         raise SplitRefusedError(
             "BelowRequest",
-            f"CPU limit {pod_limit_mcpu}m is below the CPU request(s) of {sum(floors)}m "
+            f"CPU limit {pod_limit_mcpu}m{held} below the CPU request(s) of {sum(floors)}m "
             f"({', '.join(c.name for c in eligible)})",
         )
     weights = [c.effective_cpu_request_mcpu or 0 for c in eligible]
-    parts = split_by_weight(pod_limit_mcpu, weights, floors)
+    parts = split_by_weight(share, weights, floors)
     limits = {c.name: part for c, part in zip(eligible, parts, strict=True)}
     after = [
         ContainerResources(
@@ -233,9 +293,9 @@ def plan_container_limits(
             c.memory_limit,
             c.cpu_restart_required,
         )
-        for c in containers
+        for c in pod.containers
     ]
-    if qos_class(after) is QoSClass.GUARANTEED:
+    if qos_class([*pod.init_containers, *after]) is QoSClass.GUARANTEED:
         biggest = max(eligible, key=lambda c: limits[c.name])
         limits[biggest.name] += 1
-    return LimitPlan(limits=limits, skipped=skipped)
+    return LimitPlan(limits=limits, skipped=basis.skipped, held_mcpu=basis.held_mcpu)

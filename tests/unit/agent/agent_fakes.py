@@ -5,9 +5,10 @@ delete, list; the ConfigMap; Events) from dicts and records each one. :class:`Fa
 cgroups in a :class:`fake_cgroupfs.FakeCgroupFS` (cgroup v2, cgroupfs driver) and advances their
 counters one interval at a time: a pod uses ``min(demand, limit)`` and is throttled in every period
 while its demand exceeds its limit. Pods are pod bodies parsed by :meth:`PodInfo.from_body`, as the
-agent's watch cache parses them; a pod may carry a sidecar container without CPU resources, which
-the split leaves alone. :meth:`FakeNode.apply` plays the controller: it copies each enforce
-decision into the limit of the pod's ``app`` container.
+agent's watch cache parses them; a pod may carry a native sidecar with a CPU limit, which the split
+leaves alone (its limit is part of the pod's). :meth:`FakeNode.apply` plays the controller: each
+enforce decision becomes the pod's limit, the ``app`` container getting what the sidecar does not
+hold.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ class FakeNode:
         self.pods = FakePods()
         self.demand: dict[str, float] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
-        self._limit: dict[str, int | None] = {}  # the app container's limit (the kernel's quota)
+        self._limit: dict[str, int | None] = {}  # the pod's limit (the kernel's quota)
+        self._held: dict[str, int] = {}  # the sidecar's limit, part of the pod's
         self._usage: dict[str, int] = {}
         self._periods: dict[str, int] = {}
         self._throttled: dict[str, int] = {}
@@ -130,9 +132,11 @@ class FakeNode:
         namespace: str = "shop",
         labels: Mapping[str, str] | None = None,
         sidecar: bool = False,
+        bare: bool = False,
     ) -> str:
-        """A pod with one ``app`` container (and, with ``sidecar``, a second container that has no
-        CPU request or limit); returns its UID."""
+        """A pod with one ``app`` container (with ``sidecar``, also a native sidecar at 50m/100m the
+        split leaves alone; with ``bare``, a second container without CPU resources); returns its
+        UID. Its limit (the pod cgroup's quota) is the app's plus the sidecar's."""
         uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod:{namespace}/{name}"))  # same pod, same UID
         resources: dict[str, dict[str, str]] = {}
         if request is not None:
@@ -140,8 +144,18 @@ class FakeNode:
         if limit is not None:
             resources["limits"] = {"cpu": limit}
         containers: list[dict[str, Any]] = [{"name": "app", "resources": resources}]
+        if bare:
+            containers.append({"name": "bare", "resources": {"requests": {"memory": "16Mi"}}})
+        spec: dict[str, Any] = {"nodeName": "n1", "containers": containers}
+        self._held[uid] = 100 if sidecar else 0
         if sidecar:
-            containers.append({"name": "sidecar", "resources": {"requests": {"memory": "16Mi"}}})
+            spec["initContainers"] = [
+                {
+                    "name": "sidecar",
+                    "restartPolicy": "Always",
+                    "resources": {"requests": {"cpu": "50m"}, "limits": {"cpu": "100m"}},
+                }
+            ]
         self.bodies[uid] = {
             "metadata": {
                 "namespace": namespace,
@@ -150,12 +164,22 @@ class FakeNode:
                 "labels": dict(labels or {}),
                 "resourceVersion": "1",
             },
-            "spec": {"nodeName": "n1", "containers": containers},
+            "spec": spec,
             "status": {"phase": "Running"},
         }
         self.pods.by_uid[uid] = PodInfo.from_body(self.bodies[uid])
-        self._limit[uid] = None if limit is None else parse_cpu(limit)
+        self._limit[uid] = None if limit is None or bare else parse_cpu(limit) + self._held[uid]
         self.demand[uid] = demand
+        self._usage[uid] = self._periods[uid] = self._throttled[uid] = 0
+        self._write(uid)
+        return uid
+
+    def add_body(self, body: dict[str, Any], demand: float, *, limit_mcpu: int | None) -> str:
+        """A pod from a whole pod body (any containers); ``limit_mcpu`` is its cgroup's quota."""
+        uid = str(body["metadata"]["uid"])
+        self.bodies[uid] = body
+        self.pods.by_uid[uid] = PodInfo.from_body(body)
+        self._limit[uid], self._held[uid], self.demand[uid] = limit_mcpu, 0, demand
         self._usage[uid] = self._periods[uid] = self._throttled[uid] = 0
         self._write(uid)
         return uid
@@ -190,9 +214,11 @@ class FakeNode:
             self._write(uid)
 
     def set_limit(self, uid: str, mcpu: int) -> None:
-        """The app container's CPU limit becomes ``mcpu`` (spec and kernel), as a resize does."""
+        """The pod's CPU limit becomes ``mcpu`` (spec and kernel), as a resize does: the app
+        container gets what the sidecar does not hold."""
         body = copy.deepcopy(self.bodies[uid])
-        body["spec"]["containers"][0]["resources"].setdefault("limits", {})["cpu"] = f"{mcpu}m"
+        app = mcpu - self._held[uid]
+        body["spec"]["containers"][0]["resources"].setdefault("limits", {})["cpu"] = f"{app}m"
         self.bodies[uid] = body
         self.pods.by_uid[uid] = PodInfo.from_body(body)
         self._limit[uid] = mcpu
@@ -209,5 +235,5 @@ class FakeNode:
                     self.set_limit(uid, mcpu)
 
     def limit(self, uid: str) -> int | None:
-        """The app container's CPU limit (millicores)."""
+        """The pod's CPU limit (millicores)."""
         return self._limit[uid]

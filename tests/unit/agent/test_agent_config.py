@@ -339,7 +339,7 @@ def test_every_section_of_the_config_map_is_live(tmp_path: Path) -> None:
     assert (agent.live.contract.deadband_ratio, agent.live.contract.refresh_s) == (0.15, 100.0)
 
 
-# ---------------------------------------------------------------------------- failing closed (issue 14 item 10)
+# ------------------------------------------------------------------ failing closed (issue 14 item 10)
 
 
 def test_the_agent_observes_until_it_has_read_the_config_map(

@@ -165,16 +165,19 @@ def test_one_pod_refused_does_not_stop_the_others(tmp_path: Path) -> None:
     assert len(refusals) >= 10, "retried every tick, not backed off"
 
 
-def test_a_steady_pod_with_a_container_without_cpu_resources_causes_no_write(tmp_path: Path) -> None:
-    # Issue 14 item 7: the sidecar has no CPU limit, so the pod's summed limit was "none" and the
-    # agent took the applied decision for one not applied yet, rewriting it every refresh_s forever.
-    # The limit the controller manages is the app container's (the sidecar takes no part in the
-    # split); at steady state nothing is written.
+def test_a_steady_pod_with_a_container_the_split_leaves_alone_causes_no_write(tmp_path: Path) -> None:
+    # Issue 14 item 7: a container the split leaves alone made the pod's summed limit differ from
+    # the one the controller manages, and the agent rewrote the applied decision every refresh_s
+    # forever. The managed limit is the pod's whole limit, the sidecar's held part included (item
+    # 1); at steady state nothing is written. A pod with a container without any CPU resources
+    # cannot be bounded at all: it is not managed, and nothing is ever written for it.
     node, kube = FakeNode(tmp_path / "cg"), FakeKube()
     busy = node.add("busy", 0.9, sidecar=True)
     idle = node.add("idle", 0.05, sidecar=True)
+    bare = node.add("bare", 0.05, bare=True)
     agent = _agent(node, kube)
     _run(node, kube, agent, 180, controller=True)
+    assert bare not in {s["podUID"] for s in (o["spec"] for o in kube.objects.values())}
     assert parse_cpu(kube.spec(busy)["cpuLimit"]) >= 700
     assert node.limit(busy) == parse_cpu(kube.spec(busy)["cpuLimit"])
     assert node.limit(idle) == parse_cpu(kube.spec(idle)["cpuLimit"])

@@ -256,3 +256,16 @@ def test_plan_as_a_subprocess_reads_stdin(tmp_path: Path) -> None:
     result = json.loads(out.stdout)
     assert result["capacity_cpu"] == "3800m"
     assert [p["uid"] for p in result["pods"]] == [p["uid"] for p in data["pods"]]
+
+
+def test_a_pods_floor_round_trips_and_bounds_its_limit() -> None:
+    # Issue 14 item 1: containers the controller leaves alone hold their limits, so a pod's limit
+    # has a floor above its request; a replay must respect it like the agent does.
+    data = _snapshot(_pod(0, request_cpu="250m", limit_cpu="1500m", usage_cores=0.05, floor_cpu="1200m"))
+    snap = parse_snapshot(data)
+    assert snap.inputs.floor.tolist() == [1.2]
+    assert snapshot_pod(snap.inputs, 0, "shop", "p0")["floor_cpu"] == "1200m"
+    plan = replay(NodePolicy(), snap.allocatable_cores, snap.reserve_cores, snap.inputs)
+    assert plan.allocation_mcpu[0] >= 1200, plan.allocation_mcpu[0]
+    with pytest.raises(SnapshotError, match=r"pods\[0\]\.floor_cpu"):
+        parse_snapshot(_snapshot(_pod(0, floor_cpu="lots")))

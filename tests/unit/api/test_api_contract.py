@@ -69,15 +69,17 @@ def _c(name: str, req: int | None, lim: int | None, *, restart: bool = False) ->
     ("containers", "allow_restart", "expected"),
     [
         ([_c("app", 100, 400)], False, 400),
-        ([_c("app", 100, 400), _c("sidecar", None, None)], False, 400),  # the sidecar takes no part
+        # A container left alone without a limit: the pod's CPU is unbounded, the split refuses it.
+        ([_c("app", 100, 400), _c("sidecar", None, None)], False, None),
         ([_c("app", 100, 400), _c("log", 50, 100)], False, 500),
-        ([_c("app", 100, 400), _c("db", 100, 800, restart=True)], False, 400),  # RestartContainer left alone
+        # RestartContainer left alone, but its limit is part of the pod's (issue 14 item 1).
+        ([_c("app", 100, 400), _c("db", 100, 800, restart=True)], False, 1200),
         ([_c("app", 100, 400), _c("db", 100, 800, restart=True)], True, 1200),
         ([_c("app", 100, None)], False, None),  # a participant without a limit: none
         ([_c("db", 100, 800, restart=True)], False, None),  # nobody can take part
     ],
 )
-def test_managed_limit_is_the_sum_over_the_split_participants(
+def test_managed_limit_is_the_pods_whole_limit(
     containers: list[ContainerResources], allow_restart: bool, expected: int | None
 ) -> None:
     assert managed_limit_mcpu(containers, allow_restart=allow_restart) == expected
@@ -100,8 +102,17 @@ def test_pod_info_carries_the_managed_limit_for_both_restart_rules() -> None:
     }
     pod = PodInfo.from_body(body)
     assert pod.limit_mcpu is None  # the sidecar has no limit: the pod as a whole is unlimited
-    assert pod.managed_limit_mcpu(allow_restart=False) == 400
-    assert pod.managed_limit_mcpu(allow_restart=True) == 1200
+    # ... so no limit MBCAS gives the others bounds it: not managed either way.
+    assert pod.managed_limit_mcpu(allow_restart=False) is None
+    assert pod.managed_limit_mcpu(allow_restart=True) is None
+    assert pod.split_floor_mcpu(allow_restart=False) is None
+    body["spec"]["containers"][1]["resources"] = {"limits": {"cpu": "50m"}}  # now it takes part
+    pod = PodInfo.from_body(body)
+    assert pod.limit_mcpu == 1250
+    assert pod.managed_limit_mcpu(allow_restart=False) == 1250  # db's 800m held, part of it
+    assert pod.managed_limit_mcpu(allow_restart=True) == 1250
+    assert pod.split_floor_mcpu(allow_restart=False) == 800 + 100 + 50
+    assert pod.split_floor_mcpu(allow_restart=True) == 100 + 50 + 100
 
 
 # ---------------------------------------------------------------------------- applied, stale, refresh
@@ -228,7 +239,6 @@ def _pod(limit_mcpu: int) -> PodView:
                 "nodeName": "n1",
                 "containers": [
                     {"name": "app", "resources": {"requests": {"cpu": "10m"}, "limits": {"cpu": cpu}}},
-                    {"name": "sidecar"},
                 ],
             },
             "status": {

@@ -339,9 +339,10 @@ def test_a_pod_without_a_limit_steps_down_from_its_nodes_allocatable_cpu() -> No
     assert limits["cpu"] == "2", limits  # 4 cores - one max step (2000m), not 300m
     mono.now += 60
     drain(rec)
-    assert api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"][
-        "cpu"
-    ] == "300m"
+    assert (
+        api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]
+        == "300m"
+    )
 
 
 def test_a_target_is_clamped_to_the_nodes_allocatable_cpu() -> None:
@@ -352,6 +353,40 @@ def test_a_target_is_clamped_to_the_nodes_allocatable_cpu() -> None:
     drain(rec)
     limits = api.pods[f"ns/{pod['metadata']['name']}"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["cpu"] == "4", limits
+
+
+# ------------------------------------------------------------------------------ held containers
+
+
+def test_only_what_the_containers_left_alone_do_not_hold_is_split() -> None:
+    # Issue 14 item 1: app (request 250m, limit 2) and db (request 1, limit 2, RestartContainer)
+    # given 2500m: app gets 2500m - db's 2000m = 500m (it used to get 2500m: the pod held 4500m).
+    api = FakeApi()
+    rec, mono = make(api)
+    body = pod_body("shop", request="250m", limit="2")
+    db = copy.deepcopy(body["spec"]["containers"][0])
+    db["name"] = "db"
+    db["resources"]["requests"]["cpu"] = "1"
+    db["resizePolicy"] = [{"resourceName": "cpu", "restartPolicy": "RestartContainer"}]
+    body["spec"]["containers"].append(db)
+    body["status"]["containerStatuses"].append({"name": "db", "resources": {"limits": {"cpu": "2"}}})
+    pod = api.add_pod(body)
+    rec.on_pod("ADDED", copy.deepcopy(pod))
+    rec.on_allocation("ADDED", copy.deepcopy(api.add_allocation(allocation_body(pod, "2500m"))))
+    drain(rec)
+    [patch] = api.resizes()
+    assert [(c["name"], c["resources"]["limits"]["cpu"]) for c in patch.body["spec"]["containers"]] == [
+        ("app", "500m")
+    ]
+    limits = {c["name"]: c["resources"]["limits"]["cpu"] for c in api.pods["ns/shop"]["spec"]["containers"]}
+    assert limits == {"app": "500m", "db": "2"}
+    status = next(iter(api.allocations.values()))["status"]
+    assert status["appliedCPULimit"] == "2500m", status  # the pod's whole limit, db's part included
+    rec.on_pod("MODIFIED", copy.deepcopy(api.pods["ns/shop"]))
+    mono.now += 1
+    drain(rec)
+    assert next(iter(api.allocations.values()))["status"]["phase"] == "Applied"
+    assert len(api.resizes()) == 1
 
 
 def test_only_the_leader_patches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -398,7 +398,9 @@ def test_agent_env_and_configmap_from_the_chart_are_read_by_its_config(
         release="edge",
     )
     env = container_env(docs, "DaemonSet", "edge-mbcas-agent-x", "platform")
-    for name in [n for n in os.environ if n.startswith("MBCAS_AGENT_") or n in ("NODE_NAME", "POD_NAMESPACE")]:
+    for name in [
+        n for n in os.environ if n.startswith("MBCAS_AGENT_") or n in ("NODE_NAME", "POD_NAMESPACE")
+    ]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
