@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -453,3 +454,39 @@ def test_only_pods_with_an_allocation_are_looked_at_and_their_events_wake_the_co
     assert set(rec._pods) == {pod.metadata.uid}, "pods without an allocation were kept"
     assert rec.tracks_pod(pod.metadata.uid) and not rec.tracks_pod("not-a-tracked-uid")
     assert "mbcas-node-1" in rec._node_cpu, "the node watch delivers nodes"
+
+
+def test_containers_left_alone_keep_their_limits_and_an_unlimited_pod_steps_down_from_its_node(
+    core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
+) -> None:
+    # Issue 14 item 1: app (request 250m, limit 2) and db (request 1, limit 2, RestartContainer)
+    # given 2500m: app gets 2500m minus db's 2000m, not 2500m (the pod held 4500m).
+    body = make_pod("held", "250m", "2", memory_request="64Mi", containers=2)
+    app, db = body["spec"]["containers"]
+    app["name"], db["name"] = "app", "db"
+    db["resources"] = copy.deepcopy(db["resources"])  # make_pod shares one resources dict
+    db["resources"]["requests"]["cpu"] = "1"
+    db["resizePolicy"] = [{"resourceName": "cpu", "restartPolicy": "RestartContainer"}]
+    core_v1.create_namespaced_pod(namespace, body)
+    held = wait_running(core_v1, namespace, "held")
+    # Issue 14 item 6: a pod without a CPU limit used to get its target (300m) in one step; on the
+    # emulated 4-CPU node it now steps down from 4 CPUs by at most max_step_mcpu (2000m).
+    core_v1.create_namespaced_pod(namespace, make_pod("free", "250m", None, memory_request="64Mi"))
+    free = wait_running(core_v1, namespace, "free")
+    run_controller(min_interval_s=4.0)
+    _create_pa(custom, namespace, make_allocation(held, "2500m"))
+    _create_pa(custom, namespace, make_allocation(free, "300m"))
+
+    def limits(name: str) -> dict[str, str | None]:
+        pod = core_v1.read_namespaced_pod(name, namespace)
+        return {c.name: (c.resources.limits or {}).get("cpu") for c in pod.spec.containers}
+
+    wait_for(lambda: limits("held") == {"app": "500m", "db": "2"}, message="app at 2500m - db's 2000m")
+    pa = wait_for(
+        lambda: (p := _pa(custom, namespace, held.metadata.uid)).get("status", {}).get("phase") == "Applied"
+        and p,
+        message="the held pod's allocation Applied",
+    )
+    assert pa["status"]["appliedCPULimit"] == "2500m"
+    wait_for(lambda: limits("free") == {"c0": "2"}, message="the first limit: 4 CPUs - one 2000m step")
+    wait_for(lambda: limits("free") == {"c0": "300m"}, timeout=30, message="then the target")
