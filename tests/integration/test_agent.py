@@ -300,3 +300,48 @@ def test_limit_overcommit_from_the_config_map_applies_without_a_restart(  # noqa
         _alive(agent, log)  # the same process: no restart
         reasons = [a["spec"]["reason"] for a in _allocations(api_client, namespace).values()]
         assert any("1× bound" in r for r in reasons), reasons
+
+
+def test_the_agent_writes_nothing_before_its_config_map_and_keeps_the_last_good_one(  # noqa: PLR0917
+    api_client: Any,
+    core_v1: Any,
+    kubeconfig: str,
+    namespace: str,
+    crd: str,
+    make_emulator: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    # Issue 14 item 10: the agent started in enforce from built-in defaults when its ConfigMap
+    # was missing, and went back to them when the ConfigMap was deleted.
+    node = f"closed-{uuid.uuid4().hex[:6]}"
+    emulator = make_emulator(nodes=[NodeSpec(node, "2", "4Gi")], kernel=KernelMode(), resize_delay=0.3)
+    sandbox = emulator.sandbox
+    if sandbox is None or not sandbox.available:
+        pytest.skip(f"cannot create cgroups here: {sandbox.reason if sandbox else 'no sandbox'}")
+    body = make_pod("web", "100m", "400m", node, annotations={DEMAND_ANNOTATION: "0.3"})
+    core_v1.create_namespaced_pod(namespace, body)
+    wait_running(core_v1, namespace, "web")
+
+    def modes() -> set[str]:
+        return {a["spec"]["mode"] for a in _allocations(api_client, namespace).values()}
+
+    log = tmp_path / "agent.log"
+    with _agent(kubeconfig, node, sandbox, log, config_map=f"{namespace}/mbcas-config") as agent:
+        wait_for(lambda: "tick" in log.read_text() or "ConfigMap" in log.read_text(), timeout=30)
+        time.sleep(6)  # several ticks and ConfigMap polls
+        _alive(agent, log)
+        assert modes() == set(), "the agent wrote decisions before it had read its ConfigMap"
+        assert "cannot be read (NotFound), staying in observe mode" in log.read_text()
+        core_v1.create_namespaced_config_map(
+            namespace, {"metadata": {"name": "mbcas-config"}, "data": {"config.yaml": "mode: recommend\n"}}
+        )
+        wait_for(lambda: modes() == {"recommend"}, timeout=30, message="a recommendation once it is read")
+        core_v1.delete_namespaced_config_map("mbcas-config", namespace)
+        wait_for(
+            lambda: log.read_text().count("cannot be read (NotFound), keeping the last good config") >= 1,
+            timeout=30,
+            message="the deletion noticed",
+        )
+        time.sleep(3)
+        _alive(agent, log)
+        assert modes() == {"recommend"}, "a deleted ConfigMap reverted the agent to its defaults (enforce)"

@@ -483,8 +483,9 @@ def test_containers_left_alone_keep_their_limits_and_an_unlimited_pod_steps_down
 
     wait_for(lambda: limits("held") == {"app": "500m", "db": "2"}, message="app at 2500m - db's 2000m")
     pa = wait_for(
-        lambda: (p := _pa(custom, namespace, held.metadata.uid)).get("status", {}).get("phase") == "Applied"
-        and p,
+        lambda: (
+            (p := _pa(custom, namespace, held.metadata.uid)).get("status", {}).get("phase") == "Applied" and p
+        ),
         message="the held pod's allocation Applied",
     )
     assert pa["status"]["appliedCPULimit"] == "2500m"

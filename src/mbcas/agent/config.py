@@ -14,8 +14,10 @@ namespace are never managed (:attr:`AgentConfig.protected_namespaces`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import AliasChoices, Field, field_validator
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "MBCAS_AGENT_"
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+"""Where a pod finds its own namespace (the agent's, when ``namespace`` is not set)."""
 
 
 def cpu_quantity(value: object) -> object:
@@ -88,7 +92,7 @@ class AgentConfig(ProcessSettings):
     namespace: str | None = Field(
         default=None,
         validation_alias=AliasChoices("namespace", "MBCAS_AGENT_NAMESPACE", "POD_NAMESPACE"),
-        description="The agent's own namespace, never managed (also POD_NAMESPACE; none: the ConfigMap's).",
+        description="The agent's own namespace, never managed (also POD_NAMESPACE; none: the pod's own).",
     )
     kubeconfig: str | None = Field(default=None, description="Kubeconfig file (none: in-cluster).")
     context: str | None = Field(default=None, description="Kubeconfig context.")
@@ -129,9 +133,11 @@ class AgentConfig(ProcessSettings):
     @property
     def protected_namespaces(self) -> frozenset[str]:
         """Namespaces never managed whatever the live ``exclude_namespaces`` says: ``kube-system``
-        and the agent's own (``namespace``, else the ConfigMap's, which the chart puts there)."""
-        ref = self.config_map_ref()
-        own = self.namespace or (ref[0] if ref else None)
+        and the agent's own (``namespace``, else its service account's when it runs in a pod)."""
+        own = self.namespace
+        if own is None:
+            with contextlib.suppress(OSError):
+                own = Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or None
         return frozenset(ALWAYS_EXCLUDED) | ({own} if own else frozenset())
 
     @property

@@ -424,8 +424,8 @@ def test_the_agents_namespace_and_kube_system_are_always_excluded(tmp_path: Path
     node.advance()
     agent.tick()
     assert _managed(agent) == {"web": True, "dns": False, "agent": True, "own": False}
-    # Without a namespace of its own set, the ConfigMap's namespace is the agent's.
+    # Outside a pod and without a namespace set, only kube-system is always left out.
     agent = _agent(node, kube)
     node.advance()
     agent.tick()
-    assert _managed(agent) == {"web": True, "dns": False, "agent": False, "own": True}
+    assert _managed(agent) == {"web": True, "dns": False, "agent": True, "own": True}
