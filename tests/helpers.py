@@ -162,12 +162,16 @@ def resize_pod(
     *,
     cpu_request: str | None = None,
     cpu_limit: str | None = None,
+    memory_request: str | None = None,
     container: str = "c0",
 ) -> Any:
-    """Change a container's CPU through the pod's ``resize`` subresource (strategic merge patch)."""
+    """Change a container's CPU (or memory request) through the pod's ``resize`` subresource
+    (strategic merge patch)."""
     resources: dict[str, dict[str, str]] = {}
     if cpu_request is not None:
-        resources["requests"] = {"cpu": cpu_request}
+        resources.setdefault("requests", {})["cpu"] = cpu_request
+    if memory_request is not None:
+        resources.setdefault("requests", {})["memory"] = memory_request
     if cpu_limit is not None:
         resources["limits"] = {"cpu": cpu_limit}
     body = {"spec": {"containers": [{"name": container, "resources": resources}]}}

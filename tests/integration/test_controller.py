@@ -140,13 +140,15 @@ def test_infeasible_is_blamed_only_on_the_controllers_own_resize_and_forgotten_w
     core_v1: Any, custom: Any, namespace: str, node_emulator: Any, run_controller: Any
 ) -> None:
     # Limits alone never make a resize infeasible (the kubelet checks requests), so someone else
-    # raises the request beyond the 4-CPU node; the allocation then asks for that same limit.
+    # raises the memory request beyond the 8Gi node (and the CPU limit to 1); the allocation then
+    # asks for that same limit. (A CPU request beyond the node cannot be matched: the controller
+    # clamps every target to the node's allocatable CPU, issue 14 item 6.)
     core_v1.create_namespaced_pod(namespace, make_pod("big", "250m", "500m", memory_request="64Mi"))
     pod = wait_running(core_v1, namespace, "big")
     uid = pod.metadata.uid
-    resize_pod(core_v1, namespace, "big", cpu_request="5", cpu_limit="6")
+    resize_pod(core_v1, namespace, "big", memory_request="16Gi", cpu_limit="1")
     ctl = run_controller()
-    _create_pa(custom, namespace, make_allocation(pod, "6"))
+    _create_pa(custom, namespace, make_allocation(pod, "1"))
     pa = wait_for(
         lambda: (p := _pa(custom, namespace, uid)).get("status", {}).get("phase") == "Infeasible" and p,
         message="Infeasible",
@@ -154,30 +156,30 @@ def test_infeasible_is_blamed_only_on_the_controllers_own_resize_and_forgotten_w
     assert pa["status"]["appliedCPULimit"] == "500m"
     assert "not a change MBCAS made" in pa["status"]["message"]
     assert ctl.reconciler.gate.history(uid).infeasible_mcpu is None, "someone else's resize was blamed"
-    # Our own resize to 7 is infeasible too (the request still does not fit): recorded, with Events.
-    set_allocation(custom, namespace, uid, "7")
-    wait_for(lambda: ctl.reconciler.gate.history(uid).infeasible_mcpu == 7000, message="7 recorded")
+    # Our own resize to 2 is infeasible too (the request still does not fit): recorded, with Events.
+    set_allocation(custom, namespace, uid, "2")
+    wait_for(lambda: ctl.reconciler.gate.history(uid).infeasible_mcpu == 2000, message="2 recorded")
     wait_for(
         lambda: any(e.reason == "Infeasible" for e in _events(core_v1, namespace, "big")),
         message="Infeasible Event on the pod",
     )
     # the same or a larger value is never sent
-    set_allocation(custom, namespace, uid, "8")
+    set_allocation(custom, namespace, uid, "3")
     wait_for(
         lambda: "not retried" in (_pa(custom, namespace, uid).get("status") or {}).get("message"),
         message="larger value blocked",
     )
-    assert _pod_limit(core_v1, namespace, "big") == ("7", "500m")
+    assert _pod_limit(core_v1, namespace, "big") == ("2", "500m")
     # The user gives the request back: the kubelet applies the pending limit, the condition
     # clears, the record is forgotten and the blocked value goes through.
-    resize_pod(core_v1, namespace, "big", cpu_request="250m")
+    resize_pod(core_v1, namespace, "big", memory_request="64Mi")
     wait_for(
         lambda: (
             _phase(custom, namespace, uid) == "Applied"
-            and _pod_limit(core_v1, namespace, "big") == ("8", "8")
+            and _pod_limit(core_v1, namespace, "big") == ("3", "3")
         ),
         timeout=60,
-        message="8 applied once the condition cleared",
+        message="3 applied once the condition cleared",
     )
     assert ctl.reconciler.gate.history(uid).infeasible_mcpu is None
 

@@ -25,7 +25,7 @@ __all__ = ["reason"]
 _UNMANAGED = (
     "not managed: Guaranteed (its limit must equal its request)",
     "not managed: BestEffort (it cannot gain a limit)",
-    "not managed: excluded by the agent's selectors",
+    "not managed: excluded by the agent's selectors, terminating, or a resize cannot bound its CPU",
 )
 
 
