@@ -225,7 +225,8 @@ class NodePlan:
         if not self.infeasible:
             return ""
         active = self.managed & self.inputs.signals.sampled
-        floors = float(np.nansum(np.where(active, self.inputs.request, 0.0)))
+        floor = np.fmax(self.inputs.request, self.inputs.floor)  # held containers' limits count too
+        floors = float(np.nansum(np.where(active, floor, 0.0)))
         bound = self.limit_bound
         if self.held <= 0.0:
             return f"requests of the managed pods ({floors:.2f} cores) exceed the bound ({bound:.2f} cores)"
