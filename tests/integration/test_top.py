@@ -76,7 +76,13 @@ def test_rows_match_the_api_and_add_the_agents_signals(
             pod: {k: rows[pod][k] for k in ("desired", "applied", "phase", "reason", "mode", "node")}
             for pod in rows
         }
-        return doc if shown == api and set(rows) == set(MANAGED) else None
+        # The agent's numbers come from its second tick on (a rate needs two samples), and the
+        # busy pod's usage from the first interval it burns in: both may come after the
+        # allocations the agent wrote at its first tick were applied.
+        sampled = [a["pods"] for a in doc["metrics"]["agents"]] == [3] and any(
+            r["pod"] == "busy" and (r.get("usageCores") or 0) > 0 for r in doc["pods"]
+        )
+        return doc if shown == api and set(rows) == set(MANAGED) and sampled else None
 
     doc = wait_for(consistent, timeout=30, interval=1, message="top's rows equal the API's view")
     [agent] = doc["metrics"]["agents"]
