@@ -244,7 +244,9 @@ def run_experiment(
             notes.append(f"mbcas mode not run: `mbcas {' / '.join(missing)}` is not available in this build")
             modes = [m for m in modes if m != "mbcas"]
     runs: list[dict[str, Any]] = []
-    log_dir = out / "logs"
+    # Absolute: on the real node the pattern files are a hostPath volume, and a relative hostPath
+    # is resolved by the container runtime, not here (`make evaluate-real-node` passes a relative --out).
+    log_dir = out.resolve() / "logs"
     reader = CgroupReader()
     with contextlib.ExitStack() as stack:
         burner_image: str | None = None
