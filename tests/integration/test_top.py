@@ -84,7 +84,7 @@ def test_rows_match_the_api_and_add_the_agents_signals(
         )
         return doc if shown == api and set(rows) == set(MANAGED) and sampled else None
 
-    doc = wait_for(consistent, timeout=30, interval=1, message="top's rows equal the API's view")
+    doc = wait_for(consistent, timeout=60, interval=1, message="top's rows equal the API's view")
     [agent] = doc["metrics"]["agents"]
     assert doc["metrics"]["enabled"] is True
     # Three pods have numbers: the two managed ones, and the Guaranteed one's demand estimate.
