@@ -189,11 +189,16 @@ def test_agent_and_controller_move_cpu_to_the_busy_pod_and_survive_sigkill(  # n
             lambda: (a := _allocations(api_client, namespace)) and len(a) == 2 and a, timeout=30
         )
         assert {a["spec"]["nodeName"] for a in allocs.values()} == {node}
-        wait_for(
-            lambda: _limits(core_v1, namespace)["busy"] >= 700,
-            timeout=45,
-            message="busy pod's limit never reached 700m",
-        )
+        # The raise needs the kernel to report the quota binding (throttled in most periods); a
+        # loaded host starves the burner below its quota for a while, so allow for that.
+        try:
+            wait_for(lambda: _limits(core_v1, namespace)["busy"] >= 700, timeout=90)
+        except AssertionError as exc:
+            decided = {n: a["spec"] for n, a in _allocations(api_client, namespace).items()}
+            raise AssertionError(
+                f"busy pod's limit never reached 700m: limits {_limits(core_v1, namespace)}, "
+                f"decisions {decided}, agent log:\n{agent_log.read_text()[-2000:]}"
+            ) from exc
         _alive(controller, controller_log)
         _alive(agent, agent_log)
         allocs = _allocations(api_client, namespace)

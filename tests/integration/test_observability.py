@@ -53,7 +53,14 @@ def test_dashboard_and_alerts_query_only_series_the_running_agent_and_controller
         lambda t: set(MANAGED) <= set(pods_with(samples(t), "mbcas_agent_pod_usage_cores")),
         "per-pod usage of both managed pods on the agent's /metrics",
     )
-    controller_text = scrape(stack.controller_url)
+    # The resize counter has a sample from the controller's first resize on, which may come after
+    # the agent's numbers (the market planner steps a busy pod up in resizes 10 s apart).
+    controller_text = wait_scrape(
+        stack.controller_url,
+        lambda t: any(name == "mbcas_controller_resizes_total" for name, _, _ in samples(t)),
+        "a resize counted on the controller's /metrics",
+        timeout=60,
+    )
     exported = exported_series(agent_text) | exported_series(controller_text)
     # The samples are really there, not only declared: per pod, per node and the controller's.
     present = {name for name, _, _ in samples(agent_text) + samples(controller_text)}
