@@ -32,7 +32,7 @@ comes from two places:
                               "pods": 12, "error": null}]},
       "pods": [{"namespace": "shop", "pod": "web-0", "node": "node-1", "qos": "Burstable",
                 "mode": "enforce", "phase": "Applied", "phaseReason": "Applied",
-                "reason": "short of CPU: throttled 34%, ...", "decidedAt": "2025-01-01T11:59:58Z",
+                "reason": "burst envelope 0.82 cores ...", "decidedAt": "2025-01-01T11:59:58Z",
                 "request": "250m", "limit": "900m", "applied": "900m", "desired": "900m",
                 "demandCores": 0.71, "usageCores": 0.68, "throttledRatio": 0.02,
                 "psiSomeRatio": 0.05, "psiFullRatio": 0.01}]
