@@ -27,6 +27,7 @@ count as resizes). As for every policy, a decision takes effect on the next tick
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,6 +38,7 @@ __all__ = ["CpuBurstPolicy"]
 _PERIOD_US = 100_000
 
 
+@dataclass(kw_only=True, eq=False)
 class CpuBurstPolicy(Policy):
     """Koordinator CPU Burst ``auto``: quota ×1.2 while throttled on an idle node, ×0.8 when busy."""
 
@@ -44,26 +46,20 @@ class CpuBurstPolicy(Policy):
     label = "CPU Burst-like (Koordinator auto)"
     resizes_are_api_writes = False
 
-    def __init__(
-        self,
-        *,
-        base_factor: float = 1.0,
-        cfs_quota_burst_percent: float = 300.0,
-        share_pool_threshold_percent: float = 50.0,
-        cooling_ratio: float = 0.9,
-        up_step: float = 1.2,
-        down_step: float = 0.8,
-        node_window_s: float = 5.0,
-    ) -> None:
-        if not base_factor > 0 or cfs_quota_burst_percent < 100:
+    base_factor: float = 1.0
+    cfs_quota_burst_percent: float = 300.0
+    share_pool_threshold_percent: float = 50.0
+    cooling_ratio: float = 0.9
+    up_step: float = 1.2
+    down_step: float = 0.8
+    node_window_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.base_factor > 0 or self.cfs_quota_burst_percent < 100:
             raise ValueError("base_factor must be > 0 and cfs_quota_burst_percent >= 100")
-        self.base_factor = base_factor
-        self.ceiling_ratio = cfs_quota_burst_percent / 100.0
-        self.threshold = share_pool_threshold_percent / 100.0
-        self.cooling = cooling_ratio * self.threshold
-        self.up_step = up_step
-        self.down_step = down_step
-        self.node_window_s = node_window_s
+        self.ceiling_ratio = self.cfs_quota_burst_percent / 100.0
+        self.threshold = self.share_pool_threshold_percent / 100.0
+        self.cooling = self.cooling_ratio * self.threshold
 
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,32 +35,21 @@ from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext,
 __all__ = ["HpaPolicy"]
 
 
+@dataclass(kw_only=True, eq=False)
 class HpaPolicy(Policy):
     """Horizontal scaling with HPA's sync period, tolerance, stabilisation and start-up delay."""
 
     name = "hpa"
     label = "HPA-like (replicas)"
 
-    def __init__(
-        self,
-        *,
-        target: float = 0.8,
-        tolerance: float = 0.1,
-        sync_s: float = 15.0,
-        metric_window_s: float = 60.0,
-        stabilisation_s: float = 300.0,
-        startup_s: float = 30.0,
-        max_replicas: int = 10,
-        limit_factor: float = 1.0,
-    ) -> None:
-        self.target = target
-        self.tolerance = tolerance
-        self.sync_s = sync_s
-        self.metric_window_s = metric_window_s
-        self.stabilisation_s = stabilisation_s
-        self.startup_s = startup_s
-        self.max_replicas = max_replicas
-        self.limit_factor = limit_factor
+    target: float = 0.8
+    tolerance: float = 0.1
+    sync_s: float = 15.0
+    metric_window_s: float = 60.0
+    stabilisation_s: float = 300.0
+    startup_s: float = 30.0
+    max_replicas: int = 10
+    limit_factor: float = 1.0
 
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx

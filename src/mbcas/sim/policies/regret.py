@@ -24,6 +24,8 @@ MBCAS's market replaced.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mbcas.demand import demand_bounds
@@ -32,34 +34,26 @@ from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext,
 __all__ = ["RegretMatchingPolicy"]
 
 
+@dataclass(kw_only=True, eq=False)
 class RegretMatchingPolicy(Policy):
     """Per-pod regret matching over discrete limit levels (see module docs)."""
 
     name = "regret"
     label = "regret matching (GTCAS-like)"
 
-    def __init__(
-        self,
-        *,
-        factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0),
-        period_s: float = 5.0,
-        cost: float = 0.05,
-        congestion: float = 1.0,
-        discount: float = 0.9,
-        min_cpu: float = 0.025,
-    ) -> None:
-        self.factors = np.asarray(factors, dtype=np.float64)
-        self.period_s = period_s
-        self.cost = cost
-        self.congestion = congestion
-        self.discount = discount
-        self.min_cpu = min_cpu
+    factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    period_s: float = 5.0
+    cost: float = 0.05
+    congestion: float = 1.0
+    discount: float = 0.9
+    min_cpu: float = 0.025
 
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
         cap = ctx.capacity[ctx.node][:, None]
-        self._levels = np.clip(ctx.requests[:, None] * self.factors[None, :], self.min_cpu, cap)
-        self._choice = np.full(ctx.n, int(np.argmin(np.abs(self.factors - 1.0))), dtype=np.intp)
+        factors = np.asarray(self.factors, dtype=np.float64)
+        self._levels = np.clip(ctx.requests[:, None] * factors[None, :], self.min_cpu, cap)
+        self._choice = np.full(ctx.n, int(np.argmin(np.abs(factors - 1.0))), dtype=np.intp)
         self._regret = np.zeros_like(self._levels)
         self._rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, 0x6E67]))
         self._demand_sum = np.zeros(ctx.n)

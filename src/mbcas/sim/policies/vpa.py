@@ -15,6 +15,8 @@ is its limit and the limit grows by at most ``1.15×`` per minute: VPA's known s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext, TickDecision
@@ -22,26 +24,18 @@ from mbcas.sim.policies.base import FloatArray, Observation, Policy, SimContext,
 __all__ = ["VpaPolicy"]
 
 
+@dataclass(kw_only=True, eq=False)
 class VpaPolicy(Policy):
     """P90 of usage + 15 %, minute-level, min 25m (see module docs)."""
 
     name = "vpa"
     label = "VPA-like (P90 + 15 %, 1 min)"
 
-    def __init__(
-        self,
-        *,
-        percentile: float = 0.9,
-        margin: float = 0.15,
-        min_cpu: float = 0.025,
-        interval_s: float = 60.0,
-        change_threshold: float = 0.10,
-    ) -> None:
-        self.percentile = percentile
-        self.margin = margin
-        self.min_cpu = min_cpu
-        self.interval_s = interval_s
-        self.change_threshold = change_threshold
+    percentile: float = 0.9
+    margin: float = 0.15
+    min_cpu: float = 0.025
+    interval_s: float = 60.0
+    change_threshold: float = 0.10
 
     def start(self, ctx: SimContext) -> TickDecision:
         self._ctx = ctx
