@@ -237,3 +237,31 @@ class FakeNode:
     def limit(self, uid: str) -> int | None:
         """The pod's CPU limit (millicores)."""
         return self._limit[uid]
+
+
+def make_agent(
+    node: FakeNode, kube: FakeKube, *, allocatable: str, reserve: str = "0", mode: Any = None
+) -> Any:
+    """A NodeAgent over ``node``'s fake cgroups and pods, writing to ``kube``, on the node's clock;
+    no ConfigMap, rollout ``mode`` (default enforce)."""
+    from mbcas.agent.config import AgentConfig
+    from mbcas.agent.loop import NodeAgent
+    from mbcas.api.live import LiveConfig, RolloutMode
+
+    config = AgentConfig(
+        node="n1",
+        allocatable_cpu=allocatable,
+        reserve_cpu=reserve,
+        cgroup_root=str(node.fs.root),
+        config_map=None,
+        live=LiveConfig(mode=mode or RolloutMode.ENFORCE),
+    )
+    return NodeAgent(
+        config,
+        node="n1",
+        pods=node.pods,
+        reader=node.reader,
+        kube=kube,  # type: ignore[arg-type]
+        clock=lambda: node.now,
+        mono=lambda: node.now,
+    )

@@ -8,31 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agent_fakes import FakeKube, FakeNode
+from agent_fakes import FakeKube, FakeNode, make_agent
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
 from mbcas.core.units import parse_cpu
 
 
 def _agent(node: FakeNode, kube: FakeKube, allocatable: str = "8") -> NodeAgent:
-    config = AgentConfig(
-        node="n1",
-        allocatable_cpu=allocatable,
-        reserve_cpu="0",
-        cgroup_root=str(node.fs.root),
-        config_map=None,
-        live=LiveConfig(mode=RolloutMode.ENFORCE),
-    )
-    return NodeAgent(
-        config,
-        node="n1",
-        pods=node.pods,
-        reader=node.reader,
-        kube=kube,  # type: ignore[arg-type]
-        clock=lambda: node.now,
-        mono=lambda: node.now,
-    )
+    return make_agent(node, kube, allocatable=allocatable)
 
 
 def _c(name: str, request: str, limit: str | None, **extra: Any) -> dict[str, Any]:

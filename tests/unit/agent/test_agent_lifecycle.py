@@ -9,32 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent_fakes import FakeKube, FakeNode, Request
+from agent_fakes import FakeKube, FakeNode, Request, make_agent
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
 from mbcas.kube.errors import ApiUnavailableError
 from mbcas.kube.pods import NodePods, PodInfo
 
 
 def _agent(node: FakeNode, kube: FakeKube) -> NodeAgent:
-    config = AgentConfig(
-        node="n1",
-        allocatable_cpu="2",
-        reserve_cpu="0",
-        cgroup_root=str(node.fs.root),
-        config_map=None,
-        live=LiveConfig(mode=RolloutMode.ENFORCE),
-    )
-    return NodeAgent(
-        config,
-        node="n1",
-        pods=node.pods,
-        reader=node.reader,
-        kube=kube,
-        clock=lambda: node.now,  # type: ignore[arg-type]
-        mono=lambda: node.now,
-    )
+    return make_agent(node, kube, allocatable="2")
 
 
 def _run(node: FakeNode, kube: FakeKube, agent: NodeAgent, seconds: int) -> None:

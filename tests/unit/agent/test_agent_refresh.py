@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import FakeKube, FakeNode, Request
+from agent_fakes import FakeKube, FakeNode, Request, make_agent
 
-from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode
+from mbcas.agent.config import AgentConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
 from mbcas.api.contract import ContractSettings, needs_refresh
 from mbcas.core.units import parse_cpu
@@ -53,22 +53,7 @@ def test_refresh_rule(
 
 
 def _agent(node: FakeNode, kube: FakeKube, mode: RolloutMode = RolloutMode.ENFORCE) -> NodeAgent:
-    config = AgentConfig(
-        node="n1",
-        allocatable_cpu="1200m",
-        reserve_cpu="200m",
-        config_map=None,
-        live=LiveConfig(mode=mode),
-    )
-    return NodeAgent(
-        config,
-        node="n1",
-        pods=node.pods,
-        reader=node.reader,
-        kube=kube,  # type: ignore[arg-type]
-        clock=lambda: node.now,
-        mono=lambda: node.now,
-    )
+    return make_agent(node, kube, allocatable="1200m", reserve="200m", mode=mode)
 
 
 def _run(node: FakeNode, kube: FakeKube, agent: NodeAgent, seconds: int, *, controller: bool) -> None:
