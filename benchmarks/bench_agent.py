@@ -67,15 +67,16 @@ def _child(n: int, ticks: int, keep_open: bool = True) -> dict[str, Any]:
         paths = _build_tree(root, "v2", n)
         pods = {
             uid: PodInfo(
-                f"ns{i % 7}",
-                f"pod-{i}",
-                uid,
-                QoSClass.BURSTABLE,
-                100,
-                500,
-                {"app": f"a{i % 5}"},
-                "1",
-                (500, 500),
+                namespace=f"ns{i % 7}",
+                name=f"pod-{i}",
+                uid=uid,
+                qos=QoSClass.BURSTABLE,
+                request_mcpu=100,
+                limit_mcpu=500,
+                labels={"app": f"a{i % 5}"},
+                resource_version="1",
+                managed_limits_mcpu=(500, 500),
+                split_floors_mcpu=(100, 100),
             )
             for i, uid in enumerate(paths)
         }
