@@ -2,9 +2,13 @@
 
 Each parser takes the bytes of one file and returns a frozen record or raises
 :class:`~mbcas.cgroups.errors.CgroupParseError` with a message naming the file and the problem;
-nothing else escapes (no ``UnicodeDecodeError``, ``IndexError`` or bare ``ValueError``). Lines are
-split on whitespace, never matched with regular expressions, because these files are read for every
-pod on every tick.
+nothing else escapes (no ``UnicodeDecodeError``, ``IndexError`` or bare ``ValueError``).
+
+These files are read for every pod on every tick, so each parser first tries the kernel's exact
+format on the raw bytes (one compiled pattern matched against the whole file, then ``split``)
+and reads anything else the tolerant way, line by line. The fast path returns a record only where the
+tolerant path returns the same one (a property test checks this on arbitrary input); every error
+comes from the tolerant path.
 
 Tolerance rules, the same for every file:
 
@@ -18,6 +22,7 @@ Tolerance rules, the same for every file:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mbcas.cgroups.errors import CgroupParseError
@@ -27,6 +32,8 @@ __all__ = [
     "CpuStatV1",
     "CpuStatV2",
     "Pressure",
+    "kernel_cpu_stat_v2",
+    "kernel_pressure",
     "parse_cfs_quota",
     "parse_counter",
     "parse_cpu_max",
@@ -121,8 +128,76 @@ _V2_KEYS = frozenset(
 _V1_KEYS = frozenset({"nr_periods", "nr_throttled", "throttled_time"})
 
 
+_KERNEL_PAIRS = re.compile(rb"(?:\S+ [0-9]+\n)+")
+"""A flat-keyed file exactly as the kernel writes it: ``key value`` and a newline on every line."""
+_KERNEL_PRESSURE = re.compile(
+    rb"some avg10=\S+ avg60=\S+ avg300=\S+ total=([0-9]+)\n"
+    rb"full avg10=\S+ avg60=\S+ avg300=\S+ total=([0-9]+)\n"
+)
+"""A PSI file exactly as the kernel (5.13 and later) writes it."""
+
+
+def _kernel_pairs(data: bytes) -> dict[bytes, bytes] | None:
+    """The pairs of a flat-keyed file exactly in the kernel's format (ASCII, ``key value`` and a
+    newline on every line, every value decimal digits, no key twice); ``None`` for anything else."""
+    if _KERNEL_PAIRS.fullmatch(data) is None or not data.isascii():
+        return None
+    tokens = data.split()
+    pairs = dict(zip(tokens[0::2], tokens[1::2], strict=True))
+    return pairs if 2 * len(pairs) == len(tokens) else None
+
+
+def kernel_cpu_stat_v2(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(usage_usec, nr_periods, nr_throttled, throttled_usec)`` of a v2 ``cpu.stat`` in the
+    kernel's exact format with the ``cpu`` controller on; ``None`` for anything else (then
+    :func:`parse_cpu_stat_v2` says what it holds, or what is wrong)."""
+    pairs = _kernel_pairs(data)
+    if pairs is None:
+        return None
+    usage, periods, throttled, throttled_us = (
+        pairs.get(b"usage_usec"),
+        pairs.get(b"nr_periods"),
+        pairs.get(b"nr_throttled"),
+        pairs.get(b"throttled_usec"),
+    )
+    if usage is None or periods is None or throttled is None or throttled_us is None:
+        return None
+    counters = int(usage), int(periods), int(throttled), int(throttled_us)
+    return counters if counters[2] <= counters[1] else None
+
+
+def kernel_pressure(data: bytes) -> tuple[int, int] | None:
+    """``(some, full)`` totals of a PSI file in the kernel's exact format (5.13 and later);
+    ``None`` for anything else (then :func:`parse_pressure` reads it)."""
+    match = _KERNEL_PRESSURE.fullmatch(data)
+    if match is None or not data.isascii():
+        return None
+    return int(match[1]), int(match[2])
+
+
+def _opt_int(token: bytes | None) -> int | None:
+    return None if token is None else int(token)
+
+
 def parse_cpu_stat_v2(data: bytes) -> CpuStatV2:
     """Parse a cgroup v2 ``cpu.stat``; ``usage_usec`` is required, the rest optional."""
+    pairs = _kernel_pairs(data)
+    if pairs is not None and b"usage_usec" in pairs:
+        get = pairs.get
+        periods, throttled = _opt_int(get(b"nr_periods")), _opt_int(get(b"nr_throttled"))
+        if periods is None or throttled is None or throttled <= periods:
+            return CpuStatV2(
+                usage_usec=int(pairs[b"usage_usec"]),
+                user_usec=_opt_int(get(b"user_usec")),
+                system_usec=_opt_int(get(b"system_usec")),
+                nr_periods=periods,
+                nr_throttled=throttled,
+                throttled_usec=_opt_int(get(b"throttled_usec")),
+            )
+    return _parse_cpu_stat_v2_tolerant(data)
+
+
+def _parse_cpu_stat_v2_tolerant(data: bytes) -> CpuStatV2:
     values = _key_values(_text(data, "cpu.stat"), "cpu.stat", _V2_KEYS)
     if "usage_usec" not in values:
         raise CgroupParseError("cpu.stat: usage_usec missing (truncated or not a v2 cpu.stat)")
@@ -141,6 +216,24 @@ def parse_cpu_stat_v2(data: bytes) -> CpuStatV2:
 
 def parse_cpu_stat_v1(data: bytes) -> CpuStatV1:
     """Parse a cgroup v1 ``cpu.stat`` (``cpu`` controller); all three throttling fields required."""
+    pairs = _kernel_pairs(data)
+    if pairs is not None:
+        periods, throttled, time_ns = (
+            pairs.get(k) for k in (b"nr_periods", b"nr_throttled", b"throttled_time")
+        )
+        if (
+            periods is not None
+            and throttled is not None
+            and time_ns is not None
+            and int(throttled) <= int(periods)
+        ):
+            return CpuStatV1(
+                nr_periods=int(periods), nr_throttled=int(throttled), throttled_time_ns=int(time_ns)
+            )
+    return _parse_cpu_stat_v1_tolerant(data)
+
+
+def _parse_cpu_stat_v1_tolerant(data: bytes) -> CpuStatV1:
     values = _key_values(_text(data, "cpu.stat (v1)"), "cpu.stat (v1)", _V1_KEYS)
     missing = sorted(_V1_KEYS - values.keys())
     if missing:
@@ -213,6 +306,13 @@ def parse_pressure(data: bytes, name: str = "cpu.pressure") -> Pressure:
     Only the cumulative ``total`` (µs) is used: averages are decayed and lag. ``some`` is required;
     a missing ``full`` line (Linux < 5.13 for CPU) gives ``full_total_usec=None``.
     """
+    totals = kernel_pressure(data)
+    if totals is not None:
+        return Pressure(some_total_usec=totals[0], full_total_usec=totals[1])
+    return _parse_pressure_tolerant(data, name)
+
+
+def _parse_pressure_tolerant(data: bytes, name: str) -> Pressure:
     some: int | None = None
     full: int | None = None
     for line in _text(data, name).splitlines():

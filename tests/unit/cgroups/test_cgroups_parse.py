@@ -189,3 +189,59 @@ def test_fuzz_parsers_return_a_value_or_a_parse_error(data: bytes) -> None:
             assert str(exc)
         else:
             assert result is None or isinstance(result, int | CpuStatV1 | CpuStatV2 | CpuMax | Pressure)
+
+
+# Files in (or one edit away from) the kernel's own format, so the parsers' fast paths run.
+_KEYS = [b"usage_usec", b"user_usec", b"nr_periods", b"nr_throttled", b"throttled_usec", b"throttled_time",
+         b"nr_bursts", b"core_sched.force_idle_usec", b"5"]  # fmt: skip
+_kernel_line = st.tuples(st.sampled_from(_KEYS), st.integers(0, 10**12)).map(lambda kv: b"%s %d\n" % kv)
+_psi_line = st.tuples(st.sampled_from([b"some", b"full", b"fulll"]), st.integers(0, 10**12)).map(
+    lambda kv: b"%s avg10=0.00 avg60=1.50 avg300=0.00 total=%d\n" % kv
+)
+_kernel_like = st.one_of(
+    st.lists(_kernel_line, max_size=9).map(b"".join),
+    st.lists(_psi_line, max_size=3).map(b"".join),
+    st.tuples(
+        st.lists(st.one_of(_kernel_line, _psi_line), max_size=6).map(b"".join), _tokens, st.integers(0, 300)
+    ).map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :]),
+)
+
+
+def _outcome(parser: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return parser(data)
+    except CgroupParseError as exc:
+        return ("error", exc.detail)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.one_of(_kernel_like, _file_like))
+def test_the_fast_paths_read_exactly_what_the_tolerant_parsers_read(data: bytes) -> None:
+    """Each parser's fast path (the kernel's exact format) gives the tolerant parser's result, and
+    never a value where the tolerant parser gives an error."""
+    from mbcas.cgroups import parse
+
+    pairs = [
+        (parse_cpu_stat_v2, parse._parse_cpu_stat_v2_tolerant),
+        (parse_cpu_stat_v1, parse._parse_cpu_stat_v1_tolerant),
+        (parse_pressure, lambda d: parse._parse_pressure_tolerant(d, "cpu.pressure")),
+    ]
+    for fast, tolerant in pairs:
+        assert _outcome(fast, data) == _outcome(tolerant, data), data
+
+
+@pytest.mark.parametrize(
+    ("parser", "data"),
+    [(parse_cpu_stat_v2, V2_STAT_FULL), (parse_cpu_stat_v1, V1_STAT), (parse_pressure, PRESSURE)],
+)
+def test_real_kernel_files_take_the_fast_path(parser: Callable[[bytes], object], data: bytes) -> None:
+    from mbcas.cgroups import parse
+
+    tolerant = {
+        parse_cpu_stat_v2: "_parse_cpu_stat_v2_tolerant",
+        parse_cpu_stat_v1: "_parse_cpu_stat_v1_tolerant",
+        parse_pressure: "_parse_pressure_tolerant",
+    }[parser]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parse, tolerant, lambda *_: pytest.fail("the kernel's own format took the slow path"))
+        assert parser(data) is not None
