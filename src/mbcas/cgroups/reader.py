@@ -42,9 +42,9 @@ from typing import TypeVar
 from mbcas.cgroups import parse
 from mbcas.cgroups.errors import CgroupError, CgroupParseError, ErrorKind
 from mbcas.cgroups.files import OpenFiles, on_cgroupfs
-from mbcas.cgroups.layout import DEFAULT_ROOT, Layout, detect_layout
+from mbcas.cgroups.layout import DEFAULT_ROOT, Layout, LayoutKind, detect_layout
 
-__all__ = ["CgroupReader", "CpuSnapshot", "ReadFile", "check_relpath", "read_file_raw"]
+__all__ = ["CgroupReader", "Counters", "CpuSnapshot", "ReadFile", "check_relpath", "read_file_raw"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,23 @@ class CpuSnapshot:
     """The CFS limit in cores; ``None`` when unlimited or not readable."""
     period_usec: int | None
 
+    def counters(self) -> Counters:
+        """The counters as one tuple (see :data:`Counters`)."""
+        return (
+            self.mono_ns,
+            self.usage_usec,
+            -1 if self.nr_periods is None else self.nr_periods,
+            -1 if self.nr_throttled is None else self.nr_throttled,
+            -1 if self.throttled_usec is None else self.throttled_usec,
+            -1 if self.psi_some_usec is None else self.psi_some_usec,
+            -1 if self.psi_full_usec is None else self.psi_full_usec,
+        )
+
+
+Counters = tuple[int, int, int, int, int, int, int]
+"""A :class:`CpuSnapshot` without its limit, as the sampler keeps it: ``(mono_ns, usage_usec,
+nr_periods, nr_throttled, throttled_usec, psi_some_usec, psi_full_usec)``, -1 = not available."""
+
 
 class CgroupReader:
     """Reads :class:`CpuSnapshot` for cgroups under ``root`` (default ``/sys/fs/cgroup``).
@@ -115,6 +132,11 @@ class CgroupReader:
         self._clock_ns = clock_ns
         self._warned: set[str] = set()
         self._rel: dict[str, str] = {}
+        # read_counters' fast path: where the throttling counters are in the cgroup2 cpu.stat.
+        self._counter_paths: dict[str, tuple[str, str]] = {}
+        self._counter_paths_ok = self.layout.v2_dir is not None and (
+            self.layout.kind is LayoutKind.V2 or self.layout.v2_cpu_controller
+        )
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -185,6 +207,36 @@ class CgroupReader:
         if pressure.full_total_usec is None:
             self._warn_once("psi-nofull", f"{path} has no 'full' line (Linux < 5.13): full stall unknown")
         return pressure.some_total_usec, pressure.full_total_usec
+
+    def read_counters(self, relpath: str) -> Counters:
+        """``read(relpath, with_limit=False).counters()``, what the agent's sampler reads for every
+        pod on every tick. On a cgroup v2 node with the ``cpu`` controller, files in the kernel's
+        exact format are read straight into the tuple (two reads, two matches); anything else,
+        errors included, takes :meth:`read`."""
+        paths = self._counter_paths.get(relpath)
+        if paths is None and self._counter_paths_ok:
+            try:
+                rel = check_relpath(relpath)
+            except CgroupError:
+                return self.read(relpath, with_limit=False).counters()
+            v2 = f"{self.layout.v2_dir}/{rel}" if rel else str(self.layout.v2_dir)
+            if len(self._counter_paths) >= _REL_CACHE:
+                self._counter_paths.clear()
+            paths = self._counter_paths[relpath] = (f"{v2}/cpu.stat", f"{v2}/cpu.pressure")
+        if paths is not None:
+            stat, psi, path = None, None, paths[0]
+            try:
+                stat = parse.kernel_cpu_stat_v2(self._read_file(path))
+                if stat is not None:
+                    path = paths[1]
+                    psi = parse.kernel_pressure(self._read_file(path))
+            except OSError as exc:
+                if exc.errno in (errno.ENODEV, errno.ESTALE):  # as read() says it, files released
+                    self.release(relpath)
+                    raise CgroupError(ErrorKind.VANISHED, "cgroup removed while reading", path) from None
+            if stat is not None and psi is not None:
+                return (self._clock_ns(), *stat, *psi)
+        return self.read(relpath, with_limit=False).counters()
 
     def read(self, relpath: str, *, with_limit: bool = True) -> CpuSnapshot:
         """Read the counters of the cgroup at ``relpath`` (relative to the root).

@@ -1,10 +1,11 @@
 """Per-pod deltas of the CPU counters between two reads: the kernel signals MBCAS decides on.
 
-A :class:`Sampler` remembers each pod's last :class:`~mbcas.cgroups.reader.CpuSnapshot`, keyed by
-pod UID (a pod recreated under the same name has a new UID and starts fresh). Each call to
-:meth:`Sampler.sample` reads every pod given, and returns for each either a :class:`SignalDelta`
-(rates and fractions over the wall time measured between the pod's two reads) or a
-:class:`SenseError` saying why there is none this round:
+A :class:`Sampler` remembers each pod's last counters (:data:`~mbcas.cgroups.reader.Counters`),
+keyed by pod UID (a pod recreated under the same name has a new UID and starts fresh). Each call
+to :meth:`Sampler.sample` reads every pod given, computes all the deltas and their checks at once
+(numpy, one pass for the node), and returns a :class:`SampleRound`: for each pod either a
+:class:`SignalDelta` (rates and fractions over the wall time measured between the pod's two reads)
+or a :class:`SenseError` saying why there is none this round:
 
 * ``BASELINE``: first read of the pod; the delta comes next round.
 * ``NOT_FOUND``/``VANISHED``/``PARSE``/``IO``: the read failed; the previous snapshot is kept, so
@@ -16,24 +17,35 @@ pod UID (a pod recreated under the same name has a new UID and starts fresh). Ea
 
 Pods not passed to :meth:`Sampler.sample` are forgotten. :func:`signal_arrays` turns one round's
 results into the :class:`mbcas.demand.Signals` bundle the planner takes (NaN = unknown or no
-delta); :func:`limit_array` gives the CFS limits the kernel holds (``inf`` = unlimited).
+delta; from a :class:`SampleRound` it takes the arrays directly); :func:`limit_array` gives the
+CFS limits the kernel holds (``inf`` = unlimited).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from mbcas.cgroups.errors import CgroupError, ErrorKind
-from mbcas.cgroups.reader import CgroupReader, CpuSnapshot
+from mbcas.cgroups.reader import CgroupReader, Counters
 from mbcas.demand.signals import Signals
 
-__all__ = ["SampleResult", "Sampler", "SenseError", "SignalDelta", "limit_array", "signal_arrays"]
+__all__ = [
+    "SampleResult",
+    "SampleRound",
+    "Sampler",
+    "SenseError",
+    "SignalDelta",
+    "limit_array",
+    "signal_arrays",
+]
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,25 +90,115 @@ class SenseError:
 SampleResult = SignalDelta | SenseError
 
 
+# Columns of the counters (mbcas.cgroups.reader.Counters) in the round's matrices.
+_T, _USAGE, _PERIODS, _THROTTLED, _THROTTLED_US, _SOME, _FULL = range(7)
+_RESETS = {
+    _USAGE: "usage",
+    _PERIODS: "nr_periods",
+    _THROTTLED: "nr_throttled",
+    _THROTTLED_US: "throttled time",
+    _SOME: "PSI some total",
+    _FULL: "PSI full total",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Baseline:
     relpath: str
-    snap: CpuSnapshot
+    row: Counters
 
 
-class _RejectedError(Exception):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+@dataclass(frozen=True, slots=True)
+class _Deltas:
+    """The deltas of every pod read twice, one array per signal (NaN = unknown), and for each pod
+    the reason it has none (``None`` when it has one)."""
+
+    interval_s: FloatArray
+    usage: FloatArray
+    throttled_ratio: FloatArray
+    throttled_s: FloatArray
+    psi_some: FloatArray
+    psi_full: FloatArray
+    rejected: list[tuple[ErrorKind, str] | None]
 
 
-def _counter(prev: int | None, cur: int | None, name: str) -> int | None:
-    if prev is None or cur is None:
-        return None
-    delta = cur - prev
-    if delta < 0:
-        raise _RejectedError(ErrorKind.RESET, f"{name} went backwards ({prev} -> {cur}): counters reset")
-    return delta
+class SampleRound(Mapping[str, SampleResult]):
+    """One :meth:`Sampler.sample` round: a read-only mapping ``uid -> SignalDelta | SenseError`` in
+    the order the pods were given. The signals are held as arrays (one vectorised computation for
+    all pods); a :class:`SignalDelta` is built only when a pod's entry is looked up, and
+    :func:`signal_arrays` reads the arrays directly."""
+
+    __slots__ = ("_deltas", "_errors", "_limits", "_order", "_rows")
+
+    def __init__(
+        self,
+        order: list[str],
+        errors: dict[str, SenseError],
+        rows: dict[str, int],
+        deltas: _Deltas,
+        limits: list[float | None],
+    ) -> None:
+        self._order = order
+        self._errors = errors
+        self._rows = rows
+        self._deltas = deltas
+        self._limits = limits
+
+    @property
+    def errors(self) -> Mapping[str, SenseError]:
+        """The pods without a delta this round, with the reason."""
+        return self._errors
+
+    def __getitem__(self, uid: str) -> SampleResult:
+        error = self._errors.get(uid)
+        if error is not None:
+            return error
+        i = self._rows[uid]
+        d = self._deltas
+        return SignalDelta(
+            interval_s=float(d.interval_s[i]),
+            usage_cores=float(d.usage[i]),
+            throttled_ratio=_none(d.throttled_ratio[i]),
+            throttled_s=_none(d.throttled_s[i]),
+            psi_some=_none(d.psi_some[i]),
+            psi_full=_none(d.psi_full[i]),
+            limit_cores=self._limits[i],
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._errors or uid in self._rows
+
+    def signals(self, uids: Sequence[str]) -> Signals:
+        """The signals aligned to ``uids`` (NaN for pods without a delta)."""
+        rows = self._rows
+        index = np.fromiter((rows.get(uid, -1) for uid in uids), dtype=np.intp, count=len(uids))
+        have = index >= 0
+        d = self._deltas
+
+        def take(values: FloatArray) -> FloatArray:
+            out = np.full(len(uids), np.nan)
+            out[have] = values[index[have]]
+            return out
+
+        with np.errstate(invalid="ignore", divide="ignore"):  # rejected pods' rows are not taken
+            throttled_cores = d.throttled_s / d.interval_s
+        return Signals(
+            usage=take(d.usage),
+            throttled_ratio=take(d.throttled_ratio),
+            throttled_cores=take(throttled_cores),
+            psi_some=take(d.psi_some),
+            psi_full=take(d.psi_full),
+        )
+
+
+def _none(value: np.float64) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 class Sampler:
@@ -124,11 +226,13 @@ class Sampler:
         self.psi_tolerance = psi_tolerance
         self.psi_slack_us = psi_slack_us
         self._state: dict[str, _Baseline] = {}
-        self._last: dict[str, SignalDelta] = {}
+        self._last: dict[str, SampleRound] = {}
 
     def last_delta(self, uid: str) -> SignalDelta | None:
         """The last good delta of ``uid`` (kept while the pod is skipped for errors)."""
-        return self._last.get(uid)
+        last = self._last.get(uid)
+        result = None if last is None else last[uid]
+        return result if isinstance(result, SignalDelta) else None
 
     def forget(self, uid: str) -> None:
         """Drop all state of ``uid`` (its next read is a baseline)."""
@@ -137,85 +241,134 @@ class Sampler:
         if prev is not None:
             self.reader.release(prev.relpath)
 
-    def sample(self, pods: Mapping[str, str]) -> dict[str, SampleResult]:
+    def sample(self, pods: Mapping[str, str]) -> SampleRound:
         """Read every pod (``uid -> relpath``) and return its delta since its previous read."""
-        results: dict[str, SampleResult] = {}
+        errors: dict[str, SenseError] = {}
         state: dict[str, _Baseline] = {}
-        last: dict[str, SignalDelta] = {}
+        last: dict[str, SampleRound] = {}
+        paired: list[str] = []
+        prev_rows: list[Counters] = []
+        cur_rows: list[Counters] = []
+        limits: list[float | None] = []
+        reader = self.reader
+        with_limit = self.limits
         for uid, relpath in pods.items():
             prev = self._state.get(uid)
             if prev is not None and prev.relpath != relpath:
                 self.reader.release(prev.relpath)
                 prev = None
-            if uid in self._last and prev is not None:
+            if prev is not None and uid in self._last:
                 last[uid] = self._last[uid]
             try:
-                snap = self.reader.read(relpath, with_limit=self.limits)
+                if with_limit:
+                    snap = reader.read(relpath)
+                    row, limit = snap.counters(), snap.limit_cores
+                else:
+                    row, limit = reader.read_counters(relpath), None
             except CgroupError as exc:
                 if prev is not None:
                     state[uid] = prev
-                results[uid] = SenseError(uid, relpath, exc.kind, str(exc))
+                errors[uid] = SenseError(uid, relpath, exc.kind, str(exc))
                 continue
-            state[uid] = _Baseline(relpath, snap)
+            state[uid] = _Baseline(relpath, row)
             if prev is None:
-                results[uid] = SenseError(uid, relpath, ErrorKind.BASELINE, "first read; delta next round")
+                errors[uid] = SenseError(uid, relpath, ErrorKind.BASELINE, "first read; delta next round")
                 continue
-            try:
-                delta = self._delta(prev.snap, snap)
-            except _RejectedError as rej:
+            paired.append(uid)
+            prev_rows.append(prev.row)
+            cur_rows.append(row)
+            limits.append(limit)
+        deltas = self._deltas(prev_rows, cur_rows)
+        rows: dict[str, int] = {}
+        for i, (uid, rejected) in enumerate(zip(paired, deltas.rejected, strict=True)):
+            if rejected is None:
+                rows[uid] = i
+            else:
                 last.pop(uid, None)
-                results[uid] = SenseError(uid, relpath, rej.kind, str(rej))
-                continue
-            last[uid] = delta
-            results[uid] = delta
+                errors[uid] = SenseError(uid, pods[uid], *rejected)
         for uid in self._state.keys() - state.keys():  # not read this round: forgotten
             self.reader.release(self._state[uid].relpath)
         self._state = state
+        result = SampleRound(list(pods), errors, rows, deltas, limits)
+        last.update(dict.fromkeys(rows, result))
         self._last = last
-        return results
+        return result
 
-    def _delta(self, prev: CpuSnapshot, cur: CpuSnapshot) -> SignalDelta:
-        interval_us = (cur.mono_ns - prev.mono_ns) / 1000.0
-        if interval_us <= 0:
-            raise _RejectedError(ErrorKind.INCONSISTENT, "no wall time elapsed between reads")
-        usage = _counter(prev.usage_usec, cur.usage_usec, "usage")
-        assert usage is not None
-        usage_cores = usage / interval_us
-        if usage_cores > self.max_cores * (1 + self.psi_tolerance) + self.psi_slack_us / interval_us:
-            raise _RejectedError(
-                ErrorKind.INCONSISTENT,
-                f"usage {usage_cores:.2f} cores exceeds the {self.max_cores:g} CPUs of the node",
-            )
-        periods = _counter(prev.nr_periods, cur.nr_periods, "nr_periods")
-        throttled = _counter(prev.nr_throttled, cur.nr_throttled, "nr_throttled")
-        throttled_us = _counter(prev.throttled_usec, cur.throttled_usec, "throttled time")
-        ratio: float | None = None
-        if periods is not None and throttled is not None:
-            if throttled > periods:
-                raise _RejectedError(ErrorKind.INCONSISTENT, f"{throttled} throttled of {periods} periods")
-            ratio = throttled / periods if periods else 0.0
-        some_us = _counter(prev.psi_some_usec, cur.psi_some_usec, "PSI some total")
-        full_us = _counter(prev.psi_full_usec, cur.psi_full_usec, "PSI full total")
+    def _deltas(self, prev_rows: list[Counters], cur_rows: list[Counters]) -> _Deltas:
+        """Every pod's delta at once; the checks run in a fixed order and a pod's first failing
+        check is its reason (RESET for a counter that went backwards, INCONSISTENT for the rest)."""
+        n = len(cur_rows)
+        prev = np.array(prev_rows, dtype=np.int64).reshape(n, 7)
+        cur = np.array(cur_rows, dtype=np.int64).reshape(n, 7)
+        known = (prev >= 0) & (cur >= 0)
+        delta = cur - prev
+        interval_us = delta[:, _T] / 1000.0
+        positive = np.where(interval_us > 0, interval_us, np.nan)  # no division by zero below
+        usage_cores = delta[:, _USAGE] / positive
         bound = interval_us * (1 + self.psi_tolerance) + self.psi_slack_us
-        for name, value in (("some", some_us), ("full", full_us)):
-            if value is not None and value > bound:
-                raise _RejectedError(
+        backwards = known & (delta < 0)
+        checks: list[tuple[npt.NDArray[np.bool_], ErrorKind, Callable[[int], str]]] = [
+            (interval_us <= 0, ErrorKind.INCONSISTENT, lambda i: "no wall time elapsed between reads"),
+            _reset(backwards, prev, cur, _USAGE),
+            (
+                usage_cores > self.max_cores * (1 + self.psi_tolerance) + self.psi_slack_us / positive,
+                ErrorKind.INCONSISTENT,
+                lambda i: f"usage {usage_cores[i]:.2f} cores exceeds the {self.max_cores:g} CPUs of the node",
+            ),
+            _reset(backwards, prev, cur, _PERIODS),
+            _reset(backwards, prev, cur, _THROTTLED),
+            _reset(backwards, prev, cur, _THROTTLED_US),
+            (
+                known[:, _PERIODS] & known[:, _THROTTLED] & (delta[:, _THROTTLED] > delta[:, _PERIODS]),
+                ErrorKind.INCONSISTENT,
+                lambda i: f"{delta[i, _THROTTLED]} throttled of {delta[i, _PERIODS]} periods",
+            ),
+            _reset(backwards, prev, cur, _SOME),
+            _reset(backwards, prev, cur, _FULL),
+            *(
+                (
+                    known[:, col] & (delta[:, col] > bound),
                     ErrorKind.INCONSISTENT,
-                    f"PSI {name} grew {value / 1e6:.3f}s in {interval_us / 1e6:.3f}s of wall time",
+                    lambda i, col=col, name=name: (
+                        f"PSI {name} grew {delta[i, col] / 1e6:.3f}s "
+                        f"in {interval_us[i] / 1e6:.3f}s of wall time"
+                    ),
                 )
-        if some_us is not None and full_us is not None and full_us > some_us + self.psi_slack_us:
-            raise _RejectedError(
-                ErrorKind.INCONSISTENT, f"PSI full grew more than some ({full_us} > {some_us} µs)"
-            )
-        return SignalDelta(
+                for col, name in ((_SOME, "some"), (_FULL, "full"))
+            ),
+            (
+                known[:, _SOME] & known[:, _FULL] & (delta[:, _FULL] > delta[:, _SOME] + self.psi_slack_us),
+                ErrorKind.INCONSISTENT,
+                lambda i: f"PSI full grew more than some ({delta[i, _FULL]} > {delta[i, _SOME]} µs)",
+            ),
+        ]
+        rejected: list[tuple[ErrorKind, str] | None] = [None] * n
+        for failed, kind, message in checks:
+            for i in np.flatnonzero(failed).tolist():
+                if rejected[i] is None:
+                    rejected[i] = (kind, message(i))
+        periods = delta[:, _PERIODS]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(periods > 0, delta[:, _THROTTLED] / np.where(periods > 0, periods, 1), 0.0)
+        return _Deltas(
             interval_s=interval_us / 1e6,
-            usage_cores=usage_cores,
-            throttled_ratio=ratio,
-            throttled_s=None if throttled_us is None else throttled_us / 1e6,
-            psi_some=None if some_us is None else min(some_us / interval_us, 1.0),
-            psi_full=None if full_us is None else min(full_us / interval_us, 1.0),
-            limit_cores=cur.limit_cores,
+            usage=usage_cores,
+            throttled_ratio=np.where(known[:, _PERIODS] & known[:, _THROTTLED], ratio, np.nan),
+            throttled_s=np.where(known[:, _THROTTLED_US], delta[:, _THROTTLED_US] / 1e6, np.nan),
+            psi_some=np.where(known[:, _SOME], np.minimum(delta[:, _SOME] / positive, 1.0), np.nan),
+            psi_full=np.where(known[:, _FULL], np.minimum(delta[:, _FULL] / positive, 1.0), np.nan),
+            rejected=rejected,
         )
+
+
+def _reset(
+    backwards: npt.NDArray[np.bool_], prev: npt.NDArray[np.int64], cur: npt.NDArray[np.int64], col: int
+) -> tuple[npt.NDArray[np.bool_], ErrorKind, Callable[[int], str]]:
+    return (
+        backwards[:, col],
+        ErrorKind.RESET,
+        lambda i: f"{_RESETS[col]} went backwards ({prev[i, col]} -> {cur[i, col]}): counters reset",
+    )
 
 
 def _f(value: float | None) -> float:
@@ -225,6 +378,8 @@ def _f(value: float | None) -> float:
 def signal_arrays(uids: Sequence[str], results: Mapping[str, SampleResult]) -> Signals:
     """Align ``results`` to ``uids``; pods without a :class:`SignalDelta` are NaN throughout
     (``Signals.sampled`` is False for them)."""
+    if isinstance(results, SampleRound):
+        return results.signals(uids)
     n = len(uids)
     out = np.full((5, n), np.nan)
     for i, uid in enumerate(uids):

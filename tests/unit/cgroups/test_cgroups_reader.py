@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_cgroupfs import FakeCgroupFS, FakeClock
 
-from mbcas.cgroups import CgroupError, CgroupReader, ErrorKind, LayoutKind, read_file_raw
+from mbcas.cgroups import CgroupError, CgroupParseError, CgroupReader, ErrorKind, LayoutKind, read_file_raw
 
 POD = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podabc.slice"
 
@@ -203,3 +203,65 @@ def test_read_file_raw_reads_whole_small_files(tmp_path: Path) -> None:
     assert read_file_raw(str(path)) == b"x" * 5000
     with pytest.raises(FileNotFoundError):
         read_file_raw(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize(
+    "pressure",
+    [None, "some avg10=0.00 avg60=0.00 avg300=0.00 total=5\n"],  # no file; no full line
+    ids=["no-psi", "no-full-line"],
+)
+def test_read_counters_is_read_without_the_limit_on_every_layout(
+    fakefs: FakeCgroupFS, clock: FakeClock, pressure: str | None
+) -> None:
+    """The fast path (v2 with the cpu controller, the kernel's own format) and the fallback (any
+    other layout or file) give what ``read`` gives, PSI missing or partial included."""
+    fakefs.write(POD, usage_usec=7_000, nr_periods=20, nr_throttled=3, throttled_usec=900, some_usec=50,
+                 full_usec=40, quota_usec=50_000)  # fmt: skip
+    reader = CgroupReader(fakefs.root, clock_ns=clock)
+    assert reader.read_counters(POD) == reader.read(POD, with_limit=False).counters()
+    if fakefs.kind is LayoutKind.V2:  # the kernel's own files: read straight, never through read()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(reader, "read", lambda *_, **__: pytest.fail("fast path not taken"))
+            assert reader.read_counters(POD)[1:] == (7_000, 20, 3, 900, 50, 40)
+    if fakefs.v2_dir is not None:
+        psi = fakefs.v2_dir / POD / "cpu.pressure"
+        if pressure is None:
+            psi.unlink()
+        else:
+            psi.write_text(pressure)
+        assert reader.read_counters(POD) == reader.read(POD, with_limit=False).counters()
+
+
+def test_read_counters_takes_the_tolerant_path_for_odd_files_and_reports_errors_alike(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    fs = FakeCgroupFS(tmp_path, LayoutKind.V2)
+    fs.write(POD, usage_usec=100, nr_periods=4, nr_throttled=1)
+    stat = fs.root / POD / "cpu.stat"
+    stat.write_text("usage_usec  100\nnr_periods 4\nnr_throttled 1\nthrottled_usec 0\n")  # two spaces
+    reader = CgroupReader(fs.root, clock_ns=clock)
+    assert reader.read_counters(POD)[1:5] == (100, 4, 1, 0)
+    stat.write_text("usage_usec 100\nnr_periods x\n")
+    with pytest.raises(CgroupParseError, match="nr_periods"):
+        reader.read_counters(POD)
+    with pytest.raises(CgroupError) as missing:
+        reader.read_counters("kubepods/missing")
+    assert missing.value.kind is ErrorKind.NOT_FOUND
+    with pytest.raises(CgroupError) as bad:
+        reader.read_counters("../escape")
+    assert bad.value.kind is ErrorKind.BAD_PATH
+
+
+def test_read_counters_reports_a_cgroup_removed_under_an_open_file_as_vanished(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    fs = FakeCgroupFS(tmp_path, LayoutKind.V2)
+    fs.write(POD, usage_usec=100, nr_periods=4, nr_throttled=1)
+
+    def gone(path: str) -> bytes:
+        raise OSError(errno.ENODEV, "No such device", path)
+
+    reader = CgroupReader(fs.root, clock_ns=clock, read_file=gone)
+    with pytest.raises(CgroupError) as exc:
+        reader.read_counters(POD)
+    assert exc.value.kind is ErrorKind.VANISHED

@@ -220,3 +220,33 @@ def test_signal_arrays_align_and_mark_unknowns() -> None:
     limits = limit_array(["b", "a", "c", "d"], results)
     assert limits[0] == 2.0 and math.isinf(limits[1])
     assert np.isnan(arr.usage[2:]).all() and np.isnan(limits[2:]).all()
+
+
+def test_a_round_is_a_mapping_whose_arrays_match_its_deltas(tmp_path: Path, clock: FakeClock) -> None:
+    """The round's vectorised arrays are what the per-pod deltas say, pod by pod, and the round
+    behaves as the ``uid -> result`` mapping callers iterate (order given, errors listed)."""
+    fs = FakeCgroupFS(tmp_path, LayoutKind.V2)
+    paths = {f"p{i}": f"kubepods/burstable/pod{i}" for i in range(6)}
+    for i, rel in enumerate(paths.values()):
+        fs.write(rel, usage_usec=10**9 if i == 5 else 0, some_usec=0, full_usec=None if i == 2 else 0)
+    sampler = _sampler(fs, clock)
+    sampler.sample(paths)
+    clock.advance(1.5)
+    for i, rel in enumerate(paths.values()):
+        fs.write(rel, usage_usec=100_000 * (i + 1), nr_periods=10 * i, nr_throttled=i,
+                 throttled_usec=5_000 * i, some_usec=0 if i == 4 else 30_000 * i,
+                 full_usec=None if i == 2 else 0 if i == 4 else 10_000 * i)  # fmt: skip
+    fs.write(paths["p5"], usage_usec=1)  # counters went backwards
+    asked = {**paths, "gone": "kubepods/missing"}
+    results = sampler.sample(asked)
+    assert list(results) == list(asked) and len(results) == 7
+    assert set(results.errors) == {"p5", "gone"} and "p0" in results and "nobody" not in results
+    assert results["p5"].kind is ErrorKind.RESET  # type: ignore[union-attr]
+    assert results["gone"].kind is ErrorKind.NOT_FOUND  # type: ignore[union-attr]
+    assert results["p2"].psi_full is None  # type: ignore[union-attr]
+    uids = ["gone", *reversed(paths)]
+    from_round = signal_arrays(uids, results)
+    from_deltas = signal_arrays(uids, dict(results.items()))  # the per-delta path
+    for name in ("usage", "throttled_ratio", "throttled_cores", "psi_some", "psi_full"):
+        np.testing.assert_array_equal(getattr(from_round, name), getattr(from_deltas, name), err_msg=name)
+    assert np.isnan(from_round.usage[0]) and from_round.usage[-1] == pytest.approx(100_000 / 1.5e6)
