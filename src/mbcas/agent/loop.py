@@ -68,7 +68,7 @@ from mbcas.api.selectors import LabelSelector
 from mbcas.cgroups.errors import CgroupError, ErrorKind
 from mbcas.cgroups.paths import PodCgroupResolver
 from mbcas.cgroups.reader import CgroupReader
-from mbcas.cgroups.sampler import Sampler, SenseError, signal_arrays
+from mbcas.cgroups.sampler import Sampler, SenseError
 from mbcas.core.units import parse_cpu_cores
 from mbcas.kube.backoff import Backoff, BackoffPolicy
 from mbcas.kube.client import Kube
@@ -156,6 +156,8 @@ class NodeAgent:
         )
         self._selectors = self._compile(self.live)
         self._paths: dict[str, str] = {}
+        self._spec_key: tuple[tuple[PodInfo, ...], LiveConfig] | None = None
+        self._spec: NodeInputs | None = None
         self._known: dict[str, PodInfo] = {}  # pods of the last tick (lingering ones included)
         self._allocatable: float | None = config.allocatable_cores
         self._node_read_at = -math.inf
@@ -282,18 +284,27 @@ class NodeAgent:
             if path is not None:
                 paths[pod.uid] = path
         results = self.sampler.sample(paths)
-        errors: dict[str, SenseError] = {}
-        for uid, result in results.items():
-            if isinstance(result, SenseError):
-                errors[uid] = result
-                if result.kind is not ErrorKind.BASELINE:
-                    self.metrics.read_errors.labels(result.kind.value).inc()
-                if result.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
-                    self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
+        errors = dict(results.errors)
+        for uid, error in errors.items():
+            if error.kind is not ErrorKind.BASELINE:
+                self.metrics.read_errors.labels(error.kind.value).inc()
+            if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
+                self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
+        inputs = replace(self._spec_inputs(pods, uids), signals=results.signals(uids))
+        return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
+
+    def _spec_inputs(self, pods: tuple[PodInfo, ...], uids: list[str]) -> NodeInputs:
+        """The planner's inputs that come from the pod specs and the live settings alone, built
+        again only when a pod or the settings change (the pod source hands out the same objects
+        until a pod changes, so most ticks reuse the last arrays)."""
+        key = (pods, self.live)
+        if self._spec_key is not None and self._spec_key == key:
+            assert self._spec is not None
+            return self._spec
         n = len(pods)
         allow_restart = self.live.contract.allow_restart
         floors = [p.split_floor_mcpu(allow_restart=allow_restart) for p in pods]
-        inputs = NodeInputs.build(
+        spec = NodeInputs.build(
             uids,
             np.fromiter((p.qos.code for p in pods), dtype=np.int8, count=n),
             eligible=np.fromiter(
@@ -310,9 +321,11 @@ class NodeAgent:
             limit_mcpu=np.fromiter(
                 (-1 if p.limit_mcpu is None else p.limit_mcpu for p in pods), np.int64, count=n
             ),
-            signals=signal_arrays(uids, results),
         )
-        return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
+        for array in (spec.qos, spec.eligible, spec.request, spec.limit, spec.limit_mcpu, spec.floor):
+            array.setflags(write=False)  # shared by the ticks that reuse them
+        self._spec_key, self._spec = key, spec
+        return spec
 
     def _current_pods(self) -> dict[str, PodInfo]:
         """The source's pods, plus those gone from it whose cgroup is still read (they run until
