@@ -15,6 +15,8 @@ resizes. The agent never resizes a pod itself.
 
 - :mod:`mbcas.agent.loop` — :class:`~mbcas.agent.loop.NodeAgent`, the tick: sensing, planning,
   writing and deleting PodAllocations, API backoff, infeasibility Events;
+- :mod:`mbcas.agent.reload` — following the live ConfigMap: polling it, observing only until it
+  has been read once, keeping the last good one, naming unknown keys;
 - :mod:`mbcas.agent.config` — ``AgentConfig`` (``MBCAS_AGENT_*``, flags; restart to change); the
   live ConfigMap's shape, ``LiveConfig`` (rollout mode, selectors, planner and contract
   settings), is :mod:`mbcas.api.live`, since the controller reads the same document;

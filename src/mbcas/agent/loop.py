@@ -32,14 +32,13 @@
   stays at its floor; the agent posts one Warning Event on the Node when the condition starts and
   one Normal Event when it clears.
 
-The live ConfigMap is polled every ``config_poll_s``; a new :class:`LiveConfig` takes effect at the
-next tick (planner settings and the contract's deadband swapped on the planner, selectors, modes
-and the contract re-evaluated). An unknown key is logged, named, and exported as
-``mbcas_agent_config_unknown_keys``. The agent fails closed: until the ConfigMap has been read
-once it only observes (senses, plans, exports metrics, writes and deletes nothing); when it
-cannot be read later (deleted, 403, 5xx) the last good config stays, with a warning naming the
-error and ``mbcas_agent_config_read_errors_total{code}``; ``kube-system`` and the agent's own
-namespace are never managed, whatever ``exclude_namespaces`` says.
+The live ConfigMap is followed by :class:`mbcas.agent.reload.LiveConfigReloader` (polled every
+``config_poll_s``, the last good config kept, unknown keys named); a new :class:`LiveConfig` takes
+effect at the next tick (planner settings and the contract's deadband swapped on the planner,
+selectors, modes and the contract re-evaluated). The agent fails closed: until the ConfigMap has
+been read once it only observes (senses, plans, exports metrics, writes and deletes nothing);
+``kube-system`` and the agent's own namespace are never managed, whatever ``exclude_namespaces``
+says.
 
 Two clocks: ``mono`` (monotonic) for everything that is a duration (the planner's window and
 holds, polling, backoff, liveness), ``clock`` (wall) only for ``decidedAt`` and the contract's
@@ -61,8 +60,9 @@ import numpy as np
 
 from mbcas.agent.config import AgentConfig
 from mbcas.agent.metrics import AgentMetrics
+from mbcas.agent.reload import LiveConfigReloader
 from mbcas.api.contract import plan_writes
-from mbcas.api.live import LiveConfig, RolloutMode, read_live_yaml
+from mbcas.api.live import LiveConfig, RolloutMode
 from mbcas.api.models import Mode, PodAllocationSpec
 from mbcas.api.selectors import LabelSelector
 from mbcas.cgroups.errors import CgroupError, ErrorKind
@@ -72,7 +72,6 @@ from mbcas.cgroups.sampler import Sampler, SenseError
 from mbcas.core.units import parse_cpu_cores
 from mbcas.kube.backoff import Backoff, BackoffPolicy
 from mbcas.kube.client import Kube
-from mbcas.kube.configmap import read_config_text
 from mbcas.kube.errors import ApiUnavailableError, KubeError, NotFoundError
 from mbcas.kube.events import EventRecorder, ObjectRef
 from mbcas.kube.pods import PodInfo
@@ -129,19 +128,13 @@ class NodeAgent:
     ) -> None:
         self.config = config
         self.node = node
-        # With a ConfigMap to read, observe only (write nothing) until it has been read once.
-        self._config_ready = config.config_map_ref() is None or kube is None
-        self.live = (
-            config.live
-            if self._config_ready
-            else config.live.model_copy(update={"mode": RolloutMode.OBSERVE, "namespace_modes": {}})
-        )
-        self._protected = config.protected_namespaces
-        self._config_error: str | None = None
         self.source = pods
         self.kube = kube
         self.metrics = metrics or AgentMetrics()
-        self.metrics.config_loaded.set(1 if self._config_ready else 0)
+        # With a ConfigMap to read, observe only (write nothing) until it has been read once.
+        self.reloader = LiveConfigReloader(config, kube, self.metrics)
+        self.live = self.reloader.initial()
+        self._protected = config.protected_namespaces
         self.dry_run = dry_run or kube is None
         self.clock = clock
         self.mono = mono
@@ -161,8 +154,6 @@ class NodeAgent:
         self._known: dict[str, PodInfo] = {}  # pods of the last tick (lingering ones included)
         self._allocatable: float | None = config.allocatable_cores
         self._node_read_at = -math.inf
-        self._config_read_at = -math.inf
-        self._unknown: tuple[str, ...] = ()
         self._seeded = False
         self._backoff_until = -math.inf
         self._api_backoff = Backoff(
@@ -185,67 +176,6 @@ class NodeAgent:
         self.planner.deadband = live.contract.deadband
         self._selectors = self._compile(live)
         self.live = live
-
-    def _reload_config(self, now: float) -> None:
-        ref = self.config.config_map_ref()
-        if ref is None or self.kube is None or now - self._config_read_at < self.config.config_poll_s:
-            return
-        self._config_read_at = now
-        namespace, name = ref
-        try:
-            text = read_config_text(self.kube, namespace, name)
-        except KubeError as exc:
-            self._config_unreadable(f"{namespace}/{name}", exc.code, str(exc))
-            return
-        if text is None:
-            self._config_unreadable(f"{namespace}/{name}", "NotFound", "not found")
-            return
-        self._config_error = None
-        try:
-            live, unknown = read_live_yaml(text, self.config.live)
-        except ValueError as exc:
-            self.metrics.config_reloads.labels("invalid").inc()
-            log.error(
-                "ignoring invalid ConfigMap %s/%s (keeping the last good config): %s", namespace, name, exc
-            )
-            return
-        self._unknown_keys(unknown, f"{namespace}/{name}")
-        if not self._config_ready:
-            self._config_ready = True
-            self.metrics.config_loaded.set(1)
-            log.info("live config read from %s/%s: mode %s", namespace, name, live.mode.value)
-        if live != self.live:
-            self.apply_live(live)
-            self.metrics.config_reloads.labels("applied").inc()
-            log.info("live config reloaded from %s/%s", namespace, name)
-
-    def _config_unreadable(self, where: str, code: str, error: str) -> None:
-        """The ConfigMap could not be read (missing, forbidden, API down): the last good config
-        stays (the observe-only start while none was read yet). A warning when the error changes."""
-        self.metrics.config_read_errors.labels(code).inc()
-        keeping = (
-            "keeping the last good config"
-            if self._config_ready
-            else "staying in observe mode (nothing written) until it can be read"
-        )
-        if error != self._config_error:
-            log.warning("ConfigMap %s cannot be read (%s), %s: %s", where, code, keeping, error)
-        else:
-            log.debug("ConfigMap %s still cannot be read: %s", where, error)
-        self._config_error = error
-
-    def _unknown_keys(self, keys: tuple[str, ...], where: str = "") -> None:
-        if keys != self._unknown:
-            self.metrics.config_unknown_keys.clear()
-            for key in keys:
-                self.metrics.config_unknown_keys.labels(key).set(1)
-            if keys:
-                log.warning(
-                    "ConfigMap %s: ignoring unknown key(s) %s (the other settings apply)",
-                    where,
-                    ", ".join(keys),
-                )
-            self._unknown = keys
 
     # ------------------------------------------------------------------ sense
 
@@ -364,7 +294,9 @@ class NodeAgent:
     def tick(self) -> NodePlan | None:
         """One tick; returns the plan (None while the node's allocatable CPU is unknown)."""
         now = self.mono()
-        self._reload_config(now)
+        live = self.reloader.poll(now, self.live)
+        if live is not None:
+            self.apply_live(live)
         self.refresh_node(now)
         if not self._seeded and not self.dry_run:
             self._seed(now)
@@ -426,7 +358,7 @@ class NodeAgent:
         store = self.store
         if (
             store is None
-            or not self._config_ready
+            or not self.reloader.ready
             or now < self._backoff_until
             or not self._seeded
             or not self.source.synced

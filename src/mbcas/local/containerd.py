@@ -84,14 +84,6 @@ class Containerd(Daemon):
         return self.directory / "containerd.sock"
 
     @property
-    def state(self) -> Path:
-        return self.directory / "state"
-
-    @property
-    def root(self) -> Path:
-        return self.directory / "root"
-
-    @property
     def log_path(self) -> Path:
         return self.directory / "containerd.log"
 
@@ -100,8 +92,8 @@ class Containerd(Daemon):
         d = self.directory
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         return f"""version = 2
-root = "{self.root}"
-state = "{self.state}"
+root = "{d / "root"}"
+state = "{d / "state"}"
 disabled_plugins = [
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",

@@ -19,17 +19,14 @@ container has one, as the kubelet does.
 Where cgroups cannot be created (no permission, read-only mount) the sandbox reports
 ``available = False`` with the reason, and the emulator runs without processes. Everything it
 creates is removed by :meth:`KernelSandbox.close`: processes killed by pid, directories removed
-leaf-first. A sandbox also records its owner (prefix, directories, pid and that process's start
-time) in ``<tmp>/mbcas-emu-owners/<prefix>.json``; an emulator killed outright (SIGKILL) cannot
-clean up, so every new sandbox sweeps the trees whose owner is gone, whatever their prefix, and
-a PID that now belongs to another process (other start time) does not keep a dead tree alive.
+leaf-first. A sandbox also records its owner, and first sweeps the trees of emulators killed
+before they could clean up (:mod:`mbcas.local.orphans`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -54,15 +51,13 @@ from mbcas.cgroups.paths import (
     pod_relpath,
 )
 from mbcas.core.qos import QoSClass
-from mbcas.local.procs import pid_alive
+from mbcas.local.orphans import STALE_PREFIX, owner_marker, record_owner, sweep
 
 __all__ = ["ContainerSpec", "KernelMode", "KernelSandbox", "cpu_quota_us", "cpu_shares", "cpu_weight"]
 
 log = logging.getLogger(__name__)
 
 CFS_PERIOD_US = 100_000
-STALE_PREFIX = "mbcas-emu-"
-OWNERS_DIR = Path(tempfile.gettempdir()) / "mbcas-emu-owners"
 _MIN_QUOTA_US = 1_000
 
 
@@ -81,40 +76,6 @@ def cpu_shares(request_millis: int | None) -> int:
 def cpu_weight(request_millis: int | None) -> int:
     """``cpu.weight`` from shares with the classic formula (1.35 moved to a new one, see docs)."""
     return 1 + ((cpu_shares(request_millis) - 2) * 9999) // 262142
-
-
-def _start_time(pid: int) -> str | None:
-    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks after boot): with the pid, it
-    names one process for the life of the machine, where a pid alone may be reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _owner_alive(pid: int, start: str | None) -> bool:
-    return pid_alive(pid) and (start is None or _start_time(pid) == start)
-
-
-def _remove_tree(root: Path) -> None:
-    """rmdir ``root`` and the directories under it, leaf-first (a cgroup that still holds a process
-    is left alone: rmdir fails on it)."""
-    if not root.is_dir():
-        return
-    dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-    for path in [*dirs, root]:
-        with contextlib.suppress(OSError):
-            path.rmdir()
-
-
-def _owner_pid(name: str) -> int | None:
-    """The pid in ``mbcas-emu-<pid>-<hex>``, or None for any other name."""
-    if not name.startswith(STALE_PREFIX):
-        return None
-    pid, sep, _ = name[len(STALE_PREFIX) :].partition("-")
-    return int(pid) if sep and pid.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -203,7 +164,7 @@ class KernelSandbox:
         if self.layout.kind is not LayoutKind.V2 and self.layout.cpu_dir is None:
             self.reason = f"no v1 cpu controller under {self.root}, so no quota can be enforced"
             return
-        self._remove_stale()
+        sweep(self._hierarchies())
         try:
             for base in self._hierarchies():
                 self._mkdir(base / self.prefix)
@@ -212,69 +173,12 @@ class KernelSandbox:
                 # enabled for its children. Nothing else outside the prefix is changed.
                 self._enable_cpu(Path(self.layout.base_dir))
                 self._enable_cpu(Path(self.layout.base_dir) / self.prefix)
-            self._record_owner()
+            record_owner(self.prefix, [base / self.prefix for base in self._hierarchies()], self._workdir)
         except OSError as exc:
             self.reason = f"cannot create cgroups under {self.root} ({exc.strerror or exc})"
             self._remove_dirs()
             return
         self.available = True
-
-    @property
-    def _marker(self) -> Path:
-        return OWNERS_DIR / f"{self.prefix.replace('/', '_')}.json"
-
-    def _record_owner(self) -> None:
-        """Write who owns this tree (see the module docs), so a later sweep can tell it is stale."""
-        OWNERS_DIR.mkdir(exist_ok=True)
-        pid = os.getpid()
-        self._marker.write_text(
-            json.dumps(
-                {
-                    "prefix": self.prefix,
-                    "pid": pid,
-                    "start": _start_time(pid),
-                    "dirs": [str(base / self.prefix) for base in self._hierarchies()],
-                    "workdir": str(self._workdir),
-                }
-            )
-        )
-
-    def _remove_stale(self) -> None:
-        """Remove empty cgroup trees left by emulators whose process died without cleaning up
-        (SIGKILL): every tree recorded in ``OWNERS_DIR`` whose owner (pid and start time) is
-        gone, and, for trees of older versions without a record, ``mbcas-emu-<pid>-*`` trees
-        whose pid is gone. A tree that still holds a process is left alone (rmdir fails on it)."""
-        recorded: set[str] = set()
-        for marker in sorted(OWNERS_DIR.glob("*.json")) if OWNERS_DIR.is_dir() else []:
-            try:
-                owner = json.loads(marker.read_text())
-                pid, start, prefix = int(owner["pid"]), owner.get("start"), str(owner["prefix"])
-                dirs = [Path(d) for d in owner.get("dirs") or []]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            recorded.add(prefix)
-            if pid == os.getpid() or _owner_alive(pid, None if start is None else str(start)):
-                continue
-            for path in dirs:
-                if path.name == Path(prefix).name:  # only the tree the record names
-                    _remove_tree(path)
-            if owner.get("workdir") and Path(owner["workdir"]).name.startswith(Path(prefix).name):
-                shutil.rmtree(owner["workdir"], ignore_errors=True)
-            if not any(path.is_dir() for path in dirs):
-                marker.unlink(missing_ok=True)
-        for base in self._hierarchies():
-            with contextlib.suppress(OSError):
-                for entry in base.iterdir():
-                    owner_pid = _owner_pid(entry.name)
-                    if owner_pid is None or entry.name in recorded:
-                        continue
-                    if owner_pid == os.getpid() or pid_alive(owner_pid):
-                        continue
-                    _remove_tree(entry)
-        for workdir in Path(tempfile.gettempdir()).glob(f"{STALE_PREFIX}*"):
-            owner_pid = _owner_pid(workdir.name)
-            if owner_pid is not None and owner_pid != os.getpid() and not pid_alive(owner_pid):
-                shutil.rmtree(workdir, ignore_errors=True)
 
     def _mkdir(self, path: Path) -> None:
         if not path.exists():
@@ -499,5 +403,5 @@ class KernelSandbox:
         self._remove_dirs()
         shutil.rmtree(self._workdir, ignore_errors=True)
         if self.available:
-            self._marker.unlink(missing_ok=True)
+            owner_marker(self.prefix).unlink(missing_ok=True)
         self.available = False

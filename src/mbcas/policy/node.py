@@ -318,18 +318,13 @@ class NodePlanner:
             pods, bounded.limits, w.want, bounded.needs, budget=budget, cfg=pol, deadband=self.deadband
         )
 
-        alloc = np.where(frame.managed, current_mcpu, NO_DECISION).astype(np.int64)
-        alloc[idx] = np.maximum(np.floor(gated.limits * 1000.0 + 1e-6), 1).astype(np.int64)
-        changed = active & (alloc != current_mcpu)
-        cause = frame.cause.copy()
-        cause[held] = Cause.NO_SIGNAL
+        alloc, changed, cause = frame.allocate(active, gated.limits, current_mcpu)
         cause[idx] = np.where(changed[idx], _MOVE_CAUSE[gated.move], Cause.KEEP)
         self.ledger.record(inputs.uids, alloc, np.where(changed, now, decided_at))
         self._uids = inputs.uids
         self._seen = np.column_stack((seen[:, 0], frame.limit_mcpu, resized_at, pressed_at))
         return frame.plan(
             now=now,
-            inputs=inputs,
             envelope=envelope,
             idx=idx,
             want=w.want,
@@ -418,11 +413,23 @@ class _Frame:
         )
         return b, w
 
+    def allocate(
+        self, active: BoolArray, limits: FloatArray, base_mcpu: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], BoolArray, NDArray[np.int8]]:
+        """Allocations after the tick (mcpu): ``limits`` (cores, one per ``active`` pod) floored,
+        at least 1, else ``base_mcpu`` (``NO_DECISION`` if not managed); which active pods changed;
+        causes, ``NO_SIGNAL`` for managed pods without a signal (the caller sets the active ones)."""
+        alloc = np.where(self.managed, base_mcpu, NO_DECISION).astype(np.int64)
+        alloc[active] = np.maximum(np.floor(limits * 1000.0 + 1e-6), 1).astype(np.int64)
+        changed = active & (alloc != base_mcpu)
+        cause = self.cause.copy()
+        cause[self.managed & ~active] = Cause.NO_SIGNAL
+        return alloc, changed, cause
+
     def plan(
         self,
         *,
         now: float,
-        inputs: NodeInputs,
         envelope: FloatArray,
         idx: NDArray[np.intp],
         want: FloatArray,
@@ -432,6 +439,8 @@ class _Frame:
         cause: NDArray[np.int8],
         held: float = 0.0,
     ) -> NodePlan:
+        """The tick's plan from what :meth:`bounded` and :meth:`allocate` gave for the pods ``idx``."""
+        inputs = self.inputs
         n = len(inputs)
         wants_all, target, trimmed = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.bool_)
         wants_all[idx], target[idx], trimmed[idx] = want, bounded.limits, bounded.trimmed
@@ -472,15 +481,10 @@ def replay(
     active = frame.managed & inputs.signals.sampled
     idx = np.flatnonzero(active)
     bounded, w = frame.bounded(idx, inputs.signals.usage, frame.budget)
-    alloc = np.where(frame.managed, frame.limit_mcpu, NO_DECISION).astype(np.int64)
-    alloc[idx] = np.maximum(np.floor(bounded.limits * 1000.0 + 1e-6), 1).astype(np.int64)
-    cause = frame.cause.copy()
-    cause[frame.managed & ~active] = Cause.NO_SIGNAL
+    alloc, changed, cause = frame.allocate(active, bounded.limits, frame.limit_mcpu)
     cause[idx] = Cause.REPLAY
-    changed = active & (alloc != frame.limit_mcpu)
     return frame.plan(
         now=0.0,
-        inputs=inputs,
         envelope=inputs.signals.usage,
         idx=idx,
         want=w.want,
