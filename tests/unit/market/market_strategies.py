@@ -33,7 +33,7 @@ _weight = st.one_of(
     st.sampled_from([1.0, 2.0, 0.5]),  # exact ties
     st.floats(-9.0, 9.0).map(lambda e: 10.0**e),  # many orders of magnitude
 )
-_bound = st.one_of(st.floats(0.0, 10.0), st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+_bound = st.one_of(st.floats(0.0, 10.0, allow_subnormal=False), st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 
 
 @st.composite
@@ -57,13 +57,16 @@ def problems(draw: st.DrawFn, min_n: int = 0, max_n: int = 40, feasible_only: bo
     lo = np.array([p[1] for p in pods], dtype=float)
     up = np.array([p[2] for p in pods], dtype=float)
     s_lo, s_up = float(lo.sum()), float(up.sum())
+    # No subnormal shares: a capacity of 1.5e-323 cores has no meaning and too few mantissa bits
+    # for the optimality checks' tolerances (Hypothesis found one).
+    share = st.floats(0.0, 1.0, allow_subnormal=False)
     regime = draw(st.integers(0, 5))
     if regime == 0:
         cap = s_lo
     elif regime == 1:
-        cap = s_up * draw(st.floats(1.0, 3.0)) + draw(st.floats(0.0, 1.0))
+        cap = s_up * draw(st.floats(1.0, 3.0)) + draw(share)
     else:
-        cap = s_lo + (s_up - s_lo) * draw(st.floats(0.0, 1.0))
+        cap = s_lo + (s_up - s_lo) * draw(share)
     if not feasible_only and draw(st.booleans()):
         cap = max(0.0, s_lo * draw(st.floats(0.0, 0.99)))
     return Problem(float(cap), w, lo, up)
