@@ -18,7 +18,8 @@ Worker threads take due keys and run :meth:`Reconciler.reconcile`:
    only while this replica leads: a 409 re-reads the pod and tries once more, further conflicts
    back off; a 422 is final for that generation;
 6. post Events (each resize, each refusal, each manual resize undone) and write the status only
-   when it changed (a 404 there means the allocation is gone: forgotten like a delete);
+   when it changed (:mod:`mbcas.controller.status` says what they hold; a 404 on the status write
+   means the allocation is gone: forgotten like a delete);
 7. requeue after what the decision asks (step-cap continuation, interval, cooldown, kubelet
    pending), and at most ``resync_s`` later: the periodic re-check goes through the queue.
 
@@ -33,7 +34,6 @@ process nothing; a new leader requeues everything it knows.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import math
 import threading
@@ -44,20 +44,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mbcas.api.models import (
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-    Condition,
-    Phase,
-    PodAllocation,
-    PodAllocationStatus,
-)
+from mbcas.api.models import GROUP, PLURAL, VERSION, Phase, PodAllocation
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
 from mbcas.controller.shared import SharedSettings
+from mbcas.controller.status import next_status, post_events, same_status
 from mbcas.core.units import QuantityError, format_cpu, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.backoff import Backoff, BackoffPolicy, is_overload
@@ -70,7 +62,7 @@ from mbcas.kube.errors import (
     PodGoneError,
     RefusedError,
 )
-from mbcas.kube.events import EventRecorder, ObjectRef
+from mbcas.kube.events import EventRecorder
 from mbcas.kube.podview import PodView
 from mbcas.kube.workqueue import WorkQueue
 from mbcas.policy.resize import ResizeGate
@@ -78,8 +70,6 @@ from mbcas.policy.resize import ResizeGate
 __all__ = ["RELIST_KEY", "Reconciler"]
 
 log = logging.getLogger(__name__)
-
-_FINAL_STATUS_FIELDS = ("phase", "appliedCPULimit", "message", "observedGeneration")
 
 #: The work-queue key of the periodic re-list (never a valid ``namespace/name``).
 RELIST_KEY = "\x00relist"
@@ -447,7 +437,15 @@ class Reconciler:
             return None
         if changed and decision.refusal:
             self.metrics.refusals.labels(reason=decision.reason).inc()
-            self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=decision.event_on_pod)
+            post_events(
+                self.events,
+                pa,
+                pod,
+                decision.reason,
+                decision.message,
+                warning=True,
+                on_pod=decision.event_on_pod,
+            )
         requeue = decision.requeue_after_s
         return self.config.resync_s if requeue is None else min(requeue, self.config.resync_s)
 
@@ -511,7 +509,7 @@ class Reconciler:
                 body={"preconditions": {"uid": meta.get("uid")}},
             )
         self.metrics.refusals.labels(reason=decision.reason).inc()
-        self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
+        post_events(self.events, pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
         self._drop(key)
 
     def _resize(
@@ -561,7 +559,7 @@ class Reconciler:
                 track.final_failure = f"resize rejected by the apiserver (not retried): {exc}"
                 with self._lock:
                     self.gate.record_failure(uid, self._mono())
-                self._post(pa, pod, "ResizeRejected", str(exc), warning=True, on_pod=True)
+                post_events(self.events, pa, pod, "ResizeRejected", str(exc), warning=True, on_pod=True)
                 return Decision(
                     Phase.FAILED, "Invalid", track.final_failure, applied_mcpu=decision.applied_mcpu
                 )
@@ -576,9 +574,10 @@ class Reconciler:
                 self.metrics.resizes.labels(
                     result="capped" if value != pa.spec.cpu_limit_mcpu else "applied"
                 ).inc()
-                self._post(pa, result.pod, "Resized", result.describe(), on_pod=True)
+                post_events(self.events, pa, result.pod, "Resized", result.describe(), on_pod=True)
                 if decision.manual_override:
-                    self._post(
+                    post_events(
+                        self.events,
                         pa,
                         result.pod,
                         "ManualResizeOverridden",
@@ -597,35 +596,7 @@ class Reconciler:
             )
         raise AssertionError("unreachable")
 
-    # ----------------------------------------------------------------- side effects
-
-    def _post(
-        self,
-        pa: PodAllocation,
-        pod: PodView | None,
-        reason: str,
-        message: str,
-        *,
-        warning: bool = False,
-        on_pod: bool = False,
-    ) -> None:
-        meta = pa.metadata
-        self.events.post(
-            ObjectRef(
-                f"{GROUP}/{VERSION}",
-                KIND,
-                str(meta.get("namespace", "")),
-                str(meta.get("name", "")),
-                str(meta.get("uid", "")),
-            ),
-            reason,
-            message,
-            warning=warning,
-        )
-        if on_pod and pod is not None and pod.uid == pa.spec.pod_uid:
-            self.events.post(
-                ObjectRef("v1", "Pod", pod.namespace, pod.name, pod.uid), reason, message, warning=warning
-            )
+    # ----------------------------------------------------------------- status
 
     def _write_status(
         self,
@@ -636,55 +607,15 @@ class Reconciler:
         retrying: tuple[str, str] | None = None,
         last_applied: float | None = None,
     ) -> bool | None:
-        """Merge-patch the allocation's status if it differs: whether it was written; None when
-        the allocation is gone (404)."""
+        """Merge-patch the allocation's status (:func:`~mbcas.controller.status.next_status`) if it
+        differs: whether it was written; None when the allocation is gone (404)."""
         meta = _meta(body)
         old = body.get("status") or {}
-        now = dt.datetime.now(dt.UTC)
         generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
-        try:
-            old_status = PodAllocationStatus.model_validate(old) if old else PodAllocationStatus()
-        except ValidationError:
-            old_status = PodAllocationStatus()
-        if decision is None:  # error path: keep phase and values, add a Retrying condition
-            status = old_status.model_copy()
-            status.conditions = [c for c in old_status.conditions if c.type != "Retrying"]
-            assert retrying is not None
-            status.conditions.append(
-                self._condition(
-                    old_status,
-                    ctype="Retrying",
-                    status="True",
-                    reason=retrying[0],
-                    message=retrying[1],
-                    now=now,
-                    generation=generation,
-                )
-            )
-        else:
-            applied_time = old_status.last_applied_time
-            if last_applied is not None:
-                applied_time = dt.datetime.fromtimestamp(last_applied, dt.UTC)
-            status = PodAllocationStatus(
-                phase=decision.phase,
-                applied_cpu_limit_mcpu=decision.applied_mcpu,
-                last_applied_time=applied_time,
-                observed_generation=generation,
-                message=decision.message,
-                conditions=[
-                    self._condition(
-                        old_status,
-                        ctype="Applied",
-                        status="True" if decision.phase is Phase.APPLIED else "False",
-                        reason=decision.reason,
-                        message=decision.message,
-                        now=now,
-                        generation=generation,
-                    )
-                ],
-            )
-        new_body = status.to_body()
-        if _same_status(old, new_body):
+        new_body = next_status(
+            old, decision, generation=generation, retrying=retrying, last_applied=last_applied
+        )
+        if same_status(old, new_body):
             return False
         if not self.is_active():
             return False
@@ -706,41 +637,3 @@ class Reconciler:
             if cached is not None and _meta(cached).get("uid") == meta.get("uid"):
                 cached["status"] = new_body
         return True
-
-    @staticmethod
-    def _condition(
-        old: PodAllocationStatus,
-        *,
-        ctype: str,
-        status: str,
-        reason: str,
-        message: str,
-        now: dt.datetime,
-        generation: int | None,
-    ) -> Condition:
-        prev = next((c for c in old.conditions if c.type == ctype), None)
-        since = prev.last_transition_time if prev is not None and prev.status == status else now
-        return Condition(
-            type=ctype,
-            status=status,
-            reason=reason,
-            message=message[:32768],
-            last_transition_time=since,
-            observed_generation=generation,
-        )
-
-
-def _same_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Equal for our purposes: same fields and same conditions except timestamps."""
-    if any(old.get(f) != new.get(f) for f in _FINAL_STATUS_FIELDS):
-        return False
-    if old.get("lastAppliedTime") != new.get("lastAppliedTime"):
-        return False
-
-    def conds(s: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-            for c in s.get("conditions") or []
-        )
-
-    return conds(old) == conds(new)
