@@ -4,6 +4,7 @@
 - :mod:`mbcas.controller.reconciler` — work queue (:mod:`mbcas.kube.workqueue`), workers, retries,
   the reconcile of one allocation;
 - :mod:`mbcas.controller.tracker` — what the watch events say: allocations, their pods and nodes;
+- :mod:`mbcas.controller.resize_step` — the resize step: the patch, its conflicts and refusals;
 - :mod:`mbcas.controller.status` — the status a decision reports, and the Events posted;
 - :mod:`mbcas.controller.decide` — the pure decision for one allocation against its pod;
 - :mod:`mbcas.controller.config` — ``ControllerConfig`` (``MBCAS_CONTROLLER_*``);

@@ -11,9 +11,9 @@ Worker threads take due keys and run :meth:`Reconciler.reconcile`:
 3. :func:`~mbcas.controller.decide.decide` (pure) says what to report and what to patch;
 4. an allocation that names another node than its pod's is deleted (with an Event);
 5. before a resize the allocation is read once more, so a decision deleted while the watch was
-   down is never applied; the patch goes through the :class:`~mbcas.kube.actuator.Actuator`
-   only while this replica leads: a 409 re-reads the pod and tries once more, further conflicts
-   back off; a 422 is final for that generation;
+   down is never applied; then :mod:`mbcas.controller.resize_step` patches the pod through the
+   :class:`~mbcas.kube.actuator.Actuator`, only while this replica leads: a 409 re-reads the pod
+   and tries once more, further conflicts back off; a 422 is final for that generation;
 6. post Events (each resize, each refusal, each manual resize undone) and write the status only
    when it changed (:mod:`mbcas.controller.status` says what they hold; a 404 on the status write
    means the allocation is gone: forgotten like a delete);
@@ -44,20 +44,19 @@ from mbcas.api.models import GROUP, PLURAL, VERSION, Phase, PodAllocation
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
+from mbcas.controller.resize_step import ResizeStep
 from mbcas.controller.shared import SharedSettings
 from mbcas.controller.status import next_status, post_events, same_status
 from mbcas.controller.tracker import Tracker, Tracking, allocation_key, metadata
-from mbcas.core.units import QuantityError, format_cpu, parse_cpu
+from mbcas.core.units import QuantityError, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.backoff import Backoff, BackoffPolicy, is_overload
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import (
     ConflictError,
-    InvalidError,
     KubeError,
     NotFoundError,
     PodGoneError,
-    RefusedError,
 )
 from mbcas.kube.events import EventRecorder
 from mbcas.kube.podview import PodView
@@ -74,7 +73,7 @@ RELIST_KEY = "\x00relist"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
-class Reconciler(Tracker):
+class Reconciler(ResizeStep, Tracker):
     """Reconciles PodAllocations into pod resizes. Start with :meth:`start`, stop with :meth:`stop`."""
 
     def __init__(
@@ -366,90 +365,6 @@ class Reconciler(Tracker):
         self.metrics.refusals.labels(reason=decision.reason).inc()
         post_events(self.events, pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
         self._drop(key)
-
-    def _resize(
-        self, key: str, pa: PodAllocation, pod: PodView, decision: Decision, track: Tracking
-    ) -> Decision:
-        """Patch the pod to ``decision.resize_to_mcpu``; returns the decision to report."""
-        value = decision.resize_to_mcpu
-        assert value is not None
-        uid = pa.spec.pod_uid
-        for attempt in range(2):
-            if not self.is_active():  # leadership may have ended since the worker took the key
-                return Decision(
-                    Phase.PENDING,
-                    "NotLeader",
-                    "this replica no longer leads; the leader will apply it",
-                    applied_mcpu=decision.applied_mcpu,
-                    requeue_after_s=self.config.resync_s,
-                )
-            try:
-                result = self.actuator.apply_cpu_limit(pod, value, expected_uid=uid)
-            except ConflictError as exc:
-                self.metrics.resizes.labels(result="conflict").inc()
-                if attempt == 0:
-                    fresh = self._pod(pa, fresh=True)
-                    if fresh is None or fresh.uid != uid:
-                        return Decision(Phase.FAILED, "PodGone", f"pod {pod.key} was deleted")
-                    pod = fresh
-                    redo = self._decide(pa, pod, track)
-                    if redo.resize_to_mcpu is None:
-                        return redo
-                    decision, value = redo, redo.resize_to_mcpu
-                    continue
-                delay = self.conflicts.failed(key, exc)
-                return Decision(
-                    Phase.PENDING,
-                    "Conflict",
-                    f"pod kept changing; retrying in {delay:.1f}s",
-                    applied_mcpu=decision.applied_mcpu,
-                    requeue_after_s=delay,
-                )
-            except PodGoneError as exc:
-                return Decision(Phase.FAILED, "PodGone", str(exc))
-            except RefusedError as exc:
-                return Decision(Phase.REFUSED, exc.reason, str(exc), event_on_pod=True)
-            except InvalidError as exc:
-                self.metrics.resizes.labels(result="invalid").inc()
-                track.final_failure = f"resize rejected by the apiserver (not retried): {exc}"
-                with self._lock:
-                    self.gate.record_failure(uid, self._mono())
-                post_events(self.events, pa, pod, "ResizeRejected", str(exc), warning=True, on_pod=True)
-                return Decision(
-                    Phase.FAILED, "Invalid", track.final_failure, applied_mcpu=decision.applied_mcpu
-                )
-            self.conflicts.forget(key)
-            with self._lock:
-                self.gate.record_applied(uid, self._mono())
-                if uid in self._by_uid:
-                    self._pods[uid] = result.pod
-            track.last_resize_at = self._clock()
-            track.own_generation = result.pod.generation
-            if result.patched:
-                self.metrics.resizes.labels(
-                    result="capped" if value != pa.spec.cpu_limit_mcpu else "applied"
-                ).inc()
-                post_events(self.events, pa, result.pod, "Resized", result.describe(), on_pod=True)
-                if decision.manual_override:
-                    post_events(
-                        self.events,
-                        pa,
-                        result.pod,
-                        "ManualResizeOverridden",
-                        f"pod {pod.key}: the CPU limit set by {decision.manual_override} was replaced by "
-                        f"PodAllocation {pa.metadata.get('name')} ({format_cpu(value)}); to keep a manual "
-                        "limit, opt the pod out of MBCAS",
-                        warning=True,
-                        on_pod=True,
-                    )
-            return Decision(
-                Phase.PENDING,
-                "Resizing",
-                decision.message,
-                applied_mcpu=result.pod.limits_of(result.plan)[1],
-                requeue_after_s=self.config.rules.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
-            )
-        raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- status
 
