@@ -100,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from mbcas.agent.config import AgentConfig
     from mbcas.agent.loop import NodeAgent
     from mbcas.cgroups.reader import CgroupReader
-    from mbcas.cli import top
+    from mbcas.cli import top, top_metrics
     from mbcas.controller.config import ControllerConfig
     from mbcas.controller.main import Controller
     from mbcas.core.units import format_cpu, parse_cpu
@@ -185,7 +185,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "Ctrl-C to stop." if args.duration is None else f"running for {args.duration:.0f}s.", flush=True
         )
         started = time.monotonic()
-        source = top.FunctionSource(agent.metrics.render)
+        source = top_metrics.FunctionSource(agent.metrics.render)
         while not stop.wait(2.0):
             elapsed = time.monotonic() - started
             try:

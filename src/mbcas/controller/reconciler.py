@@ -1,11 +1,8 @@
-"""The controller's engine: what the watch events say, a work queue, workers that reconcile.
+"""The controller's engine: a work queue, and workers that reconcile allocations into resizes.
 
-kopf handlers (in :mod:`mbcas.controller.main`) feed :meth:`Reconciler.on_allocation`,
-:meth:`Reconciler.on_pod` and :meth:`Reconciler.on_node` with the bodies they receive; those
-update what the reconciler knows and enqueue the allocation's key. Only pods that have a
-PodAllocation are looked at: :meth:`Reconciler.tracks_pod` is one dict lookup on the pod's UID
-(no parsing, no lock) and is kopf's ``when=`` filter, so the events of every other pod in the
-cluster end there. Tracked pods are parsed outside the lock and kept by UID.
+The :class:`Reconciler` is a :class:`~mbcas.controller.tracker.Tracker`: the kopf handlers (in
+:mod:`mbcas.controller.main`) feed it the watch events of allocations, pods and nodes, which
+update what it knows and enqueue the keys of the allocations concerned.
 
 Worker threads take due keys and run :meth:`Reconciler.reconcile`:
 
@@ -14,11 +11,12 @@ Worker threads take due keys and run :meth:`Reconciler.reconcile`:
 3. :func:`~mbcas.controller.decide.decide` (pure) says what to report and what to patch;
 4. an allocation that names another node than its pod's is deleted (with an Event);
 5. before a resize the allocation is read once more, so a decision deleted while the watch was
-   down is never applied; the patch goes through the :class:`~mbcas.kube.actuator.Actuator`
-   only while this replica leads: a 409 re-reads the pod and tries once more, further conflicts
-   back off; a 422 is final for that generation;
+   down is never applied; then :mod:`mbcas.controller.resize_step` patches the pod through the
+   :class:`~mbcas.kube.actuator.Actuator`, only while this replica leads: a 409 re-reads the pod
+   and tries once more, further conflicts back off; a 422 is final for that generation;
 6. post Events (each resize, each refusal, each manual resize undone) and write the status only
-   when it changed (a 404 there means the allocation is gone: forgotten like a delete);
+   when it changed (:mod:`mbcas.controller.status` says what they hold; a 404 on the status write
+   means the allocation is gone: forgotten like a delete);
 7. requeue after what the decision asks (step-cap continuation, interval, cooldown, kubelet
    pending), and at most ``resync_s`` later: the periodic re-check goes through the queue.
 
@@ -33,44 +31,34 @@ process nothing; a new leader requeues everything it knows.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from mbcas.api.models import (
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-    Condition,
-    Phase,
-    PodAllocation,
-    PodAllocationStatus,
-)
+from mbcas.api.models import GROUP, PLURAL, VERSION, Phase, PodAllocation
 from mbcas.controller.config import ControllerConfig
 from mbcas.controller.decide import Decision, decide
 from mbcas.controller.metrics import ControllerMetrics
+from mbcas.controller.resize_step import ResizeStep
 from mbcas.controller.shared import SharedSettings
-from mbcas.core.units import QuantityError, format_cpu, parse_cpu
+from mbcas.controller.status import next_status, post_events, same_status
+from mbcas.controller.tracker import Tracker, Tracking, allocation_key, metadata
+from mbcas.core.units import QuantityError, parse_cpu
 from mbcas.kube.actuator import Actuator
 from mbcas.kube.backoff import Backoff, BackoffPolicy, is_overload
 from mbcas.kube.client import Kube
 from mbcas.kube.errors import (
     ConflictError,
-    InvalidError,
     KubeError,
     NotFoundError,
     PodGoneError,
-    RefusedError,
 )
-from mbcas.kube.events import EventRecorder, ObjectRef
+from mbcas.kube.events import EventRecorder
 from mbcas.kube.podview import PodView
 from mbcas.kube.workqueue import WorkQueue
 from mbcas.policy.resize import ResizeGate
@@ -79,39 +67,13 @@ __all__ = ["RELIST_KEY", "Reconciler"]
 
 log = logging.getLogger(__name__)
 
-_FINAL_STATUS_FIELDS = ("phase", "appliedCPULimit", "message", "observedGeneration")
-
 #: The work-queue key of the periodic re-list (never a valid ``namespace/name``).
 RELIST_KEY = "\x00relist"
 
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
-@dataclass
-class _Tracking:
-    """Per-allocation memory of the reconciler (not persisted: rebuilt from the API on restart)."""
-
-    uid: str = ""  # the allocation object's UID
-    pod_uid: str = ""  # spec.podUID (index key)
-    generation: int | None = None
-    seen_at: float = 0.0  # monotonic time the generation was first seen
-    event_at: float = 0.0  # monotonic time of the last watch event (re-list bookkeeping)
-    latency_observed: bool = False
-    final_failure: str | None = None  # 422 message for this generation
-    last_resize_at: float | None = None  # wall time of our last accepted patch
-    own_generation: int | None = None  # pod generation our last accepted patch produced
-
-
-def _key(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
-
-
-def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = body.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-class Reconciler:
+class Reconciler(ResizeStep, Tracker):
     """Reconciles PodAllocations into pod resizes. Start with :meth:`start`, stop with :meth:`stop`."""
 
     def __init__(
@@ -131,11 +93,9 @@ class Reconciler:
         """The contract settings shared with the agent (deadband, staleness, allow_restart)."""
         self.actuator = Actuator(kube, allow_restart=self.shared.current().allow_restart)
         self.events = EventRecorder(kube, instance=config.identity)
-        self.gate = ResizeGate(config.rules)
-        self.queue = WorkQueue(mono)
+        super().__init__(ResizeGate(config.rules), WorkQueue(mono), mono)
         self.is_active = is_active
         self._clock = clock
-        self._mono = mono
         # One retry rule for everything: the configured failure cooldown as its base for errors,
         # a short base for conflicts (another writer raced us; the pod is re-read at once).
         rules = config.rules
@@ -147,133 +107,15 @@ class Reconciler:
         )
         self.conflicts = Backoff(BackoffPolicy(base_s=0.2, factor=2.0, max_s=min(cap, 30.0)))
         self._hold_until = -math.inf  # every worker waits until then (API overloaded or down)
-        self._lock = threading.RLock()  # everything below, and the gate
-        self._allocations: dict[str, dict[str, Any]] = {}
-        self._tracking: dict[str, _Tracking] = {}
-        self._by_uid: dict[str, set[str]] = {}  # pod UID -> allocation keys (read lock-free: tracks_pod)
-        self._pods: dict[str, PodView] = {}  # pod UID -> latest pod seen (tracked pods only)
-        self._node_cpu: dict[str, str] = {}  # node -> its allocatable CPU as last seen
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.queue.add(RELIST_KEY, config.resync_s)  # always scheduled: it re-adds itself
 
-    # ----------------------------------------------------------------- event intake (kopf side)
-
-    def tracks_pod(self, uid: str | None) -> bool:
-        """Does a PodAllocation name this pod UID? One dict lookup, no lock (kopf's ``when=``).
-
-        A stale answer only delays an event: the reconcile reads the pod itself when it has none.
-        """
-        return uid is not None and uid in self._by_uid
-
-    def allocation_keys(self) -> Iterator[str]:
-        """The keys of the allocations the reconciler knows (a snapshot)."""
-        with self._lock:
-            return iter(sorted(self._allocations))
-
-    def _index(self, key: str, pod_uid: str) -> None:
-        self._by_uid.setdefault(pod_uid, set()).add(key)
-
-    def _unindex(self, key: str, pod_uid: str) -> None:
-        keys = self._by_uid.get(pod_uid)
-        if keys is None:
-            return
-        keys.discard(key)
-        if not keys:  # the pod has no allocation left: forget everything about it
-            del self._by_uid[pod_uid]
-            self._pods.pop(pod_uid, None)
-            self.gate.forget(pod_uid)
-
     def _drop(self, key: str) -> None:
-        """Forget allocation ``key`` entirely (deleted, or found gone)."""
-        with self._lock:
-            self._allocations.pop(key, None)
-            track = self._tracking.pop(key, None)
-            if track is not None:
-                self._unindex(key, track.pod_uid)
+        """Forget ``key`` (see :meth:`Tracker._drop`) and its conflict and error backoffs."""
+        super()._drop(key)
         self.conflicts.forget(key)
         self.errors.forget(key)
-
-    def on_allocation(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A PodAllocation watch event (``ADDED``/``MODIFIED``/``DELETED``, or None for listing)."""
-        meta = _meta(body)
-        key = _key(str(meta.get("namespace", "")), str(meta.get("name", "")))
-        if event_type == "DELETED":
-            self._drop(key)
-            return
-        spec = body.get("spec")
-        pod_uid = str((spec if isinstance(spec, Mapping) else {}).get("podUID", ""))
-        generation = meta.get("generation")
-        with self._lock:
-            track = self._tracking.get(key)
-            if track is None:
-                track = self._tracking[key] = _Tracking()
-            elif track.pod_uid != pod_uid:
-                self._unindex(key, track.pod_uid)
-            self._allocations[key] = dict(body)
-            track.uid = str(meta.get("uid", ""))
-            track.pod_uid = pod_uid
-            track.event_at = self._mono()
-            self._index(key, pod_uid)
-            if generation != track.generation:
-                track.generation = generation if isinstance(generation, int) else None
-                track.seen_at = self._mono()
-                track.latency_observed = False
-                track.final_failure = None
-        self.queue.add(key)
-
-    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A pod watch event: only pods with an allocation are parsed, cached by UID, and woken."""
-        uid = _meta(body).get("uid")
-        if not self.tracks_pod(uid):
-            return
-        assert isinstance(uid, str)
-        view = None if event_type == "DELETED" else PodView.from_body(body)  # outside the lock
-        with self._lock:
-            keys = set(self._by_uid.get(uid, ()))
-            if not keys:
-                return
-            if view is None:
-                self._pods.pop(uid, None)
-                self.gate.forget(uid)
-            else:
-                self._pods[uid] = view
-        for key in keys:
-            self.queue.add(key)
-
-    def allocation_bodies(self) -> list[dict[str, Any]]:
-        """A snapshot of the cached PodAllocation bodies (the ``mbcas_controller_allocations`` gauge)."""
-        with self._lock:
-            return list(self._allocations.values())
-
-    def on_node(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A node watch event: a change of its allocatable CPU forgets the infeasible values
-        remembered for the pods on it (the kubelet may fit them now)."""
-        name = str(_meta(body).get("name", ""))
-        status = body.get("status")
-        allocatable = (status if isinstance(status, Mapping) else {}).get("allocatable")
-        cpu = str((allocatable if isinstance(allocatable, Mapping) else {}).get("cpu", ""))
-        wake: set[str] = set()
-        with self._lock:
-            if event_type == "DELETED":
-                self._node_cpu.pop(name, None)
-                return
-            before = self._node_cpu.get(name)
-            self._node_cpu[name] = cpu
-            if before == cpu:
-                return
-            for uid, pod in self._pods.items():
-                if pod.node_name != name:
-                    continue
-                if before is None:  # first sighting: pods without a limit were waiting for it
-                    wake |= self._by_uid.get(uid, set())
-                elif self.gate.history(uid).infeasible_mcpu is not None:
-                    self.gate.clear_infeasible(uid)
-                    wake |= self._by_uid.get(uid, set())
-        if wake and before is not None:
-            log.info("node %s: allocatable CPU %s -> %s; infeasible values forgotten", name, before, cpu)
-        for key in wake:
-            self.queue.add(key)
 
     def requeue_all(self) -> None:
         """Enqueue every known allocation and a re-list (new leadership)."""
@@ -345,8 +187,10 @@ class Reconciler:
         self._api_ok()
         present = set()
         for item in (listing or {}).get("items") or []:
-            m = _meta(item)
-            present.add((_key(str(m.get("namespace", "")), str(m.get("name", ""))), str(m.get("uid", ""))))
+            m = metadata(item)
+            present.add(
+                (allocation_key(str(m.get("namespace", "")), str(m.get("name", ""))), str(m.get("uid", "")))
+            )
         with self._lock:
             gone = [
                 key
@@ -447,11 +291,19 @@ class Reconciler:
             return None
         if changed and decision.refusal:
             self.metrics.refusals.labels(reason=decision.reason).inc()
-            self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=decision.event_on_pod)
+            post_events(
+                self.events,
+                pa,
+                pod,
+                decision.reason,
+                decision.message,
+                warning=True,
+                on_pod=decision.event_on_pod,
+            )
         requeue = decision.requeue_after_s
         return self.config.resync_s if requeue is None else min(requeue, self.config.resync_s)
 
-    def _decide(self, pa: PodAllocation, pod: PodView | None, track: _Tracking) -> Decision:
+    def _decide(self, pa: PodAllocation, pod: PodView | None, track: Tracking) -> Decision:
         contract = self.shared.current()  # may read the ConfigMap: outside the lock
         with self._lock:
             self.actuator.allow_restart = contract.allow_restart
@@ -479,7 +331,7 @@ class Reconciler:
     def _confirm(self, key: str, body: Mapping[str, Any]) -> bool | float | None:
         """Read the allocation before acting on it: True to go on; None when it is gone (forgotten
         at once); 0 when it changed (requeue now: the fresh body replaces the one we had)."""
-        meta = _meta(body)
+        meta = metadata(body)
         try:
             fresh = self.kube.request_json(
                 "GET",
@@ -490,7 +342,7 @@ class Reconciler:
             log.info("podallocation %s is gone (missed while the watch was down): not applied", key)
             self._drop(key)
             return None
-        fresh_meta = _meta(fresh)
+        fresh_meta = metadata(fresh)
         if fresh_meta.get("uid") == meta.get("uid") and fresh_meta.get("generation") == meta.get(
             "generation"
         ):
@@ -511,121 +363,10 @@ class Reconciler:
                 body={"preconditions": {"uid": meta.get("uid")}},
             )
         self.metrics.refusals.labels(reason=decision.reason).inc()
-        self._post(pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
+        post_events(self.events, pa, pod, decision.reason, decision.message, warning=True, on_pod=False)
         self._drop(key)
 
-    def _resize(
-        self, key: str, pa: PodAllocation, pod: PodView, decision: Decision, track: _Tracking
-    ) -> Decision:
-        """Patch the pod to ``decision.resize_to_mcpu``; returns the decision to report."""
-        value = decision.resize_to_mcpu
-        assert value is not None
-        uid = pa.spec.pod_uid
-        for attempt in range(2):
-            if not self.is_active():  # leadership may have ended since the worker took the key
-                return Decision(
-                    Phase.PENDING,
-                    "NotLeader",
-                    "this replica no longer leads; the leader will apply it",
-                    applied_mcpu=decision.applied_mcpu,
-                    requeue_after_s=self.config.resync_s,
-                )
-            try:
-                result = self.actuator.apply_cpu_limit(pod, value, expected_uid=uid)
-            except ConflictError as exc:
-                self.metrics.resizes.labels(result="conflict").inc()
-                if attempt == 0:
-                    fresh = self._pod(pa, fresh=True)
-                    if fresh is None or fresh.uid != uid:
-                        return Decision(Phase.FAILED, "PodGone", f"pod {pod.key} was deleted")
-                    pod = fresh
-                    redo = self._decide(pa, pod, track)
-                    if redo.resize_to_mcpu is None:
-                        return redo
-                    decision, value = redo, redo.resize_to_mcpu
-                    continue
-                delay = self.conflicts.failed(key, exc)
-                return Decision(
-                    Phase.PENDING,
-                    "Conflict",
-                    f"pod kept changing; retrying in {delay:.1f}s",
-                    applied_mcpu=decision.applied_mcpu,
-                    requeue_after_s=delay,
-                )
-            except PodGoneError as exc:
-                return Decision(Phase.FAILED, "PodGone", str(exc))
-            except RefusedError as exc:
-                return Decision(Phase.REFUSED, exc.reason, str(exc), event_on_pod=True)
-            except InvalidError as exc:
-                self.metrics.resizes.labels(result="invalid").inc()
-                track.final_failure = f"resize rejected by the apiserver (not retried): {exc}"
-                with self._lock:
-                    self.gate.record_failure(uid, self._mono())
-                self._post(pa, pod, "ResizeRejected", str(exc), warning=True, on_pod=True)
-                return Decision(
-                    Phase.FAILED, "Invalid", track.final_failure, applied_mcpu=decision.applied_mcpu
-                )
-            self.conflicts.forget(key)
-            with self._lock:
-                self.gate.record_applied(uid, self._mono())
-                if uid in self._by_uid:
-                    self._pods[uid] = result.pod
-            track.last_resize_at = self._clock()
-            track.own_generation = result.pod.generation
-            if result.patched:
-                self.metrics.resizes.labels(
-                    result="capped" if value != pa.spec.cpu_limit_mcpu else "applied"
-                ).inc()
-                self._post(pa, result.pod, "Resized", result.describe(), on_pod=True)
-                if decision.manual_override:
-                    self._post(
-                        pa,
-                        result.pod,
-                        "ManualResizeOverridden",
-                        f"pod {pod.key}: the CPU limit set by {decision.manual_override} was replaced by "
-                        f"PodAllocation {pa.metadata.get('name')} ({format_cpu(value)}); to keep a manual "
-                        "limit, opt the pod out of MBCAS",
-                        warning=True,
-                        on_pod=True,
-                    )
-            return Decision(
-                Phase.PENDING,
-                "Resizing",
-                decision.message,
-                applied_mcpu=result.pod.limits_of(result.plan)[1],
-                requeue_after_s=self.config.rules.min_interval_s if value != pa.spec.cpu_limit_mcpu else None,
-            )
-        raise AssertionError("unreachable")
-
-    # ----------------------------------------------------------------- side effects
-
-    def _post(
-        self,
-        pa: PodAllocation,
-        pod: PodView | None,
-        reason: str,
-        message: str,
-        *,
-        warning: bool = False,
-        on_pod: bool = False,
-    ) -> None:
-        meta = pa.metadata
-        self.events.post(
-            ObjectRef(
-                f"{GROUP}/{VERSION}",
-                KIND,
-                str(meta.get("namespace", "")),
-                str(meta.get("name", "")),
-                str(meta.get("uid", "")),
-            ),
-            reason,
-            message,
-            warning=warning,
-        )
-        if on_pod and pod is not None and pod.uid == pa.spec.pod_uid:
-            self.events.post(
-                ObjectRef("v1", "Pod", pod.namespace, pod.name, pod.uid), reason, message, warning=warning
-            )
+    # ----------------------------------------------------------------- status
 
     def _write_status(
         self,
@@ -636,55 +377,15 @@ class Reconciler:
         retrying: tuple[str, str] | None = None,
         last_applied: float | None = None,
     ) -> bool | None:
-        """Merge-patch the allocation's status if it differs: whether it was written; None when
-        the allocation is gone (404)."""
-        meta = _meta(body)
+        """Merge-patch the allocation's status (:func:`~mbcas.controller.status.next_status`) if it
+        differs: whether it was written; None when the allocation is gone (404)."""
+        meta = metadata(body)
         old = body.get("status") or {}
-        now = dt.datetime.now(dt.UTC)
         generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
-        try:
-            old_status = PodAllocationStatus.model_validate(old) if old else PodAllocationStatus()
-        except ValidationError:
-            old_status = PodAllocationStatus()
-        if decision is None:  # error path: keep phase and values, add a Retrying condition
-            status = old_status.model_copy()
-            status.conditions = [c for c in old_status.conditions if c.type != "Retrying"]
-            assert retrying is not None
-            status.conditions.append(
-                self._condition(
-                    old_status,
-                    ctype="Retrying",
-                    status="True",
-                    reason=retrying[0],
-                    message=retrying[1],
-                    now=now,
-                    generation=generation,
-                )
-            )
-        else:
-            applied_time = old_status.last_applied_time
-            if last_applied is not None:
-                applied_time = dt.datetime.fromtimestamp(last_applied, dt.UTC)
-            status = PodAllocationStatus(
-                phase=decision.phase,
-                applied_cpu_limit_mcpu=decision.applied_mcpu,
-                last_applied_time=applied_time,
-                observed_generation=generation,
-                message=decision.message,
-                conditions=[
-                    self._condition(
-                        old_status,
-                        ctype="Applied",
-                        status="True" if decision.phase is Phase.APPLIED else "False",
-                        reason=decision.reason,
-                        message=decision.message,
-                        now=now,
-                        generation=generation,
-                    )
-                ],
-            )
-        new_body = status.to_body()
-        if _same_status(old, new_body):
+        new_body = next_status(
+            old, decision, generation=generation, retrying=retrying, last_applied=last_applied
+        )
+        if same_status(old, new_body):
             return False
         if not self.is_active():
             return False
@@ -703,44 +404,6 @@ class Reconciler:
             return False
         with self._lock:  # remember what we wrote so the next compare does not rewrite it
             cached = self._allocations.get(key)
-            if cached is not None and _meta(cached).get("uid") == meta.get("uid"):
+            if cached is not None and metadata(cached).get("uid") == meta.get("uid"):
                 cached["status"] = new_body
         return True
-
-    @staticmethod
-    def _condition(
-        old: PodAllocationStatus,
-        *,
-        ctype: str,
-        status: str,
-        reason: str,
-        message: str,
-        now: dt.datetime,
-        generation: int | None,
-    ) -> Condition:
-        prev = next((c for c in old.conditions if c.type == ctype), None)
-        since = prev.last_transition_time if prev is not None and prev.status == status else now
-        return Condition(
-            type=ctype,
-            status=status,
-            reason=reason,
-            message=message[:32768],
-            last_transition_time=since,
-            observed_generation=generation,
-        )
-
-
-def _same_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Equal for our purposes: same fields and same conditions except timestamps."""
-    if any(old.get(f) != new.get(f) for f in _FINAL_STATUS_FIELDS):
-        return False
-    if old.get("lastAppliedTime") != new.get("lastAppliedTime"):
-        return False
-
-    def conds(s: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-            for c in s.get("conditions") or []
-        )
-
-    return conds(old) == conds(new)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mbcas.agent.metrics import AgentMetrics
-from mbcas.cli import top
+from mbcas.cli import top, top_metrics
 from mbcas.demand import Signals
 from mbcas.kube.errors import ApiUnavailableError, ForbiddenError
 from mbcas.policy.node import NodeInputs, replay
@@ -48,7 +48,7 @@ def agent_text(node: str = "n1") -> str:
 
 
 def test_parse_agent_metrics_reads_node_and_pod_signals() -> None:
-    node, pods = top.parse_agent_metrics(agent_text("node-9"))
+    node, pods = top_metrics.parse_agent_metrics(agent_text("node-9"))
     assert node == "node-9"
     web, api = pods[("shop", "web")], pods[("shop", "api")]
     assert web.usage_cores == pytest.approx(0.3) and web.throttled_ratio == pytest.approx(0.25)
@@ -57,7 +57,7 @@ def test_parse_agent_metrics_reads_node_and_pod_signals() -> None:
     assert api.usage_cores == pytest.approx(0.1)
     assert api.throttled_ratio is None and api.psi_full_ratio is None  # unknown, not 0
     with pytest.raises(ValueError):
-        top.parse_agent_metrics("this is { not prometheus")
+        top_metrics.parse_agent_metrics("this is { not prometheus")
 
 
 class ProxyKube:
@@ -73,7 +73,7 @@ class ProxyKube:
         self.paths.append(path)
         if self.list_error is not None:
             raise self.list_error
-        assert query == {"labelSelector": top.DEFAULT_AGENT_SELECTOR}
+        assert query == {"labelSelector": top_metrics.DEFAULT_AGENT_SELECTOR}
         return {"items": self.pods}
 
     def request_text(self, path: str, *, what: str, **_: Any) -> str:
@@ -101,7 +101,7 @@ def test_pod_proxy_scrapes_only_the_asked_nodes_agents_on_their_metrics_port() -
             "/api/v1/namespaces/mbcas-system/pods/a2:9100/proxy/metrics": ForbiddenError("no pods/proxy"),
         },
     )
-    source = top.PodProxySource(kube)  # type: ignore[arg-type]
+    source = top_metrics.PodProxySource(kube)  # type: ignore[arg-type]
     scrapes = source.scrape(["n1", "n2", "n3"])
     assert kube.paths[0] == "/api/v1/pods"
     by_node = {s.node: s for s in scrapes}
@@ -116,7 +116,7 @@ def test_pod_proxy_scrapes_only_the_asked_nodes_agents_on_their_metrics_port() -
 
 def test_pod_proxy_failures_become_notes_not_errors() -> None:
     kube = ProxyKube([], {})
-    source = top.PodProxySource(kube, namespace="mbcas-system")  # type: ignore[arg-type]
+    source = top_metrics.PodProxySource(kube, namespace="mbcas-system")  # type: ignore[arg-type]
     [none] = source.scrape(None)
     assert "no running agent pod matches" in (none.error or "") and "namespace mbcas-system" in none.error
     assert kube.paths == ["/api/v1/namespaces/mbcas-system/pods"]
@@ -125,7 +125,7 @@ def test_pod_proxy_failures_become_notes_not_errors() -> None:
     assert "cannot list the agent pods" in (failed.error or "")
 
 
-def snapshot(signals: top.PodSignals | None) -> top.TopSnapshot:
+def snapshot(signals: top_metrics.PodSignals | None) -> top.TopSnapshot:
     row = top.TopRow(
         namespace="shop", pod="web", node="n1", qos="Burstable", mode="enforce", phase="Refused",
         phase_reason="Stale", reason="x" * 80, decided_at="2025-01-01T00:00:00Z", request_mcpu=100,
@@ -143,7 +143,9 @@ def test_table_marks_unknowns_and_shortens_the_reason_unless_wide() -> None:
     ]  # fmt: skip
     assert line.split()[:10] == ["web", "n1", "-", "-", "700m", "-", "-", "-", "-", "Refused/Stale"]
     assert line.endswith("...") and "x" * 80 not in line
-    wide = top.render_table(snapshot(top.PodSignals(0.5, 0.4, 0.25, 0.1, 0.05)), namespaces=True, wide=True)
+    wide = top.render_table(
+        snapshot(top_metrics.PodSignals(0.5, 0.4, 0.25, 0.1, 0.05)), namespaces=True, wide=True
+    )
     header, line = wide.splitlines()
     assert header.split()[0] == "NAMESPACE" and header.split()[-4:] == ["REQUEST", "LIMIT", "MODE", "QOS"]
     assert "x" * 80 in line and "25%" in line and "0.40" in line
@@ -151,7 +153,7 @@ def test_table_marks_unknowns_and_shortens_the_reason_unless_wide() -> None:
 
 
 def test_json_shape() -> None:
-    doc = top.to_json(snapshot(top.PodSignals(usage_cores=0.4)))
+    doc = top.to_json(snapshot(top_metrics.PodSignals(usage_cores=0.4)))
     assert doc["time"] == "2025-01-01T00:00:00Z"
     assert doc["metrics"] == {"enabled": True, "agents": []}
     [pod] = doc["pods"]
