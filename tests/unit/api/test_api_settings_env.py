@@ -7,6 +7,8 @@ used before it read the environment itself; these tests passed against both."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
@@ -223,3 +225,12 @@ def test_unknown_keywords_are_refused_and_settings_are_frozen() -> None:
     config = ControllerConfig()
     with pytest.raises(ValidationError, match="frozen"):
         config.workers = 3  # type: ignore[misc]
+
+
+def test_the_processes_do_not_import_pydantic_settings() -> None:
+    code = (
+        "import sys, mbcas.cli.main, mbcas.cli.agent, mbcas.cli.controller, mbcas.cli.config, "
+        "mbcas.agent.loop, mbcas.controller.main; "
+        "assert 'pydantic_settings' not in sys.modules, 'pydantic_settings imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
