@@ -1,15 +1,16 @@
 """The agent's one typed configuration: defaults, ``MBCAS_AGENT_*`` env, flags, and the live ConfigMap.
 
-:class:`AgentConfig` (pydantic-settings, env prefix ``MBCAS_AGENT_``, nested with ``__``; the node
-also comes from ``NODE_NAME``, set by the downward API) holds what needs a restart to change: the
-node, the API connection, the tick, the cgroup root and prefix, the endpoints, the ConfigMap's
-name and poll period. Its ``live`` part, :class:`~mbcas.api.live.LiveConfig`, holds everything
-else: the agent re-reads it from the shared ConfigMap every ``config_poll_s`` and applies it at
-the next tick without restarting anything (see :mod:`mbcas.api.live` for its shape and rules).
-Keys missing from the ConfigMap keep the values given by flags and env. When a ConfigMap is
-named, the agent only observes (writes nothing) until it has read it once, and keeps the last good
-one when it later cannot be read (403, 5xx) or is deleted; ``kube-system`` and the agent's own
-namespace are never managed (:attr:`AgentConfig.protected_namespaces`).
+:class:`AgentConfig` (a :class:`~mbcas.api.settings.ProcessSettings`: env prefix ``MBCAS_AGENT_``,
+nested with ``__``; the node also comes from ``NODE_NAME``, set by the downward API) holds what
+needs a restart to change: the node, the API connection, the tick, the cgroup root and prefix, the
+endpoints, the ConfigMap's name and poll period. Its ``live`` part,
+:class:`~mbcas.api.live.LiveConfig`, holds everything else: the agent re-reads it from the shared
+ConfigMap every ``config_poll_s`` and applies it at the next tick without restarting anything (see
+:mod:`mbcas.api.live` for its shape and rules). Keys missing from the ConfigMap keep the values
+given by flags and env. When a ConfigMap is named, the agent only observes (writes nothing) until
+it has read it once, and keeps the last good one when it later cannot be read (403, 5xx) or is
+deleted; ``kube-system`` and the agent's own namespace are never managed
+(:attr:`AgentConfig.protected_namespaces`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
 from mbcas.api.live import (
     ALWAYS_EXCLUDED,
@@ -77,9 +77,7 @@ class AgentConfig(ProcessSettings):
 
     Every field needs a restart to change except ``live`` (re-read from the ConfigMap)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    env_prefix: ClassVar[str] = ENV_PREFIX
     moved: ClassVar[Mapping[str, str]] = {
         "refresh_s": "it is part of the contract with the controller: set contract.refresh_s in the ConfigMap"
     }

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from mbcas.api.settings import ProcessSettings
 from mbcas.kube.lease import check_lease_timings
@@ -54,9 +53,7 @@ def _identity() -> str:
 class ControllerConfig(ProcessSettings):
     """Settings of ``mbcas controller`` (env prefix ``MBCAS_CONTROLLER_``, nested with ``__``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    env_prefix: ClassVar[str] = ENV_PREFIX
     moved: ClassVar[Mapping[str, str]] = _MOVED
 
     # Connection and scope
