@@ -131,10 +131,20 @@ _V1_KEYS = frozenset({"nr_periods", "nr_throttled", "throttled_time"})
 _KERNEL_PAIRS = re.compile(rb"(?:\S+ [0-9]+\n)+")
 """A flat-keyed file exactly as the kernel writes it: ``key value`` and a newline on every line."""
 _KERNEL_PRESSURE = re.compile(
-    rb"some avg10=\S+ avg60=\S+ avg300=\S+ total=([0-9]+)\n"
-    rb"full avg10=\S+ avg60=\S+ avg300=\S+ total=([0-9]+)\n"
+    rb"some avg10=[!-~]+ avg60=[!-~]+ avg300=[!-~]+ total=([0-9]+)\n"
+    rb"full avg10=[!-~]+ avg60=[!-~]+ avg300=[!-~]+ total=([0-9]+)\n"
 )
-"""A PSI file exactly as the kernel (5.13 and later) writes it."""
+"""A PSI file exactly as the kernel (5.13 and later) writes it (printable ASCII only)."""
+_KNOWN_V2 = rb"(?:usage_usec|user_usec|system_usec|nr_periods|nr_throttled|throttled_usec) "
+_OTHER_LINE = rb"(?:(?!" + _KNOWN_V2 + rb")[a-z0-9_.]+ [0-9]+\n)*"
+_KERNEL_CPU_STAT_V2 = re.compile(
+    rb"usage_usec ([0-9]+)\nuser_usec [0-9]+\nsystem_usec [0-9]+\n"
+    + _OTHER_LINE
+    + rb"nr_periods ([0-9]+)\nnr_throttled ([0-9]+)\nthrottled_usec ([0-9]+)\n"
+    + _OTHER_LINE
+)
+"""A v2 ``cpu.stat`` with the ``cpu`` controller in the kernel's order (the usage lines, the
+throttling lines, any other keys between and after them, none of the six known keys twice)."""
 
 
 def _kernel_pairs(data: bytes) -> dict[bytes, bytes] | None:
@@ -151,28 +161,18 @@ def kernel_cpu_stat_v2(data: bytes) -> tuple[int, int, int, int] | None:
     """``(usage_usec, nr_periods, nr_throttled, throttled_usec)`` of a v2 ``cpu.stat`` in the
     kernel's exact format with the ``cpu`` controller on; ``None`` for anything else (then
     :func:`parse_cpu_stat_v2` says what it holds, or what is wrong)."""
-    pairs = _kernel_pairs(data)
-    if pairs is None:
+    match = _KERNEL_CPU_STAT_V2.fullmatch(data)
+    if match is None:
         return None
-    usage, periods, throttled, throttled_us = (
-        pairs.get(b"usage_usec"),
-        pairs.get(b"nr_periods"),
-        pairs.get(b"nr_throttled"),
-        pairs.get(b"throttled_usec"),
-    )
-    if usage is None or periods is None or throttled is None or throttled_us is None:
-        return None
-    counters = int(usage), int(periods), int(throttled), int(throttled_us)
-    return counters if counters[2] <= counters[1] else None
+    usage, periods, throttled, throttled_us = map(int, match.groups())
+    return None if throttled > periods else (usage, periods, throttled, throttled_us)
 
 
 def kernel_pressure(data: bytes) -> tuple[int, int] | None:
     """``(some, full)`` totals of a PSI file in the kernel's exact format (5.13 and later);
     ``None`` for anything else (then :func:`parse_pressure` reads it)."""
     match = _KERNEL_PRESSURE.fullmatch(data)
-    if match is None or not data.isascii():
-        return None
-    return int(match[1]), int(match[2])
+    return None if match is None else (int(match[1]), int(match[2]))
 
 
 def _opt_int(token: bytes | None) -> int | None:

@@ -343,10 +343,11 @@ class Sampler:
             ),
         ]
         rejected: list[tuple[ErrorKind, str] | None] = [None] * n
-        for failed, kind, message in checks:
-            for i in np.flatnonzero(failed).tolist():
-                if rejected[i] is None:
-                    rejected[i] = (kind, message(i))
+        if n and np.logical_or.reduce([failed for failed, _, _ in checks]).any():
+            for failed, kind, message in checks:
+                for i in np.flatnonzero(failed).tolist():
+                    if rejected[i] is None:
+                        rejected[i] = (kind, message(i))
         periods = delta[:, _PERIODS]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(periods > 0, delta[:, _THROTTLED] / np.where(periods > 0, periods, 1), 0.0)

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.core.arrays import nan_to
 from mbcas.demand.signals import FloatArray, pod_array
 
 __all__ = ["DemandBounds", "demand_bounds"]
@@ -69,6 +70,6 @@ def demand_bounds(
         by_psi = u / (1.0 - full)
         upper = np.where(np.isnan(thr), np.fmax(u, by_psi), u + np.maximum(thr, 0.0))
         upper = np.where(ratio == 0.0, u, upper)
-        pressured = np.nan_to_num(ratio, nan=0.0) >= pressure_ratio
+        pressured = nan_to(ratio, 0.0) >= pressure_ratio
     pressured &= ~np.isnan(u)
     return DemandBounds(lower=u, upper=upper, pressured=pressured)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from mbcas.core.arrays import first_of, nan_to
 from mbcas.core.qos import QoSClass
 
 __all__ = ["node_capacity", "unmanaged_consumption"]
@@ -49,13 +50,13 @@ def unmanaged_consumption(
     usage: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Per-pod CPU (cores) a pod the agent leaves alone is counted at (see the module text)."""
-    req = np.nan_to_num(request, nan=0.0)
-    use = np.nan_to_num(usage, nan=0.0)
+    req = nan_to(request, 0.0)
+    use = nan_to(usage, 0.0)
     has_limit = np.isfinite(limit)
     lim = np.where(has_limit, limit, np.inf)
     burstable = np.minimum(lim, np.maximum(req, use))
     guaranteed = np.where(has_limit, limit, req)
-    out: NDArray[np.float64] = np.select(
+    out: NDArray[np.float64] = first_of(
         [qos == QoSClass.GUARANTEED.code, qos == QoSClass.BEST_EFFORT.code],
         [guaranteed, 0.0],
         default=burstable,

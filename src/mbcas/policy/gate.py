@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.core.arrays import first_of
 from mbcas.policy.node_config import NodePolicy
 from mbcas.policy.resize import Deadband, ResizeRules, step_limit
 
@@ -120,8 +121,8 @@ def gate(
     # A change within the controller's deadband would be written and never applied.
     soft &= ~within(cur, target)
     down &= ~within(cur, rest)
-    new = np.select([urgent, soft, down], [now, target, rest], default=cur)
-    move = np.select([urgent, soft, down], [Move.PROBE, Move.RAISE, Move.LOWER], default=Move.KEEP)
+    new = first_of([urgent, soft, down], [now, target, rest], default=cur)
+    move = first_of([urgent, soft, down], [Move.PROBE, Move.RAISE, Move.LOWER], default=Move.KEEP)
 
     # What each pod will hold once this tick's resizes land (see module docs).
     lands = applied & (pods.since_resize_s >= cfg.resize_interval_s)

@@ -41,6 +41,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mbcas.core.arrays import first_of, nan_to
 from mbcas.core.qos import QoSClass
 from mbcas.demand import DemandBounds, Envelope, Signals, demand_bounds, pod_array
 from mbcas.demand.signals import check_nonnegative
@@ -310,7 +311,7 @@ class NodePlanner:
             current=current_mcpu[idx] / 1000.0,
             in_force=frame.limit_mcpu[idx] / 1000.0,
             pressured=frame.bounds.pressured[idx],
-            pressed_for_s=now - np.nan_to_num(pressed_at[idx], nan=now),
+            pressed_for_s=now - nan_to(pressed_at[idx], now),
             since_change_s=now - np.fmax(decided_at[idx], seen[idx, 0]),
             since_resize_s=now - resized_at[idx],
         )
@@ -357,7 +358,7 @@ class _Frame:
     def of(cls, pol: NodePolicy, allocatable: float, reserve: float, inputs: NodeInputs) -> _Frame:
         qos = inputs.qos
         managed = inputs.eligible & (qos == _BURSTABLE)
-        cause = np.select(
+        cause = first_of(
             [qos == _GUARANTEED, qos == _BEST_EFFORT, ~managed],
             [Cause.UNMANAGED_GUARANTEED, Cause.UNMANAGED_BESTEFFORT, Cause.UNMANAGED_EXCLUDED],
             default=Cause.KEEP,
@@ -379,8 +380,8 @@ class _Frame:
             limit=inputs.limit,
             usage=sig.usage,
         )
-        request = np.nan_to_num(inputs.request, nan=0.0)
-        floor = np.maximum(np.maximum(request, pol.min_cpu), np.nan_to_num(inputs.floor, nan=0.0))
+        request = nan_to(inputs.request, 0.0)
+        floor = np.maximum(np.maximum(request, pol.min_cpu), nan_to(inputs.floor, 0.0))
         top = allocatable if pol.max_cpu is None else min(pol.max_cpu, allocatable)
         return cls(
             policy=pol,

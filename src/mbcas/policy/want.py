@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.core.arrays import nan_to
 from mbcas.demand.bounds import DemandBounds
 from mbcas.policy.node_config import NodePolicy
 
@@ -56,14 +57,14 @@ def wants(
     """
     top = np.maximum(ceiling, floor)
     with np.errstate(invalid="ignore"):
-        memory = np.nan_to_num(envelope * (1.0 + cfg.headroom_ratio), nan=0.0)
-        current = np.nan_to_num(bounds.lower * (1.0 + cfg.headroom_ratio), nan=0.0)
+        memory = nan_to(envelope * (1.0 + cfg.headroom_ratio), 0.0)
+        current = nan_to(bounds.lower * (1.0 + cfg.headroom_ratio), 0.0)
         probing = np.clip(
             bounds.upper * (1.0 + cfg.headroom_ratio),
             limit * cfg.probe_min_ratio,
             limit * cfg.probe_max_ratio,
         )
-        probing = np.nan_to_num(probing, nan=0.0)
+        probing = nan_to(probing, 0.0)
     probe = bounds.pressured & (probing > memory)
     want = np.clip(np.where(probe, probing, memory), floor, top)
     need = np.clip(np.where(bounds.pressured, probing, current), floor, want)

@@ -195,10 +195,22 @@ def test_fuzz_parsers_return_a_value_or_a_parse_error(data: bytes) -> None:
 _KEYS = [b"usage_usec", b"user_usec", b"nr_periods", b"nr_throttled", b"throttled_usec", b"throttled_time",
          b"nr_bursts", b"core_sched.force_idle_usec", b"5"]  # fmt: skip
 _kernel_line = st.tuples(st.sampled_from(_KEYS), st.integers(0, 10**12)).map(lambda kv: b"%s %d\n" % kv)
+_v2_stat = st.tuples(
+    st.lists(st.integers(0, 10**12), min_size=9, max_size=9), st.booleans(), st.booleans()
+).map(
+    lambda t: (
+        b"usage_usec %d\nuser_usec %d\nsystem_usec %d\n" % tuple(t[0][:3])
+        + (b"nice_usec 0\n" if t[1] else b"")
+        + b"nr_periods %d\nnr_throttled %d\nthrottled_usec %d\n" % tuple(t[0][3:6])
+        + (b"nr_bursts %d\nburst_usec %d\n" % tuple(t[0][6:8]) if t[2] else b"")
+    )
+)
 _psi_line = st.tuples(st.sampled_from([b"some", b"full", b"fulll"]), st.integers(0, 10**12)).map(
     lambda kv: b"%s avg10=0.00 avg60=1.50 avg300=0.00 total=%d\n" % kv
 )
 _kernel_like = st.one_of(
+    _v2_stat,
+    st.tuples(_v2_stat, _tokens, st.integers(0, 200)).map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :]),
     st.lists(_kernel_line, max_size=9).map(b"".join),
     st.lists(_psi_line, max_size=3).map(b"".join),
     st.tuples(
@@ -228,6 +240,15 @@ def test_the_fast_paths_read_exactly_what_the_tolerant_parsers_read(data: bytes)
     ]
     for fast, tolerant in pairs:
         assert _outcome(fast, data) == _outcome(tolerant, data), data
+    # The reader's counter path: a value only where the tolerant parsers give the same numbers.
+    counters = parse.kernel_cpu_stat_v2(data)
+    if counters is not None:
+        stat = parse._parse_cpu_stat_v2_tolerant(data)
+        assert counters == (stat.usage_usec, stat.nr_periods, stat.nr_throttled, stat.throttled_usec)
+    totals = parse.kernel_pressure(data)
+    if totals is not None:
+        psi = parse._parse_pressure_tolerant(data, "cpu.pressure")
+        assert totals == (psi.some_total_usec, psi.full_total_usec)
 
 
 @pytest.mark.parametrize(
