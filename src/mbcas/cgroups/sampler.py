@@ -69,9 +69,7 @@ class SignalDelta:
     @property
     def throttled_cores(self) -> float | None:
         """Throttled time per second of wall time: the CPU the quota withheld, in cores."""
-        if self.throttled_s is None:
-            return None
-        return self.throttled_s / self.interval_s
+        return None if self.throttled_s is None else self.throttled_s / self.interval_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +98,6 @@ _RESETS = {
     _SOME: "PSI some total",
     _FULL: "PSI full total",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class _Baseline:
-    relpath: str
-    row: Counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +217,7 @@ class Sampler:
         self.max_cores = float(max_cores if max_cores is not None else (os.cpu_count() or 1))
         self.psi_tolerance = psi_tolerance
         self.psi_slack_us = psi_slack_us
-        self._state: dict[str, _Baseline] = {}
+        self._state: dict[str, tuple[str, Counters]] = {}  # uid -> (relpath, last counters)
         self._last: dict[str, SampleRound] = {}
 
     def last_delta(self, uid: str) -> SignalDelta | None:
@@ -239,12 +231,12 @@ class Sampler:
         prev = self._state.pop(uid, None)
         self._last.pop(uid, None)
         if prev is not None:
-            self.reader.release(prev.relpath)
+            self.reader.release(prev[0])
 
     def sample(self, pods: Mapping[str, str]) -> SampleRound:
         """Read every pod (``uid -> relpath``) and return its delta since its previous read."""
         errors: dict[str, SenseError] = {}
-        state: dict[str, _Baseline] = {}
+        state: dict[str, tuple[str, Counters]] = {}
         last: dict[str, SampleRound] = {}
         paired: list[str] = []
         prev_rows: list[Counters] = []
@@ -254,8 +246,8 @@ class Sampler:
         with_limit = self.limits
         for uid, relpath in pods.items():
             prev = self._state.get(uid)
-            if prev is not None and prev.relpath != relpath:
-                self.reader.release(prev.relpath)
+            if prev is not None and prev[0] != relpath:
+                self.reader.release(prev[0])
                 prev = None
             if prev is not None and uid in self._last:
                 last[uid] = self._last[uid]
@@ -270,12 +262,12 @@ class Sampler:
                     state[uid] = prev
                 errors[uid] = SenseError(uid, relpath, exc.kind, str(exc))
                 continue
-            state[uid] = _Baseline(relpath, row)
+            state[uid] = (relpath, row)
             if prev is None:
                 errors[uid] = SenseError(uid, relpath, ErrorKind.BASELINE, "first read; delta next round")
                 continue
             paired.append(uid)
-            prev_rows.append(prev.row)
+            prev_rows.append(prev[1])
             cur_rows.append(row)
             limits.append(limit)
         deltas = self._deltas(prev_rows, cur_rows)
@@ -287,7 +279,7 @@ class Sampler:
                 last.pop(uid, None)
                 errors[uid] = SenseError(uid, pods[uid], *rejected)
         for uid in self._state.keys() - state.keys():  # not read this round: forgotten
-            self.reader.release(self._state[uid].relpath)
+            self.reader.release(self._state[uid][0])
         self._state = state
         result = SampleRound(list(pods), errors, rows, deltas, limits)
         last.update(dict.fromkeys(rows, result))
