@@ -195,7 +195,7 @@ class Kube:
             method,
             path,
             what=what,
-            accept="application/json",
+            accept=accept,
             body=body,
             query=query,
             content_type=content_type,
