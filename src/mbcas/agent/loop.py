@@ -150,7 +150,7 @@ class NodeAgent:
         self._selectors = self._compile(self.live)
         self._paths: dict[str, str] = {}
         self._spec_key: tuple[tuple[PodInfo, ...], LiveConfig] | None = None
-        self._spec: NodeInputs | None = None
+        self._spec: tuple[NodeInputs, tuple[tuple[str, str], ...]] | None = None
         self._known: dict[str, PodInfo] = {}  # pods of the last tick (lingering ones included)
         self._allocatable: float | None = config.allocatable_cores
         self._node_read_at = -math.inf
@@ -208,9 +208,9 @@ class NodeAgent:
         pods_by_uid = self._current_pods()
         pods = tuple(pods_by_uid[uid] for uid in sorted(pods_by_uid))
         uids = [p.uid for p in pods]
-        paths: dict[str, str] = {}
+        known, paths = self._paths, {}
         for pod in pods:
-            path = self._relpath(pod)
+            path = known.get(pod.uid) or self._relpath(pod)
             if path is not None:
                 paths[pod.uid] = path
         results = self.sampler.sample(paths)
@@ -220,13 +220,15 @@ class NodeAgent:
                 self.metrics.read_errors.labels(error.kind.value).inc()
             if error.kind in (ErrorKind.NOT_FOUND, ErrorKind.VANISHED):
                 self._paths.pop(uid, None)  # re-resolve next tick (container restarted?)
-        inputs = replace(self._spec_inputs(pods, uids), signals=results.signals(uids))
-        return Sensed(inputs, pods, tuple((p.namespace, p.name) for p in pods), errors)
+        spec, names = self._spec_inputs(pods, uids)
+        return Sensed(replace(spec, signals=results.signals(uids)), pods, names, errors)
 
-    def _spec_inputs(self, pods: tuple[PodInfo, ...], uids: list[str]) -> NodeInputs:
-        """The planner's inputs that come from the pod specs and the live settings alone, built
-        again only when a pod or the settings change (the pod source hands out the same objects
-        until a pod changes, so most ticks reuse the last arrays)."""
+    def _spec_inputs(
+        self, pods: tuple[PodInfo, ...], uids: list[str]
+    ) -> tuple[NodeInputs, tuple[tuple[str, str], ...]]:
+        """The planner's inputs that come from the pod specs and the live settings alone, and the
+        pods' names, built again only when a pod or the settings change (the pod source hands out
+        the same objects until a pod changes, so most ticks reuse the last arrays)."""
         key = (pods, self.live)
         if self._spec_key is not None and self._spec_key == key:
             assert self._spec is not None
@@ -254,8 +256,8 @@ class NodeAgent:
         )
         for array in (spec.qos, spec.eligible, spec.request, spec.limit, spec.limit_mcpu, spec.floor):
             array.setflags(write=False)  # shared by the ticks that reuse them
-        self._spec_key, self._spec = key, spec
-        return spec
+        self._spec_key, self._spec = key, (spec, tuple((p.namespace, p.name) for p in pods))
+        return self._spec
 
     def _current_pods(self) -> dict[str, PodInfo]:
         """The source's pods, plus those gone from it whose cgroup is still read (they run until

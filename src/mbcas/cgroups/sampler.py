@@ -168,18 +168,26 @@ class SampleRound(Mapping[str, SampleResult]):
 
     def signals(self, uids: Sequence[str]) -> Signals:
         """The signals aligned to ``uids`` (NaN for pods without a delta)."""
+        d = self._deltas
+        with np.errstate(invalid="ignore", divide="ignore"):  # rejected pods' rows are not taken
+            throttled_cores = d.throttled_s / d.interval_s
+        if not self._errors and uids == self._order:  # every pod has a delta, in this order
+            return Signals(
+                usage=d.usage,
+                throttled_ratio=d.throttled_ratio,
+                throttled_cores=throttled_cores,
+                psi_some=d.psi_some,
+                psi_full=d.psi_full,
+            )
         rows = self._rows
         index = np.fromiter((rows.get(uid, -1) for uid in uids), dtype=np.intp, count=len(uids))
         have = index >= 0
-        d = self._deltas
 
         def take(values: FloatArray) -> FloatArray:
             out = np.full(len(uids), np.nan)
             out[have] = values[index[have]]
             return out
 
-        with np.errstate(invalid="ignore", divide="ignore"):  # rejected pods' rows are not taken
-            throttled_cores = d.throttled_s / d.interval_s
         return Signals(
             usage=take(d.usage),
             throttled_ratio=take(d.throttled_ratio),
@@ -237,20 +245,17 @@ class Sampler:
         """Read every pod (``uid -> relpath``) and return its delta since its previous read."""
         errors: dict[str, SenseError] = {}
         state: dict[str, tuple[str, Counters]] = {}
-        last: dict[str, SampleRound] = {}
+        kept: list[str] = []  # read failed: the previous counters (and last good delta) are kept
         paired: list[str] = []
         prev_rows: list[Counters] = []
         cur_rows: list[Counters] = []
         limits: list[float | None] = []
-        reader = self.reader
-        with_limit = self.limits
+        reader, with_limit, old_state = self.reader, self.limits, self._state
         for uid, relpath in pods.items():
-            prev = self._state.get(uid)
+            prev = old_state.get(uid)
             if prev is not None and prev[0] != relpath:
-                self.reader.release(prev[0])
+                reader.release(prev[0])
                 prev = None
-            if prev is not None and uid in self._last:
-                last[uid] = self._last[uid]
             try:
                 if with_limit:
                     snap = reader.read(relpath)
@@ -260,6 +265,7 @@ class Sampler:
             except CgroupError as exc:
                 if prev is not None:
                     state[uid] = prev
+                    kept.append(uid)
                 errors[uid] = SenseError(uid, relpath, exc.kind, str(exc))
                 continue
             state[uid] = (relpath, row)
@@ -271,17 +277,19 @@ class Sampler:
             cur_rows.append(row)
             limits.append(limit)
         deltas = self._deltas(prev_rows, cur_rows)
-        rows: dict[str, int] = {}
-        for i, (uid, rejected) in enumerate(zip(paired, deltas.rejected, strict=True)):
-            if rejected is None:
-                rows[uid] = i
-            else:
-                last.pop(uid, None)
-                errors[uid] = SenseError(uid, pods[uid], *rejected)
-        for uid in self._state.keys() - state.keys():  # not read this round: forgotten
-            self.reader.release(self._state[uid][0])
+        if any(deltas.rejected):
+            rows = {uid: i for i, uid in enumerate(paired) if deltas.rejected[i] is None}
+            for uid, rejected in zip(paired, deltas.rejected, strict=True):
+                if rejected is not None:
+                    errors[uid] = SenseError(uid, pods[uid], *rejected)
+        else:
+            rows = dict(zip(paired, range(len(paired)), strict=True))
+        for uid in old_state.keys() - state.keys():  # not read this round: forgotten
+            reader.release(old_state[uid][0])
         self._state = state
         result = SampleRound(list(pods), errors, rows, deltas, limits)
+        old_last = self._last
+        last = {uid: old_last[uid] for uid in kept if uid in old_last}
         last.update(dict.fromkeys(rows, result))
         self._last = last
         return result
@@ -343,7 +351,7 @@ class Sampler:
         periods = delta[:, _PERIODS]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(periods > 0, delta[:, _THROTTLED] / np.where(periods > 0, periods, 1), 0.0)
-        return _Deltas(
+        deltas = _Deltas(
             interval_s=interval_us / 1e6,
             usage=usage_cores,
             throttled_ratio=np.where(known[:, _PERIODS] & known[:, _THROTTLED], ratio, np.nan),
@@ -352,6 +360,11 @@ class Sampler:
             psi_full=np.where(known[:, _FULL], np.minimum(delta[:, _FULL] / positive, 1.0), np.nan),
             rejected=rejected,
         )
+        for values in (deltas.interval_s, deltas.usage, deltas.throttled_ratio, deltas.throttled_s):
+            values.setflags(write=False)  # the planner gets them as they are (SampleRound.signals)
+        deltas.psi_some.setflags(write=False)
+        deltas.psi_full.setflags(write=False)
+        return deltas
 
 
 def _reset(
