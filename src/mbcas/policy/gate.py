@@ -83,7 +83,7 @@ class Gated(NamedTuple):
 
 
 def _mcpu(x: FloatArray) -> npt.NDArray[np.int64]:
-    return np.round(x * 1000.0).astype(np.int64)
+    return np.rint(x * 1000.0).astype(np.int64)  # np.round's ufunc, half to even as it is
 
 
 def gate(

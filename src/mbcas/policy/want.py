@@ -59,13 +59,12 @@ def wants(
     with np.errstate(invalid="ignore"):
         memory = nan_to(envelope * (1.0 + cfg.headroom_ratio), 0.0)
         current = nan_to(bounds.lower * (1.0 + cfg.headroom_ratio), 0.0)
-        probing = np.clip(
-            bounds.upper * (1.0 + cfg.headroom_ratio),
-            limit * cfg.probe_min_ratio,
+        probing = np.minimum(
+            np.maximum(bounds.upper * (1.0 + cfg.headroom_ratio), limit * cfg.probe_min_ratio),
             limit * cfg.probe_max_ratio,
         )
         probing = nan_to(probing, 0.0)
     probe = bounds.pressured & (probing > memory)
-    want = np.clip(np.where(probe, probing, memory), floor, top)
-    need = np.clip(np.where(bounds.pressured, probing, current), floor, want)
+    want = np.minimum(np.maximum(np.where(probe, probing, memory), floor), top)  # np.clip, cheaper
+    need = np.minimum(np.maximum(np.where(bounds.pressured, probing, current), floor), want)
     return Wants(want, need, probe)
