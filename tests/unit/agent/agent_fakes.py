@@ -245,7 +245,6 @@ def make_agent(
     """A NodeAgent over ``node``'s fake cgroups and pods, writing to ``kube``, on the node's clock;
     no ConfigMap, rollout ``mode`` (default enforce)."""
     from mbcas.agent.config import AgentConfig
-    from mbcas.agent.loop import NodeAgent
     from mbcas.api.live import LiveConfig, RolloutMode
 
     config = AgentConfig(
@@ -256,6 +255,14 @@ def make_agent(
         config_map=None,
         live=LiveConfig(mode=mode or RolloutMode.ENFORCE),
     )
+    return agent_on(node, kube, config)
+
+
+def agent_on(node: FakeNode, kube: FakeKube, config: Any) -> Any:
+    """A NodeAgent with ``config`` over ``node``'s fake cgroups and pods, writing to ``kube``, on
+    the node's clock."""
+    from mbcas.agent.loop import NodeAgent
+
     return NodeAgent(
         config,
         node="n1",

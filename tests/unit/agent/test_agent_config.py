@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from agent_fakes import FakeKube, FakeNode
+from agent_fakes import FakeKube, FakeNode, agent_on
 
 from mbcas.agent.config import AgentConfig, LiveConfig, RolloutMode, load_live_yaml
 from mbcas.agent.loop import NodeAgent
@@ -185,15 +185,8 @@ def _agent(node: FakeNode, kube: FakeKube, **config: object) -> NodeAgent:
         "config_poll_s": 10.0,
         **config,
     }
-    return NodeAgent(
-        AgentConfig(**settings),  # type: ignore[arg-type]
-        node="n1",
-        pods=node.pods,
-        reader=node.reader,
-        kube=kube,  # type: ignore[arg-type]
-        clock=lambda: node.now,
-        mono=lambda: node.now,
-    )
+    agent: NodeAgent = agent_on(node, kube, AgentConfig(**settings))  # type: ignore[arg-type]
+    return agent
 
 
 def _config_map(text: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fakes import FakeKube, FakeNode, Request, make_agent
+from agent_fakes import FakeKube, FakeNode, Request, agent_on, make_agent
 
 from mbcas.agent.config import AgentConfig, RolloutMode
 from mbcas.agent.loop import NodeAgent
@@ -182,15 +182,7 @@ def test_applied_is_judged_with_the_contract_deadband_of_the_config_map(tmp_path
     config = AgentConfig(
         node="n1", allocatable_cpu="1200m", reserve_cpu="200m", config_map="mbcas-system/mbcas-config"
     )
-    agent = NodeAgent(
-        config,
-        node="n1",
-        pods=node.pods,
-        reader=node.reader,
-        kube=kube,  # type: ignore[arg-type]
-        clock=lambda: node.now,
-        mono=lambda: node.now,
-    )
+    agent = agent_on(node, kube, config)
     _run(node, kube, agent, 60, controller=True)
     decision = parse_cpu(kube.spec(busy)["cpuLimit"])
     # The controller stopped 4 % short of the decision (more than 1 %, less than 5 % off).
