@@ -4,11 +4,12 @@ Each parser takes the bytes of one file and returns a frozen record or raises
 :class:`~mbcas.cgroups.errors.CgroupParseError` with a message naming the file and the problem;
 nothing else escapes (no ``UnicodeDecodeError``, ``IndexError`` or bare ``ValueError``).
 
-These files are read for every pod on every tick, so each parser first tries the kernel's exact
-format on the raw bytes (one compiled pattern matched against the whole file, then ``split``)
-and reads anything else the tolerant way, line by line. The fast path returns a record only where the
-tolerant path returns the same one (a property test checks this on arbitrary input); every error
-comes from the tolerant path.
+These files are read for every pod on every tick, so the two the agent reads each tick have a
+fast path for the kernel's exact format, one compiled pattern matched against the whole file:
+:func:`kernel_cpu_stat_v2` (the reader's counter path) and :func:`kernel_pressure` (also the
+first step of :func:`parse_pressure`). Each returns a value only where the tolerant parser returns
+the same one (a property test checks this on arbitrary input), else ``None``; every error comes
+from the tolerant parsers, which read line by line.
 
 Tolerance rules, the same for every file:
 
@@ -128,8 +129,6 @@ _V2_KEYS = frozenset(
 _V1_KEYS = frozenset({"nr_periods", "nr_throttled", "throttled_time"})
 
 
-_KERNEL_PAIRS = re.compile(rb"(?:\S+ [0-9]+\n)+")
-"""A flat-keyed file exactly as the kernel writes it: ``key value`` and a newline on every line."""
 _KERNEL_PRESSURE = re.compile(
     rb"some avg10=[!-~]+ avg60=[!-~]+ avg300=[!-~]+ total=([0-9]+)\n"
     rb"full avg10=[!-~]+ avg60=[!-~]+ avg300=[!-~]+ total=([0-9]+)\n"
@@ -145,16 +144,6 @@ _KERNEL_CPU_STAT_V2 = re.compile(
 )
 """A v2 ``cpu.stat`` with the ``cpu`` controller in the kernel's order (the usage lines, the
 throttling lines, any other keys between and after them, none of the six known keys twice)."""
-
-
-def _kernel_pairs(data: bytes) -> dict[bytes, bytes] | None:
-    """The pairs of a flat-keyed file exactly in the kernel's format (ASCII, ``key value`` and a
-    newline on every line, every value decimal digits, no key twice); ``None`` for anything else."""
-    if _KERNEL_PAIRS.fullmatch(data) is None or not data.isascii():
-        return None
-    tokens = data.split()
-    pairs = dict(zip(tokens[0::2], tokens[1::2], strict=True))
-    return pairs if 2 * len(pairs) == len(tokens) else None
 
 
 def kernel_cpu_stat_v2(data: bytes) -> tuple[int, int, int, int] | None:
@@ -175,29 +164,8 @@ def kernel_pressure(data: bytes) -> tuple[int, int] | None:
     return None if match is None else (int(match[1]), int(match[2]))
 
 
-def _opt_int(token: bytes | None) -> int | None:
-    return None if token is None else int(token)
-
-
 def parse_cpu_stat_v2(data: bytes) -> CpuStatV2:
     """Parse a cgroup v2 ``cpu.stat``; ``usage_usec`` is required, the rest optional."""
-    pairs = _kernel_pairs(data)
-    if pairs is not None and b"usage_usec" in pairs:
-        get = pairs.get
-        periods, throttled = _opt_int(get(b"nr_periods")), _opt_int(get(b"nr_throttled"))
-        if periods is None or throttled is None or throttled <= periods:
-            return CpuStatV2(
-                usage_usec=int(pairs[b"usage_usec"]),
-                user_usec=_opt_int(get(b"user_usec")),
-                system_usec=_opt_int(get(b"system_usec")),
-                nr_periods=periods,
-                nr_throttled=throttled,
-                throttled_usec=_opt_int(get(b"throttled_usec")),
-            )
-    return _parse_cpu_stat_v2_tolerant(data)
-
-
-def _parse_cpu_stat_v2_tolerant(data: bytes) -> CpuStatV2:
     values = _key_values(_text(data, "cpu.stat"), "cpu.stat", _V2_KEYS)
     if "usage_usec" not in values:
         raise CgroupParseError("cpu.stat: usage_usec missing (truncated or not a v2 cpu.stat)")
@@ -216,24 +184,6 @@ def _parse_cpu_stat_v2_tolerant(data: bytes) -> CpuStatV2:
 
 def parse_cpu_stat_v1(data: bytes) -> CpuStatV1:
     """Parse a cgroup v1 ``cpu.stat`` (``cpu`` controller); all three throttling fields required."""
-    pairs = _kernel_pairs(data)
-    if pairs is not None:
-        periods, throttled, time_ns = (
-            pairs.get(k) for k in (b"nr_periods", b"nr_throttled", b"throttled_time")
-        )
-        if (
-            periods is not None
-            and throttled is not None
-            and time_ns is not None
-            and int(throttled) <= int(periods)
-        ):
-            return CpuStatV1(
-                nr_periods=int(periods), nr_throttled=int(throttled), throttled_time_ns=int(time_ns)
-            )
-    return _parse_cpu_stat_v1_tolerant(data)
-
-
-def _parse_cpu_stat_v1_tolerant(data: bytes) -> CpuStatV1:
     values = _key_values(_text(data, "cpu.stat (v1)"), "cpu.stat (v1)", _V1_KEYS)
     missing = sorted(_V1_KEYS - values.keys())
     if missing:

@@ -360,10 +360,15 @@ class Sampler:
             psi_full=np.where(known[:, _FULL], np.minimum(delta[:, _FULL] / positive, 1.0), np.nan),
             rejected=rejected,
         )
-        for values in (deltas.interval_s, deltas.usage, deltas.throttled_ratio, deltas.throttled_s):
+        for values in (
+            deltas.interval_s,
+            deltas.usage,
+            deltas.throttled_ratio,
+            deltas.throttled_s,
+            deltas.psi_some,
+            deltas.psi_full,
+        ):
             values.setflags(write=False)  # the planner gets them as they are (SampleRound.signals)
-        deltas.psi_some.setflags(write=False)
-        deltas.psi_full.setflags(write=False)
         return deltas
 
 
