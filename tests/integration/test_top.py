@@ -82,7 +82,10 @@ def test_rows_match_the_api_and_add_the_agents_signals(
         sampled = [a["pods"] for a in doc["metrics"]["agents"]] == [3] and any(
             r["pod"] == "busy" and (r.get("usageCores") or 0) > 0 for r in doc["pods"]
         )
-        return doc if shown == api and set(rows) == set(MANAGED) and sampled else None
+        # Settled: no resize between the controller's patch and its status update (the pod's
+        # limit already moved while the allocation still says what was applied before).
+        settled = all(r["limit"] == r["applied"] and r["phaseReason"] == "Applied" for r in doc["pods"])
+        return doc if shown == api and set(rows) == set(MANAGED) and sampled and settled else None
 
     doc = wait_for(consistent, timeout=60, interval=1, message="top's rows equal the API's view")
     [agent] = doc["metrics"]["agents"]
