@@ -9,9 +9,8 @@ planner may only use it as an upper bound: it raises the quota once and then fol
 
 Checked: the quota settles between the true demand and 20 % above it (0.25, 0.6 and 1.0 cores),
 the burner then gets its demand, and while the burner uses less than its quota the planner never
-bounds its demand above its usage + 20 % or, in an interval the kernel reports throttled, above its
-usage plus its throttled time. The planner's hold times are shortened (5 s instead of minutes) so
-the loop settles within the test; everything else is the default configuration.
+bounds its demand above its usage + 20 %. The planner's hold times are shortened (5 s instead of
+minutes) so the loop settles within the test; everything else is the default configuration.
 """
 
 from __future__ import annotations
@@ -88,11 +87,10 @@ def test_the_quota_settles_just_above_the_true_demand(cgroup_sandbox: CgroupSand
             f"upper={upper:.3f} -> {plan.allocation_mcpu[0]}m ({plan.reason(0)})"
         )
         if delta.usage_cores < 0.9 * quota:
-            # Below its quota the demand is bounded by what the kernel reads: the usage, plus the
-            # throttled time of the periods where a 100 ms duty cycle straddling two CFS periods
-            # still hit the quota (a 0.25-core burner under 0.4 reads ~9 % throttled). Never more.
-            read = delta.usage_cores + (delta.throttled_cores or 0.0)
-            assert upper <= max(1.2 * delta.usage_cores, read) + 0.005, "\n".join(log)
+            # Below its quota the demand is what it uses: never bounded above usage + 20 %, also
+            # when its duty cycle straddles two CFS periods and some of them are throttled (CI
+            # read 9 % throttled, 0.089 s/s, for the 0.25-core burner under a 0.4 quota).
+            assert upper <= 1.2 * delta.usage_cores + 0.005, "\n".join(log)
         if plan.changed[0]:
             quota = plan.allocation_mcpu[0] / 1000.0
             cg.set_quota(quota)

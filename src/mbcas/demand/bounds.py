@@ -13,9 +13,11 @@ partly observable:
   **upper bound**, good for raising the limit once far enough to watch usage reveal the demand,
   never to keep as the demand. PSI ``full`` over-reads the same way (the throttled task stays
   runnable): ``u / (1 − full)`` is the fallback upper bound when throttled time is unknown. In an
-  interval with no throttled period the upper bound is the usage: the kernel adds a period's
-  throttled time when the runqueue is unthrottled, so an interval that starts just after a
-  throttled period (e.g. right after the quota was raised) reads throttled time for it.
+  interval where the quota bound in fewer than ``pressure_ratio`` of the periods the upper bound
+  is the usage: the pod got its demand on average (a 100 ms duty cycle straddling two CFS
+  periods is throttled in some of them and catches up in the next), and the kernel adds a
+  period's throttled time when the runqueue is unthrottled, so an interval that starts just
+  after a throttled period (e.g. right after the quota was raised) reads throttled time for it.
 * **Pressure**: the quota bound in at least ``pressure_ratio`` of the periods
   (``nr_throttled / nr_periods``). A pod held at its quota with work left over is throttled in
   every period; one near its quota is throttled in some (sub-second bursts), which its headroom,
@@ -69,7 +71,7 @@ def demand_bounds(
     with np.errstate(invalid="ignore"):
         by_psi = u / (1.0 - full)
         upper = np.where(np.isnan(thr), np.fmax(u, by_psi), u + np.maximum(thr, 0.0))
-        upper = np.where(ratio == 0.0, u, upper)
         pressured = nan_to(ratio, 0.0) >= pressure_ratio
+        upper = np.where(ratio < pressure_ratio, u, upper)  # NaN (unknown) keeps the bound
     pressured &= ~np.isnan(u)
     return DemandBounds(lower=u, upper=upper, pressured=pressured)
