@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mbcas.core.arrays import nan_to
+from mbcas.core.arrays import clip, nan_to
 from mbcas.demand.signals import FloatArray, pod_array
 
 __all__ = ["DemandBounds", "demand_bounds"]
@@ -67,7 +67,7 @@ def demand_bounds(
     u = np.where(np.isnan(u), np.nan, np.maximum(u, 0.0))
     ratio = pod_array(throttled_ratio, n, np.nan, "throttled_ratio")
     thr = pod_array(throttled_cores, n, np.nan, "throttled_cores")
-    full = np.clip(pod_array(psi_full, n, np.nan, "psi_full"), 0.0, _MAX_STALL)
+    full = clip(pod_array(psi_full, n, np.nan, "psi_full"), 0.0, _MAX_STALL)
     with np.errstate(invalid="ignore"):
         by_psi = u / (1.0 - full)
         upper = np.where(np.isnan(thr), np.fmax(u, by_psi), u + np.maximum(thr, 0.0))

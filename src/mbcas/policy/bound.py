@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from mbcas.core.arrays import clip
 from mbcas.market import solve_nsw
 
 __all__ = ["Bounded", "bound"]
@@ -60,7 +61,7 @@ def bound(
         return Bounded(want.copy(), np.zeros(want.shape[0], dtype=np.bool_), True, need.copy())
     if float(floor.sum()) > budget:
         return Bounded(floor.copy(), want > floor, False, floor.copy())
-    fair = np.minimum(np.maximum(protected_share * budget * weight / float(weight.sum()), floor), want)
+    fair = clip(protected_share * budget * weight / float(weight.sum()), floor, want)
     need = np.maximum(need, fair)
     first = need if float(need.sum()) <= budget else solve_nsw(budget, weight, fair, need)
     x = solve_nsw(budget, weight, np.minimum(first, want), want)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mbcas.core.arrays import nan_to
+from mbcas.core.arrays import clip, nan_to
 from mbcas.demand.bounds import DemandBounds
 from mbcas.policy.node_config import NodePolicy
 
@@ -59,12 +59,10 @@ def wants(
     with np.errstate(invalid="ignore"):
         memory = nan_to(envelope * (1.0 + cfg.headroom_ratio), 0.0)
         current = nan_to(bounds.lower * (1.0 + cfg.headroom_ratio), 0.0)
-        probing = np.minimum(
-            np.maximum(bounds.upper * (1.0 + cfg.headroom_ratio), limit * cfg.probe_min_ratio),
-            limit * cfg.probe_max_ratio,
-        )
+        upper = bounds.upper * (1.0 + cfg.headroom_ratio)
+        probing = clip(upper, limit * cfg.probe_min_ratio, limit * cfg.probe_max_ratio)
         probing = nan_to(probing, 0.0)
     probe = bounds.pressured & (probing > memory)
-    want = np.minimum(np.maximum(np.where(probe, probing, memory), floor), top)  # np.clip, cheaper
-    need = np.minimum(np.maximum(np.where(bounds.pressured, probing, current), floor), want)
+    want = clip(np.where(probe, probing, memory), floor, top)
+    need = clip(np.where(bounds.pressured, probing, current), floor, want)
     return Wants(want, need, probe)
